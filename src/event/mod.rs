@@ -1,0 +1,333 @@
+//! The event contract: a CloudEvents 1.0 structured-mode JSON envelope per callback.
+//! `docs/events.md` and `schemas/event.schema.json` describe it; keep the three in step.
+
+pub mod element;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use crate::tencent::{command, AfterMsgWithdraw, AfterSendMsg, Callback};
+pub use element::Element;
+
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+/// Raised whenever an existing field changes meaning or shape.
+pub const DATA_SCHEMA: &str = "urn:tim-kafka-bridge:event:1";
+
+pub mod types {
+    pub const MESSAGE_SENT: &str = "tim.c2c.message.sent";
+    pub const MESSAGE_WITHDRAWN: &str = "tim.c2c.message.withdrawn";
+    pub const CALLBACK: &str = "tim.callback";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<D> {
+    pub specversion: String,
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub datacontenttype: String,
+    pub dataschema: String,
+    pub data: D,
+}
+
+/// `tim.c2c.message.sent`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageSent {
+    pub sdk_app_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_key: Option<String>,
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_seq: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_random: Option<u32>,
+    /// Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_time_rfc3339: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_result: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Vec<Element>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_custom_data: Option<String>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// `tim.c2c.message.withdrawn`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageWithdrawn {
+    pub sdk_app_id: u64,
+    pub msg_key: String,
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// `tim.callback`: any other command, its body kept as Tencent sent it. (Its fields are
+/// not flattened from `Common`: serde cannot read a raw JSON value through `flatten`.)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallbackReceived {
+    pub sdk_app_id: u64,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_key: Option<String>,
+    pub body: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub received_at: String,
+}
+
+/// Fields every event's data carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Common {
+    /// Tencent's `EventTime`, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time_rfc3339: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// When the bridge received the callback.
+    pub received_at: String,
+}
+
+/// What the HTTP side knows about a callback besides its body.
+pub struct Context<'a> {
+    pub sdk_app_id: u64,
+    pub client_ip: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub received_at: SystemTime,
+}
+
+/// An event ready for Kafka.
+#[derive(Debug)]
+pub struct Normalized {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    /// A sent message without MsgKey, keyed by its conversation instead.
+    pub keyed_by_conversation: bool,
+}
+
+/// The event for a callback, or `None` for a callback that is answered but not forwarded.
+/// Fails only on a known element with malformed content.
+pub fn normalize(
+    ctx: &Context,
+    callback: Callback,
+    raw_body: &[u8],
+) -> Result<Option<Normalized>, String> {
+    let normalized = match callback {
+        Callback::Sent(sent) => sent_event(ctx, sent, raw_body)?,
+        Callback::Withdrawn(withdrawn) => withdrawn_event(ctx, withdrawn),
+        Callback::BeforeSend => return Ok(None),
+        Callback::Other { command, msg_key } => {
+            let body = std::str::from_utf8(raw_body)
+                .ok()
+                .and_then(|s| RawValue::from_string(s.to_owned()).ok())
+                .ok_or("the body is not JSON")?;
+            let id = event_id(
+                ctx.sdk_app_id,
+                &command,
+                msg_key.as_deref().map_or(raw_body, str::as_bytes),
+            );
+            let data = CallbackReceived {
+                sdk_app_id: ctx.sdk_app_id,
+                command,
+                msg_key: msg_key.clone(),
+                body,
+                client_ip: ctx.client_ip.map(str::to_owned),
+                platform: ctx.platform.map(str::to_owned),
+                received_at: rfc3339_millis(ctx.received_at),
+            };
+            let time = rfc3339_millis(ctx.received_at);
+            Normalized {
+                payload: envelope(ctx, id, types::CALLBACK, time, msg_key.clone(), data),
+                key: msg_key,
+                keyed_by_conversation: false,
+            }
+        }
+    };
+    Ok(Some(normalized))
+}
+
+fn sent_event(ctx: &Context, sent: AfterSendMsg, raw_body: &[u8]) -> Result<Normalized, String> {
+    let body = match &sent.msg_body {
+        None => None,
+        Some(elements) => Some(
+            elements
+                .iter()
+                .enumerate()
+                .map(|(i, e)| e.normalize().map_err(|err| format!("MsgBody[{i}].{err}")))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let (key, id) = match &sent.msg_key {
+        Some(k) if !k.is_empty() => (
+            k.clone(),
+            event_id(ctx.sdk_app_id, command::AFTER_SEND_MSG, k.as_bytes()),
+        ),
+        _ => (
+            conversation_key(&sent.from, &sent.to),
+            event_id(ctx.sdk_app_id, command::AFTER_SEND_MSG, raw_body),
+        ),
+    };
+    let keyed_by_conversation = sent.msg_key.as_deref().is_none_or(str::is_empty);
+    let time = sent
+        .event_time
+        .and_then(millis_rfc3339)
+        .or_else(|| sent.msg_time.and_then(seconds_rfc3339))
+        .unwrap_or_else(|| rfc3339_millis(ctx.received_at));
+    let subject = sent.msg_key.clone().filter(|k| !k.is_empty());
+    let data = MessageSent {
+        sdk_app_id: ctx.sdk_app_id,
+        msg_key: subject.clone(),
+        from: sent.from,
+        to: sent.to,
+        msg_seq: sent.msg_seq,
+        msg_random: sent.msg_random,
+        msg_time: sent.msg_time,
+        msg_time_rfc3339: sent.msg_time.and_then(seconds_rfc3339),
+        msg_id: sent.msg_id,
+        online_only: sent.online_only_flag.map(|f| f == 1),
+        send_result: sent.send_msg_result,
+        error_info: sent.error_info,
+        unread_count: sent.unread_msg_num,
+        body,
+        cloud_custom_data: sent.cloud_custom_data,
+        common: common(ctx, sent.event_time),
+    };
+    Ok(Normalized {
+        payload: envelope(ctx, id, types::MESSAGE_SENT, time, subject, data),
+        key: Some(key),
+        keyed_by_conversation,
+    })
+}
+
+fn withdrawn_event(ctx: &Context, withdrawn: AfterMsgWithdraw) -> Normalized {
+    let id = event_id(
+        ctx.sdk_app_id,
+        command::AFTER_MSG_WITHDRAW,
+        withdrawn.msg_key.as_bytes(),
+    );
+    let time = withdrawn
+        .event_time
+        .and_then(millis_rfc3339)
+        .unwrap_or_else(|| rfc3339_millis(ctx.received_at));
+    let key = withdrawn.msg_key.clone();
+    let data = MessageWithdrawn {
+        sdk_app_id: ctx.sdk_app_id,
+        msg_key: withdrawn.msg_key,
+        from: withdrawn.from,
+        to: withdrawn.to,
+        unread_count: withdrawn.unread_msg_num,
+        common: common(ctx, withdrawn.event_time),
+    };
+    Normalized {
+        payload: envelope(
+            ctx,
+            id,
+            types::MESSAGE_WITHDRAWN,
+            time,
+            Some(key.clone()),
+            data,
+        ),
+        key: Some(key),
+        keyed_by_conversation: false,
+    }
+}
+
+fn common(ctx: &Context, event_time: Option<u64>) -> Common {
+    Common {
+        event_time,
+        event_time_rfc3339: event_time.and_then(millis_rfc3339),
+        client_ip: ctx.client_ip.map(str::to_owned),
+        platform: ctx.platform.map(str::to_owned),
+        received_at: rfc3339_millis(ctx.received_at),
+    }
+}
+
+fn envelope<D: Serialize>(
+    ctx: &Context,
+    id: String,
+    event_type: &str,
+    time: String,
+    subject: Option<String>,
+    data: D,
+) -> Vec<u8> {
+    let envelope = Envelope {
+        specversion: "1.0".into(),
+        id,
+        source: format!("/tim/{}", ctx.sdk_app_id),
+        event_type: event_type.into(),
+        time,
+        subject,
+        datacontenttype: "application/json".into(),
+        dataschema: DATA_SCHEMA.into(),
+        data,
+    };
+    serde_json::to_vec(&envelope).expect("an event always serializes")
+}
+
+/// The key of a one-to-one conversation: both accounts, sorted, so either direction
+/// of the conversation lands on one partition.
+pub fn conversation_key(a: &str, b: &str) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("c2c:{lo}:{hi}")
+}
+
+/// Deterministic: the same callback always gets the same id, so consumers can drop duplicates.
+pub fn event_id(sdk_app_id: u64, command: &str, identity: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(sdk_app_id.to_string().as_bytes());
+    hasher.update([0x1f]);
+    hasher.update(command.as_bytes());
+    hasher.update([0x1f]);
+    hasher.update(identity);
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// 9999-12-31T23:59:59Z: RFC 3339 has four-digit years.
+const MAX_RFC3339_SECS: u64 = 253_402_300_799;
+
+fn seconds_rfc3339(secs: u64) -> Option<String> {
+    (secs <= MAX_RFC3339_SECS).then(|| {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+    })
+}
+
+fn millis_rfc3339(millis: u64) -> Option<String> {
+    (millis / 1000 <= MAX_RFC3339_SECS)
+        .then(|| rfc3339_millis(UNIX_EPOCH + Duration::from_millis(millis)))
+}
+
+fn rfc3339_millis(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,237 @@
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::tencent::Callback;
+
+const SEED_000: &str = include_str!("../../tests/fixtures/seed_000_send.json");
+const SEED_001: &str = include_str!("../../tests/fixtures/seed_001_send_oldest.json");
+const SEED_002: &str = include_str!("../../tests/fixtures/seed_002_send_en.json");
+const SEED_003: &str = include_str!("../../tests/fixtures/seed_003_withdraw.json");
+const SEED_004: &str = include_str!("../../tests/fixtures/seed_004_send_newer.json");
+
+fn ctx() -> Context<'static> {
+    Context {
+        sdk_app_id: 1400000000,
+        client_ip: Some("10.0.0.1"),
+        platform: Some("iOS"),
+        received_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+    }
+}
+
+fn event(command: &str, body: &str) -> (Option<String>, Value) {
+    let callback = Callback::parse(Some(command), body.as_bytes()).unwrap();
+    let n = normalize(&ctx(), callback, body.as_bytes())
+        .unwrap()
+        .unwrap();
+    (n.key, serde_json::from_slice(&n.payload).unwrap())
+}
+
+#[test]
+fn the_current_send_page_example_becomes_a_sent_event() {
+    let (key, e) = event(command::AFTER_SEND_MSG, SEED_000);
+    assert_eq!(key.as_deref(), Some("48374_2837546_1557481126"));
+    assert_eq!(e["specversion"], "1.0");
+    assert_eq!(e["type"], "tim.c2c.message.sent");
+    assert_eq!(e["source"], "/tim/1400000000");
+    assert_eq!(e["subject"], "48374_2837546_1557481126");
+    assert_eq!(e["time"], "2019-05-10T09:38:46Z");
+    assert_eq!(
+        e["data"],
+        json!({
+            "sdk_app_id": 1400000000u64, "msg_key": "48374_2837546_1557481126",
+            "from": "jared", "to": "Jonh", "msg_seq": 48374, "msg_random": 2837546,
+            "msg_time": 1557481126, "msg_time_rfc3339": "2019-05-10T09:38:46Z",
+            "online_only": true, "send_result": 0, "error_info": "send msg succeed",
+            "unread_count": 7, "body": [{"type": "text", "text": "red packet"}],
+            "cloud_custom_data": "your cloud custom data",
+            "client_ip": "10.0.0.1", "platform": "iOS", "received_at": "2023-11-14T22:13:20.123Z"
+        })
+    );
+}
+
+#[test]
+fn the_english_page_example_gives_the_same_data_as_the_chinese_one() {
+    assert_eq!(
+        event(command::AFTER_SEND_MSG, SEED_002),
+        event(command::AFTER_SEND_MSG, SEED_000)
+    );
+}
+
+#[test]
+fn the_oldest_minimal_body_is_keyed_by_its_conversation() {
+    let callback = Callback::parse(Some(command::AFTER_SEND_MSG), SEED_001.as_bytes()).unwrap();
+    let n = normalize(&ctx(), callback, SEED_001.as_bytes())
+        .unwrap()
+        .unwrap();
+    assert!(n.keyed_by_conversation);
+    assert_eq!(n.key.as_deref(), Some("c2c:Jonh:jared"));
+    let e: Value = serde_json::from_slice(&n.payload).unwrap();
+    assert!(e.get("subject").is_none());
+    assert!(e["data"].get("msg_key").is_none());
+    assert!(
+        e["data"].get("msg_seq").is_none(),
+        "absent fields are not invented"
+    );
+    assert_eq!(
+        e["time"], "2023-11-14T22:13:20.123Z",
+        "falls back to the receipt time"
+    );
+}
+
+#[test]
+fn the_withdraw_page_example_becomes_a_withdrawn_event() {
+    let (key, e) = event(command::AFTER_MSG_WITHDRAW, SEED_003);
+    assert_eq!(key.as_deref(), Some("48374_2837546_1557481126"));
+    assert_eq!(e["type"], "tim.c2c.message.withdrawn");
+    assert_eq!(e["data"]["msg_key"], "48374_2837546_1557481126");
+    assert_eq!(e["data"]["unread_count"], 7);
+}
+
+#[test]
+fn the_newer_page_fields_arrive_with_event_time_as_a_string() {
+    let (_, e) = event(command::AFTER_SEND_MSG, SEED_004);
+    assert_eq!(
+        e["data"]["msg_id"],
+        "144115233406643804-1727163813-22740283"
+    );
+    assert_eq!(e["data"]["event_time"], 1670574414123u64);
+    assert_eq!(e["data"]["event_time_rfc3339"], "2022-12-09T08:26:54.123Z");
+    assert_eq!(e["time"], "2022-12-09T08:26:54.123Z");
+}
+
+#[test]
+fn numbers_as_strings_and_u32_above_two_to_the_31_are_taken() {
+    let body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b",
+        "MsgSeq":"3998651049","MsgRandom":4294967295,"MsgTime":"1557481126","UnreadMsgNum":"-1",
+        "SendMsgResult":"20016","MsgKey":"k"}"#;
+    let (_, e) = event(command::AFTER_SEND_MSG, body);
+    assert_eq!(e["data"]["msg_seq"], 3998651049u64);
+    assert_eq!(e["data"]["msg_random"], 4294967295u64);
+    assert_eq!(e["data"]["unread_count"], -1);
+    assert_eq!(e["data"]["send_result"], 20016);
+}
+
+#[test]
+fn unknown_fields_are_ignored_and_unknown_elements_kept() {
+    let body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b",
+        "MsgKey":"k","SomethingNew":{"x":1},
+        "MsgBody":[{"MsgType":"TIMStreamElem","MsgContent":{"Chunks":["你好","👋"]}}]}"#;
+    let (_, e) = event(command::AFTER_SEND_MSG, body);
+    assert!(e["data"].get("SomethingNew").is_none());
+    assert_eq!(
+        e["data"]["body"],
+        json!([{"type":"unknown","msg_type":"TIMStreamElem","content":{"Chunks":["你好","👋"]}}])
+    );
+}
+
+#[test]
+fn the_id_depends_on_app_command_and_msg_key_only() {
+    let (_, first) = event(command::AFTER_SEND_MSG, SEED_000);
+    let (_, again) = event(command::AFTER_SEND_MSG, SEED_004);
+    let (_, recall) = event(command::AFTER_MSG_WITHDRAW, SEED_003);
+    assert_eq!(first["id"], again["id"]);
+    assert_ne!(first["id"], recall["id"]);
+    assert_eq!(first["id"].as_str().unwrap().len(), 32);
+}
+
+#[test]
+fn another_command_is_forwarded_with_its_raw_body() {
+    let body = r#"{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#1","MsgSeq":9,"Text":"原样"}"#;
+    let (key, e) = event("Group.CallbackAfterSendMsg", body);
+    assert_eq!(key, None);
+    assert_eq!(e["type"], "tim.callback");
+    assert_eq!(e["data"]["command"], "Group.CallbackAfterSendMsg");
+    assert_eq!(
+        e["data"]["body"],
+        serde_json::from_str::<Value>(body).unwrap()
+    );
+}
+
+#[test]
+fn another_command_with_a_msg_key_is_keyed_by_it() {
+    let body = r#"{"CallbackCommand":"C2C.CallbackAfterModifyMsg","From_Account":"a","To_Account":"b","MsgKey":"m1"}"#;
+    let (key, e) = event("C2C.CallbackAfterModifyMsg", body);
+    assert_eq!(key.as_deref(), Some("m1"));
+    assert_eq!(e["subject"], "m1");
+}
+
+#[test]
+fn a_before_send_callback_is_not_forwarded() {
+    let body =
+        r#"{"CallbackCommand":"C2C.CallbackBeforeSendMsg","From_Account":"a","To_Account":"b"}"#;
+    let callback = Callback::parse(Some(command::BEFORE_SEND_MSG), body.as_bytes()).unwrap();
+    assert!(normalize(&ctx(), callback, body.as_bytes())
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn bodies_missing_what_a_command_needs_say_which_field() {
+    let cases = [
+        (
+            command::AFTER_SEND_MSG,
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","To_Account":"b"}"#,
+            "From_Account",
+        ),
+        (
+            command::AFTER_SEND_MSG,
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"","To_Account":"b"}"#,
+            "From_Account",
+        ),
+        (
+            command::AFTER_MSG_WITHDRAW,
+            r#"{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b"}"#,
+            "MsgKey",
+        ),
+        (
+            command::AFTER_SEND_MSG,
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgSeq":-3}"#,
+            "MsgSeq",
+        ),
+        (
+            command::AFTER_SEND_MSG,
+            r#"{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b"}"#,
+            "CallbackCommand",
+        ),
+        (
+            command::AFTER_SEND_MSG,
+            r#"{"From_Account":"a","To_Account":"b"}"#,
+            "CallbackCommand",
+        ),
+        (
+            command::AFTER_SEND_MSG,
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg""#,
+            "not JSON",
+        ),
+        (
+            command::AFTER_SEND_MSG,
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b"} x"#,
+            "not JSON",
+        ),
+    ];
+    for (command, body, needle) in cases {
+        let err = Callback::parse(Some(command), body.as_bytes()).unwrap_err();
+        assert!(err.contains(needle), "{body}: {err}");
+    }
+}
+
+#[test]
+fn a_malformed_element_is_refused_with_its_position() {
+    let body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b",
+        "MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"ok"}},{"MsgType":"TIMTextElem","MsgContent":{"Text":7}}]}"#;
+    let callback = Callback::parse(Some(command::AFTER_SEND_MSG), body.as_bytes()).unwrap();
+    let err = normalize(&ctx(), callback, body.as_bytes()).unwrap_err();
+    assert!(err.starts_with("MsgBody[1].MsgContent.Text"), "{err}");
+}
+
+#[test]
+fn an_absurd_timestamp_is_kept_as_a_number_without_a_date() {
+    let body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b",
+        "MsgTime":18446744073709551615,"EventTime":18446744073709551615}"#;
+    let (_, e) = event(command::AFTER_SEND_MSG, body);
+    assert_eq!(e["data"]["msg_time"], u64::MAX);
+    assert!(e["data"].get("msg_time_rfc3339").is_none());
+    assert_eq!(e["time"], "2023-11-14T22:13:20.123Z");
+}

@@ -1,0 +1,524 @@
+//! Typed settings: a TOML file, then `TIM_BRIDGE_*` environment variables on top,
+//! checked once at start-up.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tencent::command;
+
+/// A secret that never prints itself.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_callback_path")]
+    pub callback_path: String,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How far `RequestTime` may be from the local clock, either way.
+    #[serde(default = "default_request_time_skew_secs")]
+    pub request_time_skew_secs: u64,
+    /// Forward commands the bridge does not type to `kafka.other_topic`.
+    #[serde(default = "default_true")]
+    pub forward_other_commands: bool,
+    /// Events accepted but not yet confirmed by Kafka, at most.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// How long a callback may wait for room in a full queue before it gets 503.
+    #[serde(default = "default_enqueue_timeout_ms")]
+    pub enqueue_timeout_ms: u64,
+    /// Bound on draining connections and flushing Kafka at shutdown.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    #[serde(default)]
+    pub apps: Vec<App>,
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub sdk_app_id: u64,
+    /// Callback authentication tokens; two during a rotation. None: unsigned requests are taken.
+    #[serde(default)]
+    pub tokens: Vec<Secret>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    #[serde(default)]
+    pub brokers: Option<String>,
+    /// Topic of the typed one-to-one message events (sent and withdrawn).
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Topic of the generic events of every other command.
+    #[serde(default = "default_other_topic")]
+    pub other_topic: String,
+    /// Callback command → topic, overriding the two above.
+    #[serde(default)]
+    pub command_topics: BTreeMap<String, String>,
+    /// librdkafka producer properties, passed through.
+    #[serde(default)]
+    pub producer: BTreeMap<String, String>,
+    #[serde(default)]
+    pub create_topics: bool,
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+    #[serde(default = "default_readiness_interval_ms")]
+    pub readiness_interval_ms: u64,
+    /// Cap of the backoff between two delivery attempts of one event.
+    #[serde(default = "default_retry_max_delay_ms")]
+    pub retry_max_delay_ms: u64,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        toml::from_str("").expect("empty kafka settings take their defaults")
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "0.0.0.0:8080".parse().expect("valid default address")
+}
+fn default_callback_path() -> String {
+    "/callback".into()
+}
+fn default_max_body_bytes() -> usize {
+    256 * 1024
+}
+fn default_request_time_skew_secs() -> u64 {
+    60
+}
+fn default_true() -> bool {
+    true
+}
+fn default_queue_capacity() -> usize {
+    10_000
+}
+fn default_enqueue_timeout_ms() -> u64 {
+    200
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    10_000
+}
+fn default_topic() -> String {
+    "tim.c2c.messages".into()
+}
+fn default_other_topic() -> String {
+    "tim.callbacks.other".into()
+}
+fn default_partitions() -> i32 {
+    4
+}
+fn default_replication_factor() -> i32 {
+    1
+}
+fn default_readiness_interval_ms() -> u64 {
+    5_000
+}
+fn default_retry_max_delay_ms() -> u64 {
+    30_000
+}
+
+/// A setting that cannot be used, named as the user wrote it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SettingsError {
+    pub setting: String,
+    pub reason: String,
+}
+
+impl SettingsError {
+    fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid setting `{}`: {}", self.setting, self.reason)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl Default for Settings {
+    fn default() -> Self {
+        toml::from_str("").expect("empty settings take their defaults")
+    }
+}
+
+impl Settings {
+    /// Reads the file (if any), applies the process environment, and checks the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_env(file, |name| std::env::var(name).ok())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let mut settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    SettingsError::new("--config", format!("cannot read {}: {e}", path.display()))
+                })?;
+                Self::from_toml(&text)?
+            }
+            None => Self::default(),
+        };
+        settings.apply_env(env)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
+        toml::from_str(text).map_err(|e| {
+            let setting = e
+                .span()
+                .and_then(|span| text.get(span))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|| "config file".into());
+            SettingsError::new(setting, e.message().to_owned())
+        })
+    }
+
+    /// Environment variables win over the file.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("TIM_BRIDGE_LISTEN") {
+            self.listen = v.trim().parse().map_err(|_| {
+                SettingsError::new(
+                    "TIM_BRIDGE_LISTEN",
+                    format!("`{v}` is not an address like 0.0.0.0:8080"),
+                )
+            })?;
+        }
+        if let Some(v) = var("TIM_BRIDGE_CALLBACK_PATH") {
+            self.callback_path = v.trim().to_owned();
+        }
+        if let Some(v) = var("TIM_BRIDGE_SDKAPPID") {
+            self.apps = v
+                .split(',')
+                .map(|id| {
+                    let id = id.trim();
+                    id.parse()
+                        .map(|sdk_app_id| App {
+                            sdk_app_id,
+                            tokens: Vec::new(),
+                        })
+                        .map_err(|_| {
+                            SettingsError::new(
+                                "TIM_BRIDGE_SDKAPPID",
+                                format!("`{id}` is not an SDKAppID (a number)"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(v) = var("TIM_BRIDGE_TOKEN") {
+            for app in &mut self.apps {
+                app.tokens = vec![Secret::new(v.trim())];
+            }
+        }
+        if let Some(v) = var("TIM_BRIDGE_KAFKA_BROKERS") {
+            self.kafka.brokers = Some(v.trim().to_owned());
+        }
+        if let Some(v) = var("TIM_BRIDGE_TOPIC") {
+            self.kafka.topic = v.trim().to_owned();
+        }
+        if let Some(v) = var("TIM_BRIDGE_OTHER_TOPIC") {
+            self.kafka.other_topic = v.trim().to_owned();
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !self.callback_path.starts_with('/') || self.callback_path.len() < 2 {
+            return Err(SettingsError::new(
+                "callback_path",
+                "must be a path like /callback",
+            ));
+        }
+        if ["/healthz", "/readyz", "/metrics"].contains(&self.callback_path.as_str()) {
+            return Err(SettingsError::new(
+                "callback_path",
+                "is taken by a built-in endpoint",
+            ));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(SettingsError::new("max_body_bytes", "must be above 0"));
+        }
+        if self.queue_capacity == 0 {
+            return Err(SettingsError::new("queue_capacity", "must be above 0"));
+        }
+        if self.enqueue_timeout_ms > 1_000 {
+            return Err(SettingsError::new(
+                "enqueue_timeout_ms",
+                "must be at most 1000: Tencent waits 2 s",
+            ));
+        }
+        if self.apps.is_empty() {
+            return Err(SettingsError::new(
+                "apps",
+                "no app configured: set TIM_BRIDGE_SDKAPPID or [[apps]] in the config file",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for app in &self.apps {
+            if !seen.insert(app.sdk_app_id) {
+                return Err(SettingsError::new(
+                    "apps",
+                    format!("SDKAppID {} is listed twice", app.sdk_app_id),
+                ));
+            }
+            if app.tokens.len() > 2 {
+                return Err(SettingsError::new(
+                    format!("apps[{}].tokens", app.sdk_app_id),
+                    "at most two tokens (the current one and the next, while rotating)",
+                ));
+            }
+            if app.tokens.iter().any(|t| t.expose().is_empty()) {
+                return Err(SettingsError::new(
+                    format!("apps[{}].tokens", app.sdk_app_id),
+                    "a token is empty",
+                ));
+            }
+        }
+        let kafka = &self.kafka;
+        for (name, topic) in [
+            ("kafka.topic", &kafka.topic),
+            ("kafka.other_topic", &kafka.other_topic),
+        ]
+        .into_iter()
+        .chain(
+            kafka
+                .command_topics
+                .values()
+                .map(|t| ("kafka.command_topics", t)),
+        ) {
+            check_topic_name(name, topic)?;
+        }
+        if kafka.partitions < 1 {
+            return Err(SettingsError::new("kafka.partitions", "must be at least 1"));
+        }
+        if kafka.replication_factor < 1 {
+            return Err(SettingsError::new(
+                "kafka.replication_factor",
+                "must be at least 1",
+            ));
+        }
+        if kafka.readiness_interval_ms == 0 {
+            return Err(SettingsError::new(
+                "kafka.readiness_interval_ms",
+                "must be above 0",
+            ));
+        }
+        for key in kafka.producer.keys() {
+            if key == "bootstrap.servers" {
+                return Err(SettingsError::new(
+                    "kafka.producer.bootstrap.servers",
+                    "set kafka.brokers (TIM_BRIDGE_KAFKA_BROKERS) instead",
+                ));
+            }
+        }
+        match kafka.producer.get("enable.idempotence").map(String::as_str) {
+            None | Some("true") => {}
+            Some(_) => return Err(SettingsError::new(
+                "kafka.producer.enable.idempotence",
+                "must stay true: the bridge's ordering and no-duplicate guarantees depend on it",
+            )),
+        }
+        match kafka.producer.get("acks").map(String::as_str) {
+            None | Some("all") | Some("-1") => {}
+            Some(_) => {
+                return Err(SettingsError::new(
+                    "kafka.producer.acks",
+                    "must stay `all`: an event is only confirmed once every in-sync replica has it",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn app(&self, sdk_app_id: u64) -> Option<&App> {
+        self.apps.iter().find(|a| a.sdk_app_id == sdk_app_id)
+    }
+
+    /// The topic a command's events go to.
+    pub fn topic_for(&self, callback_command: &str) -> &str {
+        if let Some(topic) = self.kafka.command_topics.get(callback_command) {
+            return topic;
+        }
+        match callback_command {
+            command::AFTER_SEND_MSG | command::AFTER_MSG_WITHDRAW => &self.kafka.topic,
+            _ => &self.kafka.other_topic,
+        }
+    }
+
+    /// Every topic this configuration may publish to.
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics = vec![self.kafka.topic.clone()];
+        if self.forward_other_commands {
+            topics.push(self.kafka.other_topic.clone());
+        }
+        topics.extend(self.kafka.command_topics.values().cloned());
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+}
+
+fn check_topic_name(setting: &str, topic: &str) -> Result<(), SettingsError> {
+    let valid = !topic.is_empty()
+        && topic.len() <= 249
+        && topic != "."
+        && topic != ".."
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(SettingsError::new(
+            setting,
+            format!("`{topic}` is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let file = r#"
+            listen = "127.0.0.1:9000"
+            [[apps]]
+            sdk_app_id = 1
+            tokens = ["from-file"]
+            [kafka]
+            topic = "file.topic"
+        "#;
+        let mut s = Settings::from_toml(file).unwrap();
+        s.apply_env(env(&[
+            ("TIM_BRIDGE_TOPIC", "env.topic"),
+            ("TIM_BRIDGE_SDKAPPID", "1400000001, 1400000002"),
+            ("TIM_BRIDGE_TOKEN", "t0ken"),
+        ]))
+        .unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.kafka.topic, "env.topic");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.apps.len(), 2);
+        assert_eq!(s.apps[1].tokens[0].expose(), "t0ken");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named() {
+        let err = Settings::from_toml("listne = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_sdkappid_names_the_variable() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_env(env(&[("TIM_BRIDGE_SDKAPPID", "abc")]))
+            .unwrap_err();
+        assert_eq!(err.setting, "TIM_BRIDGE_SDKAPPID");
+    }
+
+    #[test]
+    fn no_app_is_refused() {
+        let err = Settings::default().validate().unwrap_err();
+        assert_eq!(err.setting, "apps");
+    }
+
+    #[test]
+    fn three_tokens_are_refused() {
+        let s =
+            Settings::from_toml("[[apps]]\nsdk_app_id = 7\ntokens = [\"a\",\"b\",\"c\"]").unwrap();
+        assert_eq!(s.validate().unwrap_err().setting, "apps[7].tokens");
+    }
+
+    #[test]
+    fn weakening_the_producer_is_refused() {
+        let s = Settings::from_toml("[[apps]]\nsdk_app_id = 7\n[kafka.producer]\nacks = \"1\"")
+            .unwrap();
+        assert_eq!(s.validate().unwrap_err().setting, "kafka.producer.acks");
+    }
+
+    #[test]
+    fn a_bad_topic_name_is_refused() {
+        let mut s = Settings::from_toml("[[apps]]\nsdk_app_id = 7").unwrap();
+        s.kafka.topic = "has space".into();
+        assert_eq!(s.validate().unwrap_err().setting, "kafka.topic");
+    }
+
+    #[test]
+    fn sent_and_withdrawn_share_a_topic_and_others_go_to_the_other_topic() {
+        let s = Settings::default();
+        assert_eq!(s.topic_for(command::AFTER_SEND_MSG), "tim.c2c.messages");
+        assert_eq!(s.topic_for(command::AFTER_MSG_WITHDRAW), "tim.c2c.messages");
+        assert_eq!(
+            s.topic_for("Group.CallbackAfterSendMsg"),
+            "tim.callbacks.other"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let app = App {
+            sdk_app_id: 1,
+            tokens: vec![Secret::new("hunter2")],
+        };
+        assert!(!format!("{app:?}").contains("hunter2"));
+        assert!(!toml::to_string(&app).unwrap().contains("hunter2"));
+    }
+}

@@ -1,0 +1,72 @@
+//! The callback URL's query: `SdkAppid`, `CallbackCommand`, `ClientIP`, `OptPlatform`,
+//! and with authentication `Sign` and `RequestTime`. Tencent's pages spell the names
+//! in several cases, so they are matched case-insensitively.
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CallbackQuery {
+    pub sdk_app_id: Option<String>,
+    pub command: Option<String>,
+    pub sign: Option<String>,
+    pub request_time: Option<String>,
+    pub client_ip: Option<String>,
+    pub platform: Option<String>,
+}
+
+impl CallbackQuery {
+    /// A parameter given twice is refused rather than guessed at.
+    pub fn parse(query: &str) -> Result<Self, String> {
+        let mut q = CallbackQuery::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let (slot, canonical) = match name.to_ascii_lowercase().as_str() {
+                "sdkappid" => (&mut q.sdk_app_id, "SdkAppid"),
+                "callbackcommand" => (&mut q.command, "CallbackCommand"),
+                "sign" => (&mut q.sign, "Sign"),
+                "requesttime" => (&mut q.request_time, "RequestTime"),
+                "clientip" => (&mut q.client_ip, "ClientIP"),
+                "optplatform" => (&mut q.platform, "OptPlatform"),
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(format!(
+                    "query parameter {canonical} is given more than once"
+                ));
+            }
+            *slot = Some(value.into_owned());
+        }
+        Ok(q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_in_any_case() {
+        for name in ["SdkAppid", "SDKAppID", "SdkAppId", "sdkappid"] {
+            let q =
+                CallbackQuery::parse(&format!("{name}=1400000000&callbackcommand=C2C.X")).unwrap();
+            assert_eq!(q.sdk_app_id.as_deref(), Some("1400000000"), "{name}");
+            assert_eq!(q.command.as_deref(), Some("C2C.X"));
+        }
+    }
+
+    #[test]
+    fn the_documented_query_parses_whole() {
+        let q = CallbackQuery::parse(
+            "SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json\
+             &ClientIP=10.0.0.1&OptPlatform=iOS&RequestTime=1669872112&Sign=abc%20def",
+        )
+        .unwrap();
+        assert_eq!(q.client_ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(q.platform.as_deref(), Some("iOS"));
+        assert_eq!(q.request_time.as_deref(), Some("1669872112"));
+        assert_eq!(q.sign.as_deref(), Some("abc def"));
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_refused() {
+        let err = CallbackQuery::parse("SdkAppid=1&sdkappid=2").unwrap_err();
+        assert!(err.contains("SdkAppid"), "{err}");
+    }
+}
