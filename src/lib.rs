@@ -4,7 +4,16 @@
 //! - [`settings`]: the typed configuration, from a TOML file and `TIM_BRIDGE_*` variables.
 //! - [`tencent`]: the callback protocol — query, signature, bodies as validated types.
 //! - [`event`]: the event contract, a CloudEvents envelope, and normalization into it.
+//! - [`http`]: the server; validation in the documented order, one error type.
+//! - [`kafka`]: the producer, topics, readiness and the bounded forwarding queue.
+//! - [`startup`]: wires them together; [`cli`] and [`dev`] are the command line.
 
+pub mod cli;
+pub mod dev;
 pub mod event;
+pub mod http;
+pub mod kafka;
+pub mod metrics;
 pub mod settings;
+pub mod startup;
 pub mod tencent;

@@ -185,12 +185,12 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Reads the file (if any), applies the process environment, and checks the result.
-    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
-        Self::load_with_env(file, |name| std::env::var(name).ok())
+    /// Reads the file (if any) and applies the process environment; `validate` checks the result.
+    pub fn read(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::read_with_env(file, |name| std::env::var(name).ok())
     }
 
-    pub fn load_with_env(
+    pub fn read_with_env(
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {
@@ -204,7 +204,6 @@ impl Settings {
             None => Self::default(),
         };
         settings.apply_env(env)?;
-        settings.validate()?;
         Ok(settings)
     }
 

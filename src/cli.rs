@@ -1,0 +1,122 @@
+//! The command line: `tim-kafka-bridge serve [--config FILE] [--dev] [--log-format json]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use crate::dev;
+use crate::settings::Settings;
+use crate::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "tim-kafka-bridge",
+    version,
+    about = "Tencent Cloud IM callbacks in, normalized events on Kafka out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Receive callbacks and publish their events to Kafka.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML settings file; TIM_BRIDGE_* environment variables win over it.
+    #[arg(long, env = "TIM_BRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Without brokers, run librdkafka's in-process cluster and print a curl to try.
+    #[arg(long)]
+    dev: bool,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let mut settings = match Settings::read(args.config.as_deref()) {
+        Ok(s) => s,
+        Err(error) => return refuse(error),
+    };
+    let dev_cluster = if args.dev {
+        match dev::prepare(&mut settings) {
+            Ok(cluster) => cluster,
+            Err(error) => return refuse(error),
+        }
+    } else {
+        None
+    };
+    if let Err(error) = settings.validate() {
+        return refuse(error);
+    }
+    let app = match Application::build(settings.clone()).await {
+        Ok(app) => app,
+        Err(error) => return refuse(error),
+    };
+    tracing::info!(address = %app.local_addr(), callback_path = %settings.callback_path, "Listening for callbacks.");
+    if args.dev {
+        println!("{}", dev::instructions(&settings, app.local_addr().port()));
+        if let Err(error) = dev::spawn_tail(&settings) {
+            tracing::warn!(error = %error, "Cannot print events as they land.");
+        }
+    }
+    let report = app.run_until(shutdown_signal()).await;
+    drop(dev_cluster);
+    if report.unconfirmed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn refuse(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tim-kafka-bridge: {error:#}");
+    ExitCode::from(2)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("Shutdown requested.");
+}

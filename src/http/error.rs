@@ -1,0 +1,122 @@
+//! The one error type at the HTTP boundary. Each variant has its status, a stable
+//! metric label and a reason for Tencent's `ErrorInfo` that never echoes a secret.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+
+use crate::tencent::sign::SignError;
+
+#[derive(Debug)]
+pub enum CallbackError {
+    NotFound,
+    MethodNotAllowed(&'static str),
+    PayloadTooLarge(usize),
+    UnsupportedMediaType,
+    UnknownApp(String),
+    Unauthorized(SignError),
+    BadRequest(String),
+    QueueFull,
+}
+
+impl CallbackError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            CallbackError::NotFound => StatusCode::NOT_FOUND,
+            CallbackError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            CallbackError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CallbackError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            CallbackError::UnknownApp(_) => StatusCode::FORBIDDEN,
+            CallbackError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            CallbackError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CallbackError::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `outcome` label of `tim_bridge_callbacks_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CallbackError::NotFound => "not_found",
+            CallbackError::MethodNotAllowed(_) => "method_not_allowed",
+            CallbackError::PayloadTooLarge(_) => "body_too_large",
+            CallbackError::UnsupportedMediaType => "unsupported_media_type",
+            CallbackError::UnknownApp(_) => "unknown_app",
+            CallbackError::Unauthorized(SignError::Missing(_)) => "signature_missing",
+            CallbackError::Unauthorized(SignError::Skewed | SignError::BadRequestTime) => {
+                "request_time_skewed"
+            }
+            CallbackError::Unauthorized(SignError::Mismatch) => "signature_mismatch",
+            CallbackError::BadRequest(_) => "bad_body",
+            CallbackError::QueueFull => "queue_full",
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            CallbackError::NotFound => "no such path".into(),
+            CallbackError::MethodNotAllowed(allow) => format!("method not allowed; use {allow}"),
+            CallbackError::PayloadTooLarge(limit) => {
+                format!("the body is larger than {limit} bytes")
+            }
+            CallbackError::UnsupportedMediaType => {
+                "the content type must be application/json".into()
+            }
+            CallbackError::UnknownApp(reason) | CallbackError::BadRequest(reason) => reason.clone(),
+            CallbackError::Unauthorized(e) => e.reason(),
+            CallbackError::QueueFull => "the bridge is overloaded; try again later".into(),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = tencent_response(self.status(), &Answer::fail(self.reason()));
+        if let CallbackError::MethodNotAllowed(allow) = self {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// Tencent's answer shape.
+#[derive(Serialize)]
+pub struct Answer {
+    #[serde(rename = "ActionStatus")]
+    action_status: &'static str,
+    #[serde(rename = "ErrorCode")]
+    error_code: u8,
+    #[serde(rename = "ErrorInfo")]
+    error_info: String,
+}
+
+impl Answer {
+    fn fail(reason: String) -> Self {
+        Answer {
+            action_status: "FAIL",
+            error_code: 1,
+            error_info: reason,
+        }
+    }
+}
+
+pub const OK_BODY: &str = r#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}"#;
+
+pub fn ok_response() -> Response<Full<Bytes>> {
+    json_response(StatusCode::OK, Bytes::from_static(OK_BODY.as_bytes()))
+}
+
+fn tencent_response(status: StatusCode, answer: &Answer) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(answer).expect("an answer always serializes");
+    json_response(status, Bytes::from(body))
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

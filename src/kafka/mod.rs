@@ -1,0 +1,154 @@
+//! The Kafka side: the producer configuration (built here and nowhere else), topic
+//! creation, the readiness monitor and the forwarder.
+
+mod forwarder;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+pub use forwarder::{Forwarder, QueueFull, Record, ShutdownReport};
+
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// The producer's configuration: ours first, then the pass-through properties
+/// (settings validation already refused those that would weaken delivery).
+pub fn producer_config(settings: &Settings, brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", "tim-kafka-bridge")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "120000");
+    for (key, value) in &settings.kafka.producer {
+        config.set(key, value);
+    }
+    config
+}
+
+pub fn create_producer(settings: &Settings, brokers: &str) -> Result<FutureProducer, KafkaError> {
+    producer_config(settings, brokers).create()
+}
+
+/// Creates the configured topics that do not exist yet (the test broker, like many
+/// production clusters, does not create topics on first use).
+pub async fn create_topics(settings: &Settings, brokers: &str) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+    let topics = settings.topics();
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                settings.kafka.partitions,
+                TopicReplication::Fixed(settings.kafka.replication_factor),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .map_err(|e| format!("cannot create topics: {e}"))?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(%topic, "Created topic."),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the cluster answers and every configured topic exists, checked in the
+/// background so that `/readyz` never waits on Kafka.
+#[derive(Default)]
+pub struct Readiness {
+    ready: AtomicBool,
+    reason: Mutex<String>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn reason(&self) -> String {
+        self.reason.lock().expect("readiness lock").clone()
+    }
+
+    fn set(&self, result: Result<(), String>, metrics: &Metrics) {
+        let ready = result.is_ok();
+        let was = self.ready.swap(ready, Ordering::Relaxed);
+        let reason = result.err().unwrap_or_default();
+        if was != ready || *self.reason.lock().expect("readiness lock") != reason {
+            if ready {
+                tracing::info!("Kafka is ready: the cluster answers and every topic exists.");
+            } else {
+                tracing::warn!(reason = %reason, "Kafka is not ready.");
+            }
+        }
+        *self.reason.lock().expect("readiness lock") = reason;
+        metrics.kafka_ready.set(i64::from(ready));
+    }
+
+    /// Checks now, then every `kafka.readiness_interval_ms`, until the token is cancelled.
+    pub fn spawn_monitor(
+        self: Arc<Self>,
+        producer: FutureProducer,
+        topics: Vec<String>,
+        interval: Duration,
+        metrics: Arc<Metrics>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let producer = producer.clone();
+                let topics = topics.clone();
+                let result = tokio::task::spawn_blocking(move || check(&producer, &topics))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("readiness check failed: {e}")));
+                self.set(result, &metrics);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        })
+    }
+}
+
+fn check(producer: &FutureProducer, topics: &[String]) -> Result<(), String> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map_err(|e| format!("the Kafka cluster does not answer: {e}"))?;
+    let missing: Vec<&str> = topics
+        .iter()
+        .filter(|t| {
+            !metadata.topics().iter().any(|m| {
+                m.name() == t.as_str() && m.error().is_none() && !m.partitions().is_empty()
+            })
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing topics: {}", missing.join(", ")))
+    }
+}

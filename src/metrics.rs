@@ -1,0 +1,119 @@
+//! The bridge's metrics, named `tim_bridge_<name>_<unit>` (counters end in `_total`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallbackLabels {
+    pub command: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub callbacks: Family<CallbackLabels, Counter>,
+    pub callback_duration: Histogram,
+    pub keyed_by_conversation: Counter,
+    pub events_produced: Family<TopicLabels, Counter>,
+    pub delivery_failures: Family<TopicLabels, Counter>,
+    pub events_dropped: Family<TopicLabels, Counter>,
+    pub delivery_latency: Histogram,
+    pub queue_depth: Gauge,
+    pub kafka_ready: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            callbacks: Family::default(),
+            callback_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            keyed_by_conversation: Counter::default(),
+            events_produced: Family::default(),
+            delivery_failures: Family::default(),
+            events_dropped: Family::default(),
+            delivery_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
+            queue_depth: Gauge::default(),
+            kafka_ready: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "tim_bridge_callbacks",
+            "Callbacks answered, by command and outcome (ok or the rejection reason)",
+            m.callbacks.clone(),
+        );
+        registry.register_with_unit(
+            "tim_bridge_callback_duration",
+            "Time from request head to answer",
+            Unit::Seconds,
+            m.callback_duration.clone(),
+        );
+        registry.register(
+            "tim_bridge_events_keyed_by_conversation",
+            "Sent-message callbacks without MsgKey, keyed by their conversation instead",
+            m.keyed_by_conversation.clone(),
+        );
+        registry.register(
+            "tim_bridge_events_produced",
+            "Events Kafka confirmed, by topic",
+            m.events_produced.clone(),
+        );
+        registry.register(
+            "tim_bridge_delivery_failures",
+            "Failed delivery attempts (each is retried), by topic",
+            m.delivery_failures.clone(),
+        );
+        registry.register(
+            "tim_bridge_events_dropped",
+            "Events Kafka refused for good (too large, not authorized), by topic",
+            m.events_dropped.clone(),
+        );
+        registry.register_with_unit(
+            "tim_bridge_delivery_latency",
+            "Time from accepting a callback to Kafka confirming its event",
+            Unit::Seconds,
+            m.delivery_latency.clone(),
+        );
+        registry.register(
+            "tim_bridge_forward_queue_depth",
+            "Events accepted and not yet confirmed by Kafka",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_ready",
+            "1 while the cluster answers and every configured topic exists",
+            m.kafka_ready.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn callback(&self, command: &'static str, outcome: &'static str) {
+        self.callbacks
+            .get_or_create(&CallbackLabels { command, outcome })
+            .inc();
+    }
+
+    pub fn topic(topic: &str) -> TopicLabels {
+        TopicLabels {
+            topic: topic.to_owned(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

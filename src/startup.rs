@@ -1,0 +1,101 @@
+//! Builds the bridge from settings and runs it until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{self, State};
+use crate::kafka::{self, Forwarder, Readiness, ShutdownReport};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<State>,
+    stop_monitor: CancellationToken,
+}
+
+impl Application {
+    /// Connects the producer, creates missing topics when asked to, and binds the
+    /// listener (port 0 picks a free one: see [`Application::local_addr`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let brokers = settings.kafka.brokers.clone().context(
+            "no Kafka brokers: set TIM_BRIDGE_KAFKA_BROKERS (or kafka.brokers), or run `serve --dev` for an in-process cluster",
+        )?;
+        let metrics = Arc::new(Metrics::default());
+        let producer = kafka::create_producer(&settings, &brokers)
+            .context("invalid Kafka producer setting")?;
+        if settings.kafka.create_topics {
+            if let Err(error) = kafka::create_topics(&settings, &brokers).await {
+                tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
+            }
+        }
+        let forwarder = Forwarder::new(
+            producer.clone(),
+            settings.queue_capacity,
+            Duration::from_millis(settings.enqueue_timeout_ms),
+            Duration::from_millis(settings.kafka.retry_max_delay_ms),
+            Arc::clone(&metrics),
+        );
+        let readiness = Arc::new(Readiness::default());
+        let stop_monitor = CancellationToken::new();
+        Arc::clone(&readiness).spawn_monitor(
+            producer,
+            settings.topics(),
+            Duration::from_millis(settings.kafka.readiness_interval_ms),
+            Arc::clone(&metrics),
+            stop_monitor.clone(),
+        );
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (setting `listen`)", settings.listen))?;
+        Ok(Self {
+            listener,
+            state: Arc::new(State {
+                settings,
+                forwarder,
+                readiness,
+                metrics,
+            }),
+            stop_monitor,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, drains connections and
+    /// flushes Kafka, each within `shutdown_timeout_ms`, and reports what was not confirmed.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> ShutdownReport {
+        let bound = Duration::from_millis(self.state.settings.shutdown_timeout_ms);
+        http::serve(self.listener, Arc::clone(&self.state), shutdown, bound).await;
+        self.stop_monitor.cancel();
+        tracing::info!(
+            in_flight = self.state.forwarder.depth(),
+            "Stopped accepting; flushing Kafka."
+        );
+        let report = self.state.forwarder.shutdown(bound).await;
+        if report.unconfirmed.is_empty() {
+            tracing::info!(
+                delivered = report.delivered,
+                "Stopped; every accepted event was confirmed by Kafka."
+            );
+        } else {
+            tracing::error!(
+                delivered = report.delivered,
+                unconfirmed = report.unconfirmed.len(),
+                msg_keys = %report.unconfirmed.join(","),
+                "Stopped with events Kafka had not confirmed."
+            );
+        }
+        report
+    }
+}
