@@ -74,13 +74,21 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(error) => return refuse(error),
     };
     tracing::info!(address = %app.local_addr(), callback_path = %settings.callback_path, "Listening for callbacks.");
-    if args.dev {
+    let tail = if args.dev {
         println!("{}", dev::instructions(&settings, app.local_addr().port()));
-        if let Err(error) = dev::spawn_tail(&settings) {
-            tracing::warn!(error = %error, "Cannot print events as they land.");
-        }
-    }
+        dev::spawn_tail(&settings)
+            .inspect_err(
+                |error| tracing::warn!(error = %error, "Cannot print events as they land."),
+            )
+            .ok()
+    } else {
+        None
+    };
     let report = app.run_until(shutdown_signal()).await;
+    if let Some(tail) = tail {
+        tail.abort();
+        let _ = tail.await;
+    }
     drop(dev_cluster);
     if report.unconfirmed.is_empty() {
         ExitCode::SUCCESS

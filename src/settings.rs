@@ -512,6 +512,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_in_deploy_is_valid() {
+        let s = Settings::from_toml(include_str!("../deploy/tim-kafka-bridge.toml")).unwrap();
+        s.validate().unwrap();
+        assert_eq!(s.kafka.partitions, 12);
+    }
+
+    #[test]
     fn secrets_never_print() {
         let app = App {
             sdk_app_id: 1,

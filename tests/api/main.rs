@@ -1,1 +1,11 @@
+//! Integration tests: the real server on port 0 against a real Kafka-protocol broker,
+//! every produced record read back and checked.
 
+mod broker;
+mod callbacks;
+mod endpoints;
+mod helpers;
+mod load;
+mod ordering;
+mod queue;
+mod rejections;

@@ -1,0 +1,124 @@
+//! The real Kafka-protocol broker the tests talk to: `TIM_BRIDGE_TEST_BROKERS` when it
+//! names one, otherwise a tansu broker started once per test binary on a free port,
+//! with sqlite storage in a temporary directory. No broker, no pass: it never skips.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static BROKERS: OnceLock<String> = OnceLock::new();
+
+pub fn brokers() -> &'static str {
+    BROKERS.get_or_init(|| match std::env::var("TIM_BRIDGE_TEST_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ => start_tansu(),
+    })
+}
+
+fn tansu_binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("TANSU_BIN") {
+        return bin.into();
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("tansu"))
+        .find(|p| p.is_file());
+    let in_cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .map(|home| home.join("bin/tansu"))
+        .filter(|p| p.is_file());
+    on_path.or(in_cargo_home).unwrap_or_else(|| {
+        panic!(
+            "no tansu broker: install it with `cargo install tansu --version 0.6.0 --locked \
+             --features dynostore,libsql` (scripts/test does), or set TIM_BRIDGE_TEST_BROKERS"
+        )
+    })
+}
+
+fn start_tansu() -> String {
+    let bin = tansu_binary();
+    let dir = tempfile::Builder::new()
+        .prefix("tim-bridge-tansu-")
+        .tempdir()
+        .expect("a temporary directory")
+        .keep();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let log = std::fs::File::create(dir.join("tansu.log")).expect("a broker log file");
+    let mut command = Command::new(&bin);
+    command
+        .current_dir(&dir)
+        .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+        .args(["--listener-url", &url, "--advertised-listener-url", &url])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log);
+    kill_with_parent(&mut command);
+    // The broker dies with the thread that started it, so that thread lives as long as the broker.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || match command.spawn() {
+        Ok(mut child) => {
+            started_tx.send(Ok(())).ok();
+            let _ = child.wait();
+        }
+        Err(e) => {
+            started_tx.send(Err(e)).ok();
+        }
+    });
+    started_rx
+        .recv()
+        .expect("the broker thread answers")
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.join("tansu.log")).unwrap_or_default();
+            panic!("tansu did not listen on port {port} within 60 s; its log:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    index_headers(&dir.join("tansu.db"));
+    format!("127.0.0.1:{port}")
+}
+
+/// tansu's sqlite schema has no index on `header(topition, offset_id)`: reading back
+/// records with headers is quadratic without it.
+fn index_headers(db: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let result = rusqlite::Connection::open(db).and_then(|c| {
+            c.busy_timeout(Duration::from_secs(5))?;
+            c.execute_batch(
+                "CREATE INDEX IF NOT EXISTS header_topition_offset ON header(topition, offset_id)",
+            )
+        });
+        match result {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("cannot index tansu's header table: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn kill_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kill_with_parent(_: &mut Command) {}

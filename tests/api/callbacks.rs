@@ -1,0 +1,183 @@
+use serde_json::json;
+
+use crate::helpers::*;
+
+const SEED_000: &str = include_str!("../fixtures/seed_000_send.json");
+const SEED_001: &str = include_str!("../fixtures/seed_001_send_oldest.json");
+const SEED_002: &str = include_str!("../fixtures/seed_002_send_en.json");
+const SEED_003: &str = include_str!("../fixtures/seed_003_withdraw.json");
+const SEED_004: &str = include_str!("../fixtures/seed_004_send_newer.json");
+const SENT: &str = "C2C.CallbackAfterSendMsg";
+const WITHDRAWN: &str = "C2C.CallbackAfterMsgWithDraw";
+
+#[tokio::test]
+async fn a_signed_sent_callback_is_answered_ok_and_lands_keyed_by_its_msg_key() {
+    let app = spawn_app().await;
+
+    let answer = app.callback(SENT, SEED_000).await;
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.content_type, "application/json");
+    assert_eq!(
+        answer.body,
+        json!({"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0})
+    );
+    let records = read_records(&app.topic, 1).await;
+    let r = &records[0];
+    assert_eq!(r.key.as_deref(), Some("48374_2837546_1557481126"));
+    assert_eq!(r.headers["content-type"], "application/cloudevents+json");
+    assert_eq!(r.headers["tim-command"], SENT);
+    assert_eq!(r.headers["tim-sdkappid"], SIGNED_APP.to_string());
+    assert_eq!(r.value["type"], "tim.c2c.message.sent");
+    assert_eq!(r.value["source"], format!("/tim/{SIGNED_APP}"));
+    assert_eq!(r.value["data"]["from"], "jared");
+    assert_eq!(
+        r.value["data"]["body"],
+        json!([{"type":"text","text":"red packet"}])
+    );
+    assert_eq!(r.value["data"]["client_ip"], "10.1.2.3");
+    assert_eq!(r.value["data"]["platform"], "iOS");
+}
+
+#[tokio::test]
+async fn every_seed_body_is_taken_and_published() {
+    let app = spawn_app().await;
+    let seeds = [
+        (SENT, SEED_000),
+        (SENT, SEED_001),
+        (SENT, SEED_002),
+        (WITHDRAWN, SEED_003),
+        (SENT, SEED_004),
+    ];
+
+    for (command, body) in seeds {
+        assert_eq!(app.callback(command, body).await.status, 200, "{body}");
+    }
+
+    let records = read_records(&app.topic, seeds.len()).await;
+    let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+    keys.sort();
+    let mut expected = vec!["48374_2837546_1557481126".to_owned(); 4];
+    expected.push("c2c:Jonh:jared".into());
+    expected.sort();
+    assert_eq!(
+        keys, expected,
+        "the oldest body, without MsgKey, is keyed by its conversation"
+    );
+    assert_eq!(record_count(&app.topic).await, seeds.len() as i64);
+}
+
+#[tokio::test]
+async fn an_app_without_a_token_takes_unsigned_callbacks() {
+    let app = spawn_app().await;
+    let query =
+        format!("/callback?SdkAppid={UNSIGNED_APP}&CallbackCommand={SENT}&contenttype=json");
+
+    let answer = app.post(&query, Some("application/json"), SEED_000).await;
+
+    assert_eq!(answer.status, 200);
+    let records = read_records(&app.topic, 1).await;
+    assert_eq!(records[0].value["source"], format!("/tim/{UNSIGNED_APP}"));
+}
+
+#[tokio::test]
+async fn a_callback_signed_with_the_previous_token_is_taken_during_a_rotation() {
+    let app = spawn_app().await;
+    let t = now().to_string();
+    let sign = tim_kafka_bridge::tencent::sign::sign_hex("previous-token", &t);
+    let query = format!(
+        "/callback?SdkAppid={SIGNED_APP}&CallbackCommand={SENT}&RequestTime={t}&Sign={sign}"
+    );
+
+    assert_eq!(app.post(&query, None, SEED_000).await.status, 200);
+
+    assert_eq!(
+        read_records(&app.topic, 1).await[0].key.as_deref(),
+        Some("48374_2837546_1557481126")
+    );
+}
+
+#[tokio::test]
+async fn another_command_goes_to_the_other_topic_with_its_body_kept_whole() {
+    let app = spawn_app().await;
+    let body = r#"{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","MsgSeq":123,
+        "MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"大家好 👋"}}]}"#;
+
+    assert_eq!(
+        app.callback("Group.CallbackAfterSendMsg", body)
+            .await
+            .status,
+        200
+    );
+
+    let records = read_records(&app.other_topic, 1).await;
+    let r = &records[0];
+    assert_eq!(r.key, None);
+    assert_eq!(r.headers["tim-command"], "Group.CallbackAfterSendMsg");
+    assert_eq!(r.value["type"], "tim.callback");
+    assert_eq!(
+        r.value["data"]["body"],
+        serde_json::from_str::<serde_json::Value>(body).unwrap()
+    );
+    assert_eq!(record_count(&app.topic).await, 0);
+}
+
+#[tokio::test]
+async fn a_before_send_callback_is_allowed_and_not_published() {
+    let app = spawn_app().await;
+    let before = r#"{"CallbackCommand":"C2C.CallbackBeforeSendMsg","From_Account":"a","To_Account":"b",
+        "MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]}"#;
+    let marker =
+        r#"{"CallbackCommand":"State.StateChange","Info":{"To_Account":"a","Action":"Login"}}"#;
+
+    let answer = app.callback("C2C.CallbackBeforeSendMsg", before).await;
+    assert_eq!(app.callback("State.StateChange", marker).await.status, 200);
+
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.body,
+        json!({"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0})
+    );
+    let records = read_records(&app.other_topic, 1).await;
+    assert_eq!(records[0].value["data"]["command"], "State.StateChange");
+    assert_eq!(record_count(&app.other_topic).await, 1);
+    assert_eq!(record_count(&app.topic).await, 0);
+}
+
+#[tokio::test]
+async fn other_commands_are_answered_but_not_forwarded_when_switched_off() {
+    let app = spawn_app_with(|s| s.forward_other_commands = false).await;
+    let other =
+        r#"{"CallbackCommand":"State.StateChange","Info":{"To_Account":"a","Action":"Login"}}"#;
+
+    assert_eq!(app.callback("State.StateChange", other).await.status, 200);
+    assert_eq!(app.callback(SENT, SEED_000).await.status, 200);
+
+    assert_eq!(
+        read_records(&app.topic, 1).await[0].value["type"],
+        "tim.c2c.message.sent"
+    );
+    assert_eq!(record_count(&app.topic).await, 1);
+    assert!(
+        !topic_exists(&app.other_topic).await,
+        "the other topic is not even needed"
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_reports_every_accepted_event_as_delivered() {
+    let app = spawn_app().await;
+    for i in 0..20 {
+        let body = format!(
+            r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"shutdown-{i}"}}"#
+        );
+        assert_eq!(app.callback(SENT, &body).await.status, 200);
+    }
+    let topic = app.topic.clone();
+
+    let report = app.shutdown().await;
+
+    assert_eq!(report.delivered, 20);
+    assert!(report.unconfirmed.is_empty());
+    assert_eq!(read_records(&topic, 20).await.len(), 20);
+}

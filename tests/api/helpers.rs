@@ -1,0 +1,338 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::Value;
+use tim_kafka_bridge::kafka::ShutdownReport;
+use tim_kafka_bridge::settings::{App, Secret, Settings};
+use tim_kafka_bridge::startup::Application;
+use tim_kafka_bridge::tencent::sign::sign_hex;
+use tokio::sync::oneshot;
+
+use crate::broker::brokers;
+
+pub const SIGNED_APP: u64 = 1400000001;
+pub const UNSIGNED_APP: u64 = 1400000002;
+pub const TOKEN: &str = "test-token";
+pub const PARTITIONS: i32 = 4;
+
+pub struct TestApp {
+    pub address: String,
+    pub topic: String,
+    pub other_topic: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<ShutdownReport>>,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+#[derive(Debug)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub headers: HashMap<String, String>,
+    pub value: Value,
+}
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The bridge on port 0, against the test broker, with fresh topics of four partitions.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        apps: vec![
+            App {
+                sdk_app_id: SIGNED_APP,
+                tokens: vec![Secret::new("previous-token"), Secret::new(TOKEN)],
+            },
+            App {
+                sdk_app_id: UNSIGNED_APP,
+                tokens: vec![],
+            },
+        ],
+        shutdown_timeout_ms: 5_000,
+        ..Settings::default()
+    };
+    settings.kafka.brokers = Some(brokers().to_owned());
+    settings.kafka.topic = unique("tim.c2c");
+    settings.kafka.other_topic = unique("tim.other");
+    settings.kafka.create_topics = true;
+    settings.kafka.partitions = PARTITIONS;
+    settings.kafka.readiness_interval_ms = 200;
+    customize(&mut settings);
+    settings.validate().expect("test settings are valid");
+
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the bridge starts");
+    let address = format!("http://{}", app.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        topic: settings.kafka.topic.clone(),
+        other_topic: settings.kafka.other_topic.clone(),
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        stop: Some(stop),
+        running: Some(running),
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The query Tencent sends for `command`, signed for the signed app.
+pub fn signed_query(command: &str) -> String {
+    let t = now().to_string();
+    format!(
+        "SdkAppid={SIGNED_APP}&CallbackCommand={command}&contenttype=json&ClientIP=10.1.2.3&OptPlatform=iOS&RequestTime={t}&Sign={}",
+        sign_hex(TOKEN, &t)
+    )
+}
+
+impl TestApp {
+    /// A callback as Tencent sends it: signed, JSON.
+    pub async fn callback(&self, command: &str, body: &str) -> Answer {
+        self.post(
+            &format!("/callback?{}", signed_query(command)),
+            Some("application/json"),
+            body,
+        )
+        .await
+    }
+
+    pub async fn post(
+        &self,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Answer {
+        self.request(Method::POST, path_and_query, content_type, body.to_owned())
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        let answer = self.raw(Method::GET, path, None, String::new()).await;
+        (answer.0, String::from_utf8_lossy(&answer.2).into_owned())
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: String,
+    ) -> Answer {
+        let (status, content_type, bytes) = self.raw(method, path, content_type, body).await;
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "the answer is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        Answer {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: String,
+    ) -> (StatusCode, String, Bytes) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.address));
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(Bytes::from(body))).unwrap())
+            .await
+            .expect("the bridge answers");
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, content_type, bytes)
+    }
+
+    pub async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get("/readyz").await;
+            if status == StatusCode::OK {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not ready after 30 s: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the bridge as SIGTERM would and returns its report.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        self.stop.take().unwrap().send(()).ok();
+        self.running.take().unwrap().await.unwrap()
+    }
+}
+
+/// Reads `topic` from the beginning until `count` records arrived (or fails after 30 s);
+/// every value must be valid against the event schema.
+pub async fn read_records(topic: &str, count: usize) -> Vec<Record> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || read_blocking(&topic, count))
+        .await
+        .unwrap()
+}
+
+fn read_blocking(topic: &str, count: usize) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("test-reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {count} records from {topic} in 30 s",
+            records.len()
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = message.expect("the broker serves records");
+        let value: Value =
+            serde_json::from_slice(m.payload().expect("a value")).expect("a JSON value");
+        assert_valid_event(&value);
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(Record {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(|k| String::from_utf8(k.to_vec()).unwrap()),
+            headers,
+            value,
+        });
+    }
+    records
+}
+
+/// How many records `topic` holds, from its high watermarks.
+pub async fn record_count(topic: &str) -> i64 {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .expect("a consumer");
+        (0..PARTITIONS)
+            .map(|p| {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                    .expect("watermarks");
+                high - low
+            })
+            .sum()
+    })
+    .await
+    .unwrap()
+}
+
+pub async fn topic_exists(topic: &str) -> bool {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .expect("a consumer");
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        metadata.topics().iter().any(|t| t.name() == topic)
+    })
+    .await
+    .unwrap()
+}
+
+pub fn assert_valid_event(event: &Value) {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../schemas/event.schema.json")).unwrap();
+        jsonschema::validator_for(&schema).expect("the event schema compiles")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(event)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "event not valid against the schema: {errors:?}\n{event:#}"
+    );
+}

@@ -1,0 +1,54 @@
+use std::collections::HashMap;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_messages_send_and_recall_arrive_in_that_order_on_one_partition() {
+    let app = spawn_app().await;
+    // Shaped like Tencent's MsgSeq_MsgRandom_MsgTime; keys too alike can share a partition by chance.
+    let keys: Vec<String> = (0..24u64)
+        .map(|i| {
+            format!(
+                "{}_{}_{}",
+                48374 + i * 7919,
+                (i * 2654435761) % (1 << 32),
+                1557481126 + i
+            )
+        })
+        .collect();
+
+    for key in &keys {
+        let sent = format!(
+            r#"{{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
+        );
+        let recalled = format!(
+            r#"{{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
+        );
+        assert_eq!(
+            app.callback("C2C.CallbackAfterSendMsg", &sent).await.status,
+            200
+        );
+        assert_eq!(
+            app.callback("C2C.CallbackAfterMsgWithDraw", &recalled)
+                .await
+                .status,
+            200
+        );
+    }
+
+    let records = read_records(&app.topic, keys.len() * 2).await;
+    let mut by_key: HashMap<String, Vec<&Record>> = HashMap::new();
+    for r in &records {
+        by_key.entry(r.key.clone().unwrap()).or_default().push(r);
+    }
+    let partitions: std::collections::HashSet<i32> = records.iter().map(|r| r.partition).collect();
+    assert_eq!(partitions.len(), 4, "24 keys spread over the 4 partitions");
+    for key in &keys {
+        let mut story = by_key.remove(key).unwrap();
+        story.sort_by_key(|r| r.offset);
+        assert_eq!(story.len(), 2, "{key}");
+        assert_eq!(story[0].partition, story[1].partition, "{key}");
+        assert_eq!(story[0].value["type"], "tim.c2c.message.sent", "{key}");
+        assert_eq!(story[1].value["type"], "tim.c2c.message.withdrawn", "{key}");
+    }
+}

@@ -1,0 +1,131 @@
+use crate::helpers::*;
+use hyper::Method;
+
+const SENT: &str = "C2C.CallbackAfterSendMsg";
+const GOOD: &str = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"good"}"#;
+
+struct Case {
+    name: &'static str,
+    method: Method,
+    path: String,
+    content_type: Option<&'static str>,
+    body: String,
+    status: u16,
+    reason: &'static str,
+}
+
+fn case(name: &'static str, path: String, body: &str, status: u16, reason: &'static str) -> Case {
+    Case {
+        name,
+        method: Method::POST,
+        path,
+        content_type: Some("application/json"),
+        body: body.to_owned(),
+        status,
+        reason,
+    }
+}
+
+fn signed(command: &str) -> String {
+    format!("/callback?{}", signed_query(command))
+}
+
+#[tokio::test]
+async fn each_bad_request_gets_its_status_and_tencents_fail_body_and_nothing_is_published() {
+    let app = spawn_app_with(|s| s.max_body_bytes = 4096).await;
+    let stale = (now() - 120).to_string();
+    let stale_sign = tim_kafka_bridge::tencent::sign::sign_hex(TOKEN, &stale);
+    let cases = vec![
+        Case { method: Method::GET, ..case("GET on the callback path", signed(SENT), "", 405, "method") },
+        case("an unknown path", "/nope".into(), GOOD, 404, "no such path"),
+        case("a body over the limit", signed(SENT), &" ".repeat(5000), 413, "larger than 4096"),
+        Case { content_type: Some("text/plain"), ..case("a form content type", signed(SENT), GOOD, 415, "content type") },
+        case("no SdkAppid", format!("/callback?CallbackCommand={SENT}"), GOOD, 403, "SdkAppid is missing"),
+        case("an unknown SdkAppid", format!("/callback?SdkAppid=42&CallbackCommand={SENT}"), GOOD, 403, "not an app"),
+        case("no signature", format!("/callback?SdkAppid={SIGNED_APP}&CallbackCommand={SENT}"), GOOD, 401, "missing"),
+        case(
+            "a wrong signature",
+            format!("/callback?SdkAppid={SIGNED_APP}&CallbackCommand={SENT}&RequestTime={}&Sign={}", now(), "ab".repeat(32)),
+            GOOD,
+            401,
+            "does not match",
+        ),
+        case(
+            "a stale RequestTime",
+            format!("/callback?SdkAppid={SIGNED_APP}&CallbackCommand={SENT}&RequestTime={stale}&Sign={stale_sign}"),
+            GOOD,
+            401,
+            "too far",
+        ),
+        case("a body that is not JSON", signed(SENT), "{not json", 400, "not JSON"),
+        case(
+            "a body for another command",
+            signed(SENT),
+            r#"{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"k"}"#,
+            400,
+            "differs",
+        ),
+        case("a body without From_Account", signed(SENT), r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","To_Account":"b"}"#, 400, "From_Account"),
+        case(
+            "a MsgSeq beyond 32 bits",
+            signed(SENT),
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgSeq":4294967296}"#,
+            400,
+            "MsgSeq",
+        ),
+        case(
+            "a withdraw without MsgKey",
+            signed("C2C.CallbackAfterMsgWithDraw"),
+            r#"{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b"}"#,
+            400,
+            "MsgKey",
+        ),
+        case(
+            "a malformed element",
+            signed(SENT),
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":1}}]}"#,
+            400,
+            "MsgBody[0].MsgContent.Text",
+        ),
+        case("a repeated SdkAppid", format!("/callback?SdkAppid={UNSIGNED_APP}&sdkappid={UNSIGNED_APP}"), GOOD, 400, "more than once"),
+    ];
+
+    for c in cases {
+        let answer = app.request(c.method, &c.path, c.content_type, c.body).await;
+        assert_eq!(
+            answer.status.as_u16(),
+            c.status,
+            "{}: {}",
+            c.name,
+            answer.body
+        );
+        assert_eq!(answer.body["ActionStatus"], "FAIL", "{}", c.name);
+        assert_eq!(answer.body["ErrorCode"], 1, "{}", c.name);
+        let info = answer.body["ErrorInfo"].as_str().unwrap();
+        assert!(info.contains(c.reason), "{}: {info}", c.name);
+        assert!(
+            !info.contains(TOKEN) && !info.contains(&stale_sign),
+            "{}: a reason never echoes a secret",
+            c.name
+        );
+    }
+
+    assert_eq!(app.callback(SENT, GOOD).await.status, 200);
+    let records = read_records(&app.topic, 1).await;
+    assert_eq!(records[0].key.as_deref(), Some("good"));
+    assert_eq!(
+        record_count(&app.topic).await,
+        1,
+        "only the good callback was published"
+    );
+    assert_eq!(record_count(&app.other_topic).await, 0);
+    let (_, metrics) = app.get("/metrics").await;
+    for line in [
+        r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="signature_mismatch"} 1"#,
+        r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="request_time_skewed"} 1"#,
+        r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="bad_body"} 5"#,
+        r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="ok"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
+}
