@@ -152,3 +152,32 @@ fn check(producer: &FutureProducer, topics: &[String]) -> Result<(), String> {
         Err(format!("missing topics: {}", missing.join(", ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_producer_property_is_refused_by_name() {
+        let mut settings = Settings::default();
+        settings
+            .kafka
+            .producer
+            .insert("linger.mss".into(), "5".into());
+        let error = create_producer(&settings, "127.0.0.1:1").err().unwrap();
+        assert!(error.to_string().contains("linger.mss"), "{error}");
+    }
+
+    #[test]
+    fn pass_through_properties_override_the_defaults() {
+        let mut settings = Settings::default();
+        settings
+            .kafka
+            .producer
+            .insert("compression.type".into(), "zstd".into());
+        let config = producer_config(&settings, "b:9092");
+        assert_eq!(config.get("compression.type"), Some("zstd"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("acks"), Some("all"));
+    }
+}

@@ -3,6 +3,7 @@
 
 mod broker;
 mod callbacks;
+mod command_line;
 mod endpoints;
 mod helpers;
 mod load;

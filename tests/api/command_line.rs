@@ -1,0 +1,112 @@
+//! The binary as a newcomer runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tim_kafka_bridge::tencent::sign::sign_hex;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tim-kafka-bridge");
+
+fn clean_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("TIM_BRIDGE_")) {
+        command.env_remove(name);
+    }
+    command
+}
+
+#[test]
+fn serve_without_brokers_and_without_dev_refuses_and_says_why() {
+    let output = clean_env(&mut Command::new(BINARY))
+        .args(["serve"])
+        .env("TIM_BRIDGE_SDKAPPID", "1400000000")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TIM_BRIDGE_KAFKA_BROKERS") && stderr.contains("--dev"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_invalid_setting_stops_start_up_naming_it() {
+    let output = clean_env(&mut Command::new(BINARY))
+        .args(["serve", "--dev"])
+        .env("TIM_BRIDGE_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TIM_BRIDGE_LISTEN"));
+}
+
+#[test]
+fn serve_dev_prints_a_curl_that_publishes_an_event_it_then_prints() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = clean_env(&mut Command::new(BINARY))
+        .args(["serve", "--dev"])
+        .env("TIM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let printed: Vec<String> = lines
+        .by_ref()
+        .take_while(|l| !l.as_ref().unwrap().contains("kcat -b"))
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        printed.iter().any(|l| l.contains("curl -sS")),
+        "{printed:?}"
+    );
+
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let url = format!(
+        "/callback?SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&RequestTime={t}&Sign={}",
+        sign_hex(tim_kafka_bridge::dev::TOKEN, &t)
+    );
+    let body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"jared","To_Account":"Jonh","MsgKey":"dev-1","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"红包 🧧"}}]}"#;
+    let answer = post(port, &url, body);
+    let event_line = lines
+        .map(Result::unwrap)
+        .find(|l| l.starts_with('{'))
+        .expect("the event is printed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let event: serde_json::Value = serde_json::from_str(&event_line).unwrap();
+    crate::helpers::assert_valid_event(&event);
+    assert_eq!(event["subject"], "dev-1");
+    assert_eq!(event["data"]["body"][0]["text"], "红包 🧧");
+}
+
+/// A bare HTTP/1.1 POST, so this test needs no runtime.
+fn post(port: u16, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
