@@ -5,7 +5,8 @@
 //! - [`tencent`]: the callback protocol — query, signature, bodies as validated types.
 //! - [`event`]: the event contract, a CloudEvents envelope, and normalization into it.
 //! - [`http`]: the server; validation in the documented order, one error type.
-//! - [`kafka`]: the producer, topics, readiness and the bounded forwarding queue.
+//! - [`kafka`]: the producer, topics, readiness, and the forwarder that delivers in order.
+//! - [`queue`]: where an answered callback's event waits: memory, or the [`spool`] on disk.
 //! - [`startup`]: wires them together; [`cli`] and [`dev`] are the command line.
 
 pub mod cli;
@@ -14,6 +15,8 @@ pub mod event;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod queue;
 pub mod settings;
+pub mod spool;
 pub mod startup;
 pub mod tencent;

@@ -3,6 +3,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
@@ -29,6 +31,10 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     pub queue_depth: Gauge,
     pub kafka_ready: Gauge,
+    pub spool_bytes: Gauge,
+    pub spool_oldest_age: Gauge<f64, AtomicU64>,
+    pub spool_fsync: Histogram,
+    pub spool_corrupt: Counter,
 }
 
 impl Default for Metrics {
@@ -44,6 +50,10 @@ impl Default for Metrics {
             delivery_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
             queue_depth: Gauge::default(),
             kafka_ready: Gauge::default(),
+            spool_bytes: Gauge::default(),
+            spool_oldest_age: Gauge::default(),
+            spool_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
+            spool_corrupt: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -85,13 +95,36 @@ impl Default for Metrics {
         );
         registry.register(
             "tim_bridge_forward_queue_depth",
-            "Events accepted and not yet confirmed by Kafka",
+            "Events accepted and not yet confirmed by Kafka (in memory or in the spool)",
             m.queue_depth.clone(),
         );
         registry.register(
             "tim_bridge_kafka_ready",
             "1 while the cluster answers and every configured topic exists",
             m.kafka_ready.clone(),
+        );
+        registry.register_with_unit(
+            "tim_bridge_spool",
+            "Bytes of spool segments on disk",
+            Unit::Bytes,
+            m.spool_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "tim_bridge_spool_oldest_unconfirmed_age",
+            "Age of the oldest spooled event Kafka has not confirmed",
+            Unit::Seconds,
+            m.spool_oldest_age.clone(),
+        );
+        registry.register_with_unit(
+            "tim_bridge_spool_fsync",
+            "Time to write and fsync one group of spooled events",
+            Unit::Seconds,
+            m.spool_fsync.clone(),
+        );
+        registry.register(
+            "tim_bridge_spool_corrupt_records",
+            "Spooled records found torn or corrupt and skipped",
+            m.spool_corrupt.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,10 +60,26 @@ pub struct Settings {
     /// Bound on draining connections and flushing Kafka at shutdown.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// When a callback is answered: once its event is fsynced to the spool (`durable`), or
+    /// once it is in the in-memory queue (`memory`).
+    #[serde(default)]
+    pub ack: Ack,
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
     #[serde(default)]
     pub apps: Vec<App>,
     #[serde(default)]
     pub kafka: KafkaSettings,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ack {
+    #[default]
+    Durable,
+    Memory,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -134,6 +150,12 @@ fn default_enqueue_timeout_ms() -> u64 {
 }
 fn default_shutdown_timeout_ms() -> u64 {
     10_000
+}
+fn default_spool_dir() -> PathBuf {
+    "./spool".into()
+}
+fn default_spool_max_bytes() -> u64 {
+    1 << 30
 }
 fn default_topic() -> String {
     "tim.c2c.messages".into()
@@ -256,6 +278,21 @@ impl Settings {
                 app.tokens = vec![Secret::new(v.trim())];
             }
         }
+        if let Some(v) = var("TIM_BRIDGE_ACK") {
+            self.ack = match v.trim() {
+                "durable" => Ack::Durable,
+                "memory" => Ack::Memory,
+                other => {
+                    return Err(SettingsError::new(
+                        "TIM_BRIDGE_ACK",
+                        format!("`{other}` is neither `durable` nor `memory`"),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = var("TIM_BRIDGE_SPOOL_DIR") {
+            self.spool_dir = v.trim().into();
+        }
         if let Some(v) = var("TIM_BRIDGE_KAFKA_BROKERS") {
             self.kafka.brokers = Some(v.trim().to_owned());
         }
@@ -291,6 +328,12 @@ impl Settings {
             return Err(SettingsError::new(
                 "enqueue_timeout_ms",
                 "must be at most 1000: Tencent waits 2 s",
+            ));
+        }
+        if self.spool_max_bytes < 64 * 1024 {
+            return Err(SettingsError::new(
+                "spool_max_bytes",
+                "must be at least 65536",
             ));
         }
         if self.apps.is_empty() {
@@ -471,6 +514,23 @@ mod tests {
             .apply_env(env(&[("TIM_BRIDGE_SDKAPPID", "abc")]))
             .unwrap_err();
         assert_eq!(err.setting, "TIM_BRIDGE_SDKAPPID");
+    }
+
+    #[test]
+    fn ack_is_durable_unless_memory_is_asked_for() {
+        assert_eq!(Settings::default().ack, Ack::Durable);
+        let mut s = Settings::default();
+        s.apply_env(env(&[
+            ("TIM_BRIDGE_ACK", "memory"),
+            ("TIM_BRIDGE_SPOOL_DIR", "/var/spool/tim"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.ack, s.spool_dir.to_str()),
+            (Ack::Memory, Some("/var/spool/tim"))
+        );
+        let err = s.apply_env(env(&[("TIM_BRIDGE_ACK", "fast")])).unwrap_err();
+        assert_eq!(err.setting, "TIM_BRIDGE_ACK");
     }
 
     #[test]

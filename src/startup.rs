@@ -10,9 +10,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::http::{self, State};
-use crate::kafka::{self, Forwarder, Readiness, ShutdownReport};
+use crate::kafka::{self, Forwarder, Readiness};
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::queue::{MemoryQueue, Queue, ShutdownReport};
+use crate::settings::{Ack, Settings};
+use crate::spool::Spool;
 
 pub struct Application {
     listener: TcpListener,
@@ -37,11 +39,33 @@ impl Application {
         }
         let forwarder = Forwarder::new(
             producer.clone(),
-            settings.queue_capacity,
-            Duration::from_millis(settings.enqueue_timeout_ms),
             Duration::from_millis(settings.kafka.retry_max_delay_ms),
             Arc::clone(&metrics),
         );
+        let queue = match settings.ack {
+            Ack::Memory => Queue::Memory(MemoryQueue::new(
+                Arc::clone(&forwarder),
+                settings.queue_capacity,
+                Duration::from_millis(settings.enqueue_timeout_ms),
+                Arc::clone(&metrics),
+            )),
+            Ack::Durable => {
+                let spool = Spool::open(
+                    &settings.spool_dir,
+                    settings.spool_max_bytes,
+                    settings.queue_capacity,
+                    Arc::clone(&forwarder),
+                    Arc::clone(&metrics),
+                )
+                .with_context(|| {
+                    format!(
+                        "cannot open the spool (setting `spool_dir`: {})",
+                        settings.spool_dir.display()
+                    )
+                })?;
+                Queue::Durable(spool, forwarder)
+            }
+        };
         let readiness = Arc::new(Readiness::default());
         let stop_monitor = CancellationToken::new();
         Arc::clone(&readiness).spawn_monitor(
@@ -58,7 +82,7 @@ impl Application {
             listener,
             state: Arc::new(State {
                 settings,
-                forwarder,
+                queue,
                 readiness,
                 metrics,
             }),
@@ -79,11 +103,17 @@ impl Application {
         http::serve(self.listener, Arc::clone(&self.state), shutdown, bound).await;
         self.stop_monitor.cancel();
         tracing::info!(
-            in_flight = self.state.forwarder.depth(),
+            in_flight = self.state.queue.depth(),
             "Stopped accepting; flushing Kafka."
         );
-        let report = self.state.forwarder.shutdown(bound).await;
-        if report.unconfirmed.is_empty() {
+        let report = self.state.queue.shutdown(bound).await;
+        if report.left_in_spool > 0 {
+            tracing::info!(
+                delivered = report.delivered,
+                left_in_spool = report.left_in_spool,
+                "Stopped; the spool keeps the rest for the next start."
+            );
+        } else if report.unconfirmed.is_empty() {
             tracing::info!(
                 delivered = report.delivered,
                 "Stopped; every accepted event was confirmed by Kafka."

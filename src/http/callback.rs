@@ -2,7 +2,7 @@
 //! signature, body. Only a callback that passes every check is forwarded.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -13,7 +13,7 @@ use hyper::{Method, Request};
 use super::error::CallbackError;
 use super::State;
 use crate::event::{self, Context};
-use crate::kafka::Record;
+use crate::kafka::{now_ms, Record};
 use crate::tencent::{command, sign, Callback, CallbackQuery};
 
 /// The command's metric label, and what became of the callback.
@@ -129,13 +129,13 @@ async fn process(
         payload: normalized.payload,
         command,
         sdk_app_id: app.sdk_app_id,
-        accepted_at: Instant::now(),
+        accepted_at_ms: now_ms(),
     };
     state
-        .forwarder
+        .queue
         .accept(record)
         .await
-        .map_err(|_| CallbackError::QueueFull)?;
+        .map_err(CallbackError::Unavailable)?;
     Ok(msg_key)
 }
 

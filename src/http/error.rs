@@ -7,6 +7,7 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
+use crate::queue::Rejected;
 use crate::tencent::sign::SignError;
 
 #[derive(Debug)]
@@ -18,7 +19,7 @@ pub enum CallbackError {
     UnknownApp(String),
     Unauthorized(SignError),
     BadRequest(String),
-    QueueFull,
+    Unavailable(Rejected),
 }
 
 impl CallbackError {
@@ -31,7 +32,7 @@ impl CallbackError {
             CallbackError::UnknownApp(_) => StatusCode::FORBIDDEN,
             CallbackError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CallbackError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            CallbackError::QueueFull => StatusCode::SERVICE_UNAVAILABLE,
+            CallbackError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -49,7 +50,9 @@ impl CallbackError {
             }
             CallbackError::Unauthorized(SignError::Mismatch) => "signature_mismatch",
             CallbackError::BadRequest(_) => "bad_body",
-            CallbackError::QueueFull => "queue_full",
+            CallbackError::Unavailable(Rejected::QueueFull) => "queue_full",
+            CallbackError::Unavailable(Rejected::SpoolFull) => "spool_full",
+            CallbackError::Unavailable(Rejected::SpoolFailed) => "spool_error",
         }
     }
 
@@ -65,7 +68,15 @@ impl CallbackError {
             }
             CallbackError::UnknownApp(reason) | CallbackError::BadRequest(reason) => reason.clone(),
             CallbackError::Unauthorized(e) => e.reason(),
-            CallbackError::QueueFull => "the bridge is overloaded; try again later".into(),
+            CallbackError::Unavailable(Rejected::QueueFull) => {
+                "the bridge is overloaded; try again later".into()
+            }
+            CallbackError::Unavailable(Rejected::SpoolFull) => {
+                "the bridge's spool is full; try again later".into()
+            }
+            CallbackError::Unavailable(Rejected::SpoolFailed) => {
+                "the bridge cannot store the event".into()
+            }
         }
     }
 

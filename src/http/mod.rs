@@ -21,13 +21,14 @@ use tokio::net::TcpListener;
 
 pub use error::{CallbackError, OK_BODY};
 
-use crate::kafka::{Forwarder, Readiness};
+use crate::kafka::Readiness;
 use crate::metrics::Metrics;
+use crate::queue::Queue;
 use crate::settings::Settings;
 
 pub struct State {
     pub settings: Settings,
-    pub forwarder: Arc<Forwarder>,
+    pub queue: Queue,
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
 }
@@ -95,6 +96,15 @@ async fn route(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Byte
         "/readyz" if state.readiness.is_ready() => Some((
             StatusCode::OK,
             "ready\n".into(),
+            "text/plain; charset=utf-8",
+        )),
+        // With the spool, callbacks are safe while Kafka is away: degraded, not unready.
+        "/readyz" if state.queue.is_durable() && !state.queue.is_full() => Some((
+            StatusCode::OK,
+            format!(
+                "degraded: {}; events wait in the spool\n",
+                state.readiness.reason()
+            ),
             "text/plain; charset=utf-8",
         )),
         "/readyz" => Some((

@@ -1,18 +1,19 @@
-//! The bounded forwarding queue: a callback's event is accepted when there is room,
-//! then delivered in the background, retried with capped backoff until Kafka confirms
-//! it or the bridge shuts down.
+//! Sends events to Kafka. `dispatch` hands a record to librdkafka at once, on the
+//! caller's thread, so records dispatched in order reach their partition in order
+//! (the producer is idempotent); waiting for Kafka's confirmation, and retrying with
+//! capped backoff, happens in the background.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
-use tokio::sync::Semaphore;
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,138 +21,80 @@ use crate::event;
 use crate::metrics::Metrics;
 
 /// One event, ready for Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub topic: String,
     pub key: Option<String>,
     pub payload: Vec<u8>,
     pub command: String,
     pub sdk_app_id: u64,
-    pub accepted_at: Instant,
+    /// When the callback was accepted, unix milliseconds.
+    pub accepted_at_ms: u64,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct QueueFull;
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
-#[derive(Debug, Default)]
-pub struct ShutdownReport {
-    pub delivered: u64,
-    /// Keys of the events Kafka had not confirmed when time ran out.
-    pub unconfirmed: Vec<String>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Kafka refused it for good (too large, not authorized); logged and counted.
+    Dropped,
+    /// The bridge shut down before Kafka confirmed it.
+    Abandoned,
 }
 
 pub struct Forwarder {
     producer: FutureProducer,
-    room: Arc<Semaphore>,
-    capacity: usize,
-    enqueue_timeout: Duration,
+    runtime: Handle,
     max_retry_delay: Duration,
     tasks: TaskTracker,
     abandon: CancellationToken,
     delivered: AtomicU64,
-    unconfirmed: Mutex<Vec<String>>,
     metrics: Arc<Metrics>,
 }
 
 impl Forwarder {
+    /// Must be called inside the Tokio runtime that will run the deliveries.
     pub fn new(
         producer: FutureProducer,
-        capacity: usize,
-        enqueue_timeout: Duration,
         max_retry_delay: Duration,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             producer,
-            room: Arc::new(Semaphore::new(capacity)),
-            capacity,
-            enqueue_timeout,
+            runtime: Handle::current(),
             max_retry_delay,
             tasks: TaskTracker::new(),
             abandon: CancellationToken::new(),
             delivered: AtomicU64::new(0),
-            unconfirmed: Mutex::new(Vec::new()),
             metrics,
         })
     }
 
-    /// Takes the event if there is room, waiting at most `enqueue_timeout` for some.
-    pub async fn accept(self: &Arc<Self>, record: Record) -> Result<(), QueueFull> {
-        let permit = match self.room.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(self.enqueue_timeout, self.room.clone().acquire_owned())
-                .await
-                .map_err(|_| QueueFull)?
-                .map_err(|_| QueueFull)?,
-        };
-        self.update_depth();
+    /// Enqueues `record` in librdkafka now, and calls `done` once its fate is known.
+    /// Callable from any thread.
+    pub fn dispatch(self: &Arc<Self>, record: Record, done: impl FnOnce(Outcome) + Send + 'static) {
+        let first = self.enqueue(&record);
         let this = Arc::clone(self);
-        self.tasks.spawn(async move {
-            this.deliver(record).await;
-            drop(permit);
-            this.update_depth();
-        });
-        Ok(())
+        self.tasks.spawn_on(
+            async move {
+                let outcome = this.deliver(&record, first).await;
+                done(outcome);
+            },
+            &self.runtime,
+        );
     }
 
-    pub fn depth(&self) -> usize {
-        self.capacity - self.room.available_permits()
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
     }
 
-    fn update_depth(&self) {
-        self.metrics.queue_depth.set(self.depth() as i64);
-    }
-
-    async fn deliver(&self, record: Record) {
-        let topic = Metrics::topic(&record.topic);
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(self.max_retry_delay)
-            .with_jitter()
-            .without_max_times();
-        let attempts = (|| self.send_once(&record))
-            .retry(backoff)
-            .when(retriable)
-            .notify(|error, delay| {
-                self.metrics.delivery_failures.get_or_create(&topic).inc();
-                tracing::warn!(
-                    topic = %record.topic,
-                    msg_key = record.key.as_deref().unwrap_or(""),
-                    error = %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "Kafka did not take an event; retrying."
-                );
-            });
-        let outcome = tokio::select! {
-            outcome = attempts => outcome,
-            _ = self.abandon.cancelled() => {
-                let key = record.key.clone().unwrap_or_else(|| "(no key)".into());
-                tracing::error!(topic = %record.topic, msg_key = %key, "Event not confirmed by Kafka at shutdown.");
-                self.unconfirmed.lock().expect("unconfirmed lock").push(key);
-                return;
-            }
-        };
-        match outcome {
-            Ok(()) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-                self.metrics.events_produced.get_or_create(&topic).inc();
-                self.metrics
-                    .delivery_latency
-                    .observe(record.accepted_at.elapsed().as_secs_f64());
-            }
-            Err(error) => {
-                self.metrics.delivery_failures.get_or_create(&topic).inc();
-                self.metrics.events_dropped.get_or_create(&topic).inc();
-                tracing::error!(
-                    topic = %record.topic,
-                    msg_key = record.key.as_deref().unwrap_or(""),
-                    error = %error,
-                    "Kafka refused an event for good; it is dropped."
-                );
-            }
-        }
-    }
-
-    async fn send_once(&self, record: &Record) -> Result<(), KafkaError> {
+    fn enqueue(&self, record: &Record) -> Result<DeliveryFuture, KafkaError> {
+        let sdk_app_id = record.sdk_app_id.to_string();
         let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header {
                 key: "content-type",
@@ -163,7 +106,7 @@ impl Forwarder {
             })
             .insert(Header {
                 key: "tim-sdkappid",
-                value: Some(&record.sdk_app_id.to_string()),
+                value: Some(&sdk_app_id),
             });
         let mut kafka_record = FutureRecord::to(&record.topic)
             .payload(&record.payload)
@@ -172,15 +115,93 @@ impl Forwarder {
             kafka_record = kafka_record.key(key);
         }
         self.producer
-            .send(kafka_record, Timeout::Never)
-            .await
-            .map(|_| ())
+            .send_result(kafka_record)
             .map_err(|(error, _)| error)
     }
 
-    /// Stops taking events, waits up to `timeout` for Kafka to confirm those in flight,
-    /// then gives up on the rest and reports them.
-    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+    async fn deliver(&self, record: &Record, first: Result<DeliveryFuture, KafkaError>) -> Outcome {
+        let first = match first {
+            Ok(delivery) => tokio::select! {
+                result = delivery => match result {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((error, _))) => Err(error),
+                    Err(_) => Err(KafkaError::Canceled),
+                },
+                _ = self.abandon.cancelled() => return Outcome::Abandoned,
+            },
+            Err(error) => Err(error),
+        };
+        let result = match first {
+            Ok(()) => Ok(()),
+            Err(error) if !retriable(&error) => Err(error),
+            Err(error) => {
+                self.failed_attempt(record, &error, Duration::ZERO);
+                let backoff = ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(self.max_retry_delay)
+                    .with_jitter()
+                    .without_max_times();
+                let retries = (|| self.send_again(record))
+                    .retry(backoff)
+                    .when(retriable)
+                    .notify(|error, delay| self.failed_attempt(record, error, delay));
+                tokio::select! {
+                    result = retries => result,
+                    _ = self.abandon.cancelled() => return Outcome::Abandoned,
+                }
+            }
+        };
+        let topic = Metrics::topic(&record.topic);
+        match result {
+            Ok(()) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                self.metrics.events_produced.get_or_create(&topic).inc();
+                let latency_ms = now_ms().saturating_sub(record.accepted_at_ms);
+                self.metrics
+                    .delivery_latency
+                    .observe(latency_ms as f64 / 1000.0);
+                Outcome::Delivered
+            }
+            Err(error) => {
+                self.metrics.events_dropped.get_or_create(&topic).inc();
+                tracing::error!(
+                    topic = %record.topic,
+                    msg_key = record.key.as_deref().unwrap_or(""),
+                    error = %error,
+                    "Kafka refused an event for good; it is dropped."
+                );
+                Outcome::Dropped
+            }
+        }
+    }
+
+    async fn send_again(&self, record: &Record) -> Result<(), KafkaError> {
+        match self.enqueue(record) {
+            Ok(delivery) => match delivery.await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((error, _))) => Err(error),
+                Err(_) => Err(KafkaError::Canceled),
+            },
+            Err(error) => Err(error),
+        }
+    }
+
+    fn failed_attempt(&self, record: &Record, error: &KafkaError, retry_in: Duration) {
+        self.metrics
+            .delivery_failures
+            .get_or_create(&Metrics::topic(&record.topic))
+            .inc();
+        tracing::warn!(
+            topic = %record.topic,
+            msg_key = record.key.as_deref().unwrap_or(""),
+            error = %error,
+            retry_in_ms = retry_in.as_millis() as u64,
+            "Kafka did not take an event; retrying."
+        );
+    }
+
+    /// Waits up to `timeout` for every dispatched record's fate, then abandons the rest.
+    pub async fn shutdown(&self, timeout: Duration) {
         self.tasks.close();
         if tokio::time::timeout(timeout, self.tasks.wait())
             .await
@@ -189,11 +210,9 @@ impl Forwarder {
             self.abandon.cancel();
             self.tasks.wait().await;
         }
-        let _ = self.producer.flush(Duration::from_secs(1));
-        ShutdownReport {
-            delivered: self.delivered.load(Ordering::Relaxed),
-            unconfirmed: std::mem::take(&mut *self.unconfirmed.lock().expect("unconfirmed lock")),
-        }
+        let _ = self
+            .producer
+            .flush(Timeout::After(Duration::from_millis(500)));
     }
 }
 

@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use forwarder::{Forwarder, QueueFull, Record, ShutdownReport};
+pub use forwarder::{now_ms, Forwarder, Outcome, Record};
 
 use crate::metrics::Metrics;
 use crate::settings::Settings;

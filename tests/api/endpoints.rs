@@ -33,9 +33,10 @@ async fn health_is_ok_and_readiness_follows_kafka() {
 }
 
 #[tokio::test]
-async fn readiness_names_a_missing_topic() {
+async fn with_ack_memory_readiness_fails_naming_a_missing_topic() {
     let missing = format!("tim.missing-{}", now());
     let app = spawn_app_with(|s| {
+        s.ack = tim_kafka_bridge::settings::Ack::Memory;
         s.kafka.create_topics = false;
         s.kafka
             .command_topics
@@ -48,4 +49,18 @@ async fn readiness_names_a_missing_topic() {
 
     assert_eq!(status, 503);
     assert!(body.contains(&missing), "{body}");
+}
+
+#[tokio::test]
+async fn with_the_spool_a_missing_topic_is_degraded_not_unready() {
+    let app = spawn_app_with(|s| s.kafka.create_topics = false).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+
+    let (status, body) = app.get("/readyz").await;
+
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("degraded") && body.contains(&app.topic),
+        "{body}"
+    );
 }

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
-use tim_kafka_bridge::kafka::ShutdownReport;
+use tim_kafka_bridge::queue::ShutdownReport;
 use tim_kafka_bridge::settings::{App, Secret, Settings};
 use tim_kafka_bridge::startup::Application;
 use tim_kafka_bridge::tencent::sign::sign_hex;
@@ -30,6 +30,7 @@ pub struct TestApp {
     pub address: String,
     pub topic: String,
     pub other_topic: String,
+    pub spool_dir: std::path::PathBuf,
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<ShutdownReport>>,
@@ -82,6 +83,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
             },
         ],
         shutdown_timeout_ms: 5_000,
+        spool_dir: tempfile::tempdir().expect("a spool directory").keep(),
         ..Settings::default()
     };
     settings.kafka.brokers = Some(brokers().to_owned());
@@ -105,6 +107,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         address,
         topic: settings.kafka.topic.clone(),
         other_topic: settings.kafka.other_topic.clone(),
+        spool_dir: settings.spool_dir.clone(),
         client: Client::builder(TokioExecutor::new()).build_http(),
         stop: Some(stop),
         running: Some(running),

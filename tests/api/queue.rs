@@ -4,10 +4,12 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 
+use tim_kafka_bridge::settings::Ack;
+
 use crate::broker::brokers;
 use crate::helpers::*;
 
-async fn create_topic(name: &str) {
+pub async fn create_topic(name: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
@@ -29,8 +31,9 @@ fn sent(key: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_full_queue_answers_503_and_the_queued_events_arrive_once_kafka_can_take_them() {
+async fn a_full_memory_queue_answers_503_and_the_queued_events_arrive_once_kafka_can_take_them() {
     let app = spawn_app_with(|s| {
+        s.ack = Ack::Memory;
         s.kafka.create_topics = false;
         s.queue_capacity = 3;
         s.enqueue_timeout_ms = 50;
@@ -63,8 +66,9 @@ async fn a_full_queue_answers_503_and_the_queued_events_arrive_once_kafka_can_ta
 }
 
 #[tokio::test]
-async fn shutdown_lists_the_events_kafka_never_confirmed() {
+async fn with_ack_memory_shutdown_lists_the_events_kafka_never_confirmed() {
     let app = spawn_app_with(|s| {
+        s.ack = Ack::Memory;
         s.kafka.create_topics = false;
         s.shutdown_timeout_ms = 500;
     })
@@ -91,4 +95,100 @@ async fn shutdown_lists_the_events_kafka_never_confirmed() {
         0,
         "nothing was published after the report"
     );
+}
+
+#[tokio::test]
+async fn events_left_in_the_spool_at_shutdown_are_sent_by_the_next_start_in_order() {
+    let first = spawn_app_with(|s| {
+        s.kafka.create_topics = false;
+        s.shutdown_timeout_ms = 300;
+    })
+    .await;
+    let (topic, spool_dir) = (first.topic.clone(), first.spool_dir.clone());
+    for key in ["kept-1", "kept-2"] {
+        assert_eq!(
+            first
+                .callback("C2C.CallbackAfterSendMsg", &sent(key))
+                .await
+                .status,
+            200
+        );
+    }
+    let withdrawn = r#"{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"kept-1"}"#;
+    assert_eq!(
+        first
+            .callback("C2C.CallbackAfterMsgWithDraw", withdrawn)
+            .await
+            .status,
+        200
+    );
+    let report = first.shutdown().await;
+    assert_eq!(report.left_in_spool, 3);
+    create_topic(&topic).await;
+
+    let second = spawn_app_with(|s| {
+        s.kafka.topic = topic.clone();
+        s.spool_dir = spool_dir.clone();
+    })
+    .await;
+    assert_eq!(
+        second
+            .callback("C2C.CallbackAfterSendMsg", &sent("after-restart"))
+            .await
+            .status,
+        200
+    );
+
+    let mut records = read_records(&topic, 4).await;
+    records.sort_by_key(|r| (r.partition, r.offset));
+    let kept_1: Vec<_> = records
+        .iter()
+        .filter(|r| r.key.as_deref() == Some("kept-1"))
+        .collect();
+    assert_eq!(kept_1.len(), 2);
+    assert_eq!(kept_1[0].value["type"], "tim.c2c.message.sent");
+    assert_eq!(kept_1[1].value["type"], "tim.c2c.message.withdrawn");
+    let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+    keys.sort();
+    assert_eq!(keys, ["after-restart", "kept-1", "kept-1", "kept-2"]);
+    let report = second.shutdown().await;
+    assert_eq!(report.left_in_spool, 0);
+    assert_eq!(record_count(&topic).await, 4);
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_503_and_everything_answered_200_still_arrives() {
+    let app = spawn_app_with(|s| {
+        s.kafka.create_topics = false;
+        s.spool_max_bytes = 64 * 1024;
+    })
+    .await;
+    let padding = "填".repeat(300);
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..200 {
+        let body = format!(
+            r#"{{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"full-{i}",
+            "MsgBody":[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{padding}"}}}}]}}"#
+        );
+        let answer = app.callback("C2C.CallbackAfterSendMsg", &body).await;
+        match answer.status.as_u16() {
+            200 => accepted.push(format!("full-{i}")),
+            503 => {
+                assert_eq!(answer.body["ActionStatus"], "FAIL");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {}", answer.body),
+        }
+    }
+    assert!(refused > 0, "a 64 KiB spool fills up");
+    create_topic(&app.topic).await;
+
+    let records = read_records(&app.topic, accepted.len()).await;
+    let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+    keys.sort();
+    accepted.sort();
+    assert_eq!(keys, accepted);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(record_count(&app.topic).await, accepted.len() as i64);
 }

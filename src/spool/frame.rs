@@ -1,0 +1,265 @@
+//! The spool's on-disk record: `MAGIC | length | CRC32 | body`, all little-endian.
+//! The magic lets a scan find the next record after a corrupted one, whose length
+//! field cannot be trusted.
+
+use crate::kafka::Record;
+
+pub const MAGIC: u32 = 0x5449_4d31; // "TIM1"
+pub const HEADER: usize = 12;
+/// Far above the largest body a callback can carry; a longer length is corruption.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// A record as spooled: its sequence number and the event.
+#[derive(Debug)]
+pub struct Spooled {
+    pub seq: u64,
+    pub record: Record,
+}
+
+pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    let body = out.len();
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&record.accepted_at_ms.to_le_bytes());
+    out.extend_from_slice(&record.sdk_app_id.to_le_bytes());
+    put_bytes(out, record.topic.as_bytes());
+    put_bytes(out, record.command.as_bytes());
+    match &record.key {
+        Some(key) => put_bytes(out, key.as_bytes()),
+        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+    }
+    put_bytes(out, &record.payload);
+    let len = (out.len() - body) as u32;
+    let crc = crc32fast::hash(&out[body..]);
+    out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// What a scan of a buffer found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub records: Vec<Spooled>,
+    /// Records whose checksum or shape was wrong, skipped.
+    pub corrupt: u64,
+    /// Where the last whole record ends; bytes after it are a torn write.
+    pub valid_end: usize,
+}
+
+/// Decodes every intact record in `buf`. A damaged record is skipped by searching for
+/// the next magic that starts an intact record; an incomplete record at the end is
+/// reported through `valid_end`.
+pub fn scan(buf: &[u8]) -> Scan {
+    let mut scan = Scan::default();
+    let mut pos = 0;
+    while pos < buf.len() {
+        match read_at(buf, pos) {
+            Read::Record(spooled, next) => {
+                scan.records.push(spooled);
+                pos = next;
+                scan.valid_end = pos;
+            }
+            Read::Incomplete => {
+                // A torn tail, unless an intact record follows: then this one is corrupt.
+                match next_intact(buf, pos + 1) {
+                    Some(next) => {
+                        scan.corrupt += 1;
+                        pos = next;
+                    }
+                    None => break,
+                }
+            }
+            Read::Damaged => {
+                scan.corrupt += 1;
+                match next_intact(buf, pos + 1) {
+                    Some(next) => pos = next,
+                    None => {
+                        scan.valid_end = buf.len();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    scan
+}
+
+enum Read {
+    Record(Spooled, usize),
+    Incomplete,
+    Damaged,
+}
+
+fn read_at(buf: &[u8], pos: usize) -> Read {
+    let Some(header) = buf.get(pos..pos + HEADER) else {
+        return Read::Incomplete;
+    };
+    if u32_at(header, 0) != MAGIC {
+        return Read::Damaged;
+    }
+    let len = u32_at(header, 4) as usize;
+    if len > MAX_BODY {
+        return Read::Damaged;
+    }
+    let Some(body) = buf.get(pos + HEADER..pos + HEADER + len) else {
+        return Read::Incomplete;
+    };
+    if crc32fast::hash(body) != u32_at(header, 8) {
+        return Read::Damaged;
+    }
+    match decode(body) {
+        Some(spooled) => Read::Record(spooled, pos + HEADER + len),
+        None => Read::Damaged,
+    }
+}
+
+fn next_intact(buf: &[u8], from: usize) -> Option<usize> {
+    let magic = MAGIC.to_le_bytes();
+    (from..buf.len().saturating_sub(HEADER - 1))
+        .filter(|&p| buf[p..p + 4] == magic)
+        .find(|&p| matches!(read_at(buf, p), Read::Record(..)))
+}
+
+fn u32_at(buf: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(buf[at..at + 4].try_into().expect("four bytes"))
+}
+
+fn decode(body: &[u8]) -> Option<Spooled> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let seq = r.u64()?;
+    let accepted_at_ms = r.u64()?;
+    let sdk_app_id = r.u64()?;
+    let topic = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+    let command = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+    let key = match r.u32_peek()? {
+        u32::MAX => {
+            r.pos += 4;
+            None
+        }
+        _ => Some(String::from_utf8(r.bytes()?.to_vec()).ok()?),
+    };
+    let payload = r.bytes()?.to_vec();
+    (r.pos == body.len()).then_some(Spooled {
+        seq,
+        record: Record {
+            topic,
+            key,
+            payload,
+            command,
+            sdk_app_id,
+            accepted_at_ms,
+        },
+    })
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.buf.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn u32_peek(&self) -> Option<u32> {
+        Some(u32::from_le_bytes(
+            self.buf.get(self.pos..self.pos + 4)?.try_into().ok()?,
+        ))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        self.take(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn record(key: &str) -> Record {
+        Record {
+            topic: "t".into(),
+            key: Some(key.into()),
+            payload: format!("{{\"k\":\"{key}\",\"text\":\"红包 🧧\"}}").into_bytes(),
+            command: "C2C.CallbackAfterSendMsg".into(),
+            sdk_app_id: 1400000000,
+            accepted_at_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn three() -> (Vec<u8>, Vec<usize>) {
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for (seq, key) in ["a", "b", "c"].into_iter().enumerate() {
+            starts.push(buf.len());
+            encode(seq as u64, &record(key), &mut buf);
+        }
+        (buf, starts)
+    }
+
+    fn keys(scan: &Scan) -> Vec<String> {
+        scan.records
+            .iter()
+            .map(|s| s.record.key.clone().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn records_read_back_as_written() {
+        let (buf, _) = three();
+        let scan = scan(&buf);
+        assert_eq!(keys(&scan), ["a", "b", "c"]);
+        assert_eq!(scan.records[2].seq, 2);
+        assert_eq!(scan.records[0].record.payload, record("a").payload);
+        assert_eq!((scan.corrupt, scan.valid_end), (0, buf.len()));
+    }
+
+    #[test]
+    fn a_record_without_a_key_reads_back_without_one() {
+        let mut r = record("x");
+        r.key = None;
+        let mut buf = Vec::new();
+        encode(7, &r, &mut buf);
+        assert_eq!(scan(&buf).records[0].record.key, None);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_and_the_rest_kept() {
+        let (buf, starts) = three();
+        let torn = &buf[..buf.len() - 5];
+        let scan = scan(torn);
+        assert_eq!(keys(&scan), ["a", "b"]);
+        assert_eq!(scan.valid_end, starts[2]);
+        assert_eq!(scan.corrupt, 0);
+    }
+
+    #[test]
+    fn a_corrupted_middle_record_is_skipped_and_counted() {
+        let (mut buf, starts) = three();
+        buf[starts[1] + HEADER + 3] ^= 0xff;
+        let scan = scan(&buf);
+        assert_eq!(keys(&scan), ["a", "c"]);
+        assert_eq!(scan.corrupt, 1);
+        assert_eq!(scan.valid_end, buf.len());
+    }
+
+    #[test]
+    fn a_corrupted_length_does_not_hide_the_records_after_it() {
+        let (mut buf, starts) = three();
+        buf[starts[1] + 4..starts[1] + 8].copy_from_slice(&9_999u32.to_le_bytes());
+        let scan = scan(&buf);
+        assert_eq!(keys(&scan), ["a", "c"]);
+        assert_eq!(scan.corrupt, 1);
+    }
+}

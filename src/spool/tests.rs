@@ -1,0 +1,324 @@
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+type Done = Box<dyn FnOnce(Outcome) + Send>;
+
+/// Stands in for Kafka: records what it is sent, and confirms it or holds on to it.
+#[derive(Clone, Default)]
+struct Kafka {
+    seen: Arc<Mutex<Vec<Record>>>,
+    held: Arc<Mutex<Vec<Done>>>,
+    away: bool,
+}
+
+impl Sink for Kafka {
+    fn dispatch(&self, record: Record, done: Done) {
+        self.seen.lock().unwrap().push(record);
+        if self.away {
+            self.held.lock().unwrap().push(done);
+        } else {
+            done(Outcome::Delivered);
+        }
+    }
+}
+
+impl Kafka {
+    fn away() -> Self {
+        Kafka {
+            away: true,
+            ..Default::default()
+        }
+    }
+    fn keys(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.key.clone().unwrap())
+            .collect()
+    }
+}
+
+fn record(key: &str, payload_bytes: usize) -> Record {
+    Record {
+        topic: "tim.c2c.messages".into(),
+        key: Some(key.into()),
+        payload: vec![b'x'; payload_bytes],
+        command: "C2C.CallbackAfterSendMsg".into(),
+        sdk_app_id: 1400000000,
+        accepted_at_ms: now_ms(),
+    }
+}
+
+fn open(dir: &Path, max_bytes: u64, kafka: &Kafka) -> Arc<Spool> {
+    Spool::open(
+        dir,
+        max_bytes,
+        100_000,
+        kafka.clone(),
+        Arc::new(Metrics::default()),
+    )
+    .unwrap()
+}
+
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn append_all(spool: &Spool, keys: &[&str]) {
+    for key in keys {
+        spool.append(record(key, 100)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appended_records_go_to_kafka_in_order_and_are_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &kafka);
+
+    append_all(&spool, &["a", "b", "c", "d"]).await;
+
+    eventually("all confirmed", || spool.waiting() == 0).await;
+    assert_eq!(kafka.keys(), ["a", "b", "c", "d"]);
+    spool.finish().await;
+    assert_eq!(read_watermark(dir.path()), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_fsyncs_and_all_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::default();
+    let metrics = Arc::new(Metrics::default());
+    let spool = Spool::open(
+        dir.path(),
+        1 << 24,
+        100_000,
+        kafka.clone(),
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let spool = Arc::clone(&spool);
+            tokio::spawn(async move { spool.append(record(&format!("k{i}"), 200)).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+
+    eventually("all dispatched", || kafka.seen.lock().unwrap().len() == 500).await;
+    let fsyncs = metrics.encode();
+    let count: u64 = fsyncs
+        .lines()
+        .find(|l| l.starts_with("tim_bridge_spool_fsync_seconds_count"))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(count < 500, "500 appends took {count} fsyncs");
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_kafka_did_not_confirm_is_sent_again_after_reopening_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_run = Kafka::away();
+    let spool = open(dir.path(), 1 << 20, &first_run);
+    append_all(&spool, &["a", "b", "c"]).await;
+    eventually("dispatched", || first_run.seen.lock().unwrap().len() == 3).await;
+    assert_eq!(spool.finish().await, 3);
+    drop(spool);
+
+    let second_run = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &second_run);
+    append_all(&spool, &["d"]).await;
+
+    eventually("all confirmed", || spool.waiting() == 0).await;
+    assert_eq!(second_run.keys(), ["a", "b", "c", "d"]);
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_kafka_confirmed_is_not_sent_again_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &kafka);
+    append_all(&spool, &["a", "b"]).await;
+    eventually("all confirmed", || spool.waiting() == 0).await;
+    spool.finish().await;
+    drop(spool);
+
+    let again = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &again);
+    append_all(&spool, &["c"]).await;
+
+    eventually("confirmed", || spool.waiting() == 0).await;
+    assert_eq!(again.keys(), ["c"]);
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_torn_by_a_crash_is_cut_and_the_ones_before_it_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_run = Kafka::away();
+    let spool = open(dir.path(), 1 << 20, &first_run);
+    append_all(&spool, &["a", "b", "c"]).await;
+    spool.finish().await;
+    drop(spool);
+    let segment = segments(dir.path()).pop().unwrap();
+    let len = fs::metadata(&segment).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
+
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &kafka);
+
+    eventually("dispatched", || kafka.seen.lock().unwrap().len() == 2).await;
+    assert_eq!(kafka.keys(), ["a", "b"]);
+    assert!(
+        fs::metadata(&segment).unwrap().len() < len - 7,
+        "the torn bytes are cut"
+    );
+    append_all(&spool, &["d"]).await;
+    eventually("the next append follows", || kafka.keys().len() == 3).await;
+    assert_eq!(kafka.keys(), ["a", "b", "d"]);
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_middle_record_is_skipped_counted_and_the_others_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_run = Kafka::away();
+    let spool = open(dir.path(), 1 << 20, &first_run);
+    append_all(&spool, &["a", "b", "c"]).await;
+    spool.finish().await;
+    drop(spool);
+    let segment = segments(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(&segment, bytes).unwrap();
+
+    let kafka = Kafka::default();
+    let metrics = Arc::new(Metrics::default());
+    let spool = Spool::open(
+        dir.path(),
+        1 << 20,
+        100,
+        kafka.clone(),
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+
+    eventually("dispatched", || kafka.seen.lock().unwrap().len() == 2).await;
+    assert_eq!(kafka.keys(), ["a", "c"]);
+    assert!(
+        metrics
+            .encode()
+            .contains("tim_bridge_spool_corrupt_records_total 2"),
+        "counted at recovery and when read"
+    );
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_roll_over_and_are_deleted_once_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_run = Kafka::away();
+    let spool = open(dir.path(), 1 << 20, &first_run);
+    for i in 0..1000 {
+        spool.append(record(&format!("k{i}"), 700)).await.unwrap();
+    }
+    assert!(
+        segments(dir.path()).len() >= 3,
+        "750 kB written in segments of 256 KiB"
+    );
+    spool.finish().await;
+    drop(spool);
+
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &kafka);
+
+    eventually("all confirmed", || spool.waiting() == 0).await;
+    eventually("files deleted", || segments(dir.path()).len() == 1).await;
+    let left: u64 = segments(dir.path())
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        left < ROLL_WHEN_DRAINED,
+        "{left} bytes left after the drain"
+    );
+    assert_eq!(kafka.keys().len(), 1000);
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_refuses_appends_and_keeps_what_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::away();
+    let spool = open(dir.path(), 64 * 1024, &kafka);
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..200 {
+        match spool.append(record(&format!("k{i}"), 1000)).await {
+            Ok(()) => accepted.push(format!("k{i}")),
+            Err(Rejected::SpoolFull) => refused += 1,
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(refused > 0 && !accepted.is_empty());
+    spool.finish().await;
+    drop(spool);
+
+    let after = Kafka::default();
+    let spool = open(dir.path(), 64 * 1024, &after);
+
+    eventually("everything accepted arrives", || {
+        after.keys().len() == accepted.len()
+    })
+    .await;
+    assert_eq!(after.keys(), accepted);
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_bridge_cannot_open_the_same_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &kafka);
+
+    let second = Spool::open(
+        dir.path(),
+        1 << 20,
+        10,
+        kafka.clone(),
+        Arc::new(Metrics::default()),
+    );
+
+    assert!(second.err().unwrap().to_string().contains("in use"));
+    spool.finish().await;
+}
