@@ -2,9 +2,10 @@
 //! names one, otherwise a tansu broker started once per test binary on a free port,
 //! with sqlite storage in a temporary directory. No broker, no pass: it never skips.
 
+use std::fs::OpenOptions;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -40,53 +41,98 @@ fn tansu_binary() -> PathBuf {
 }
 
 fn start_tansu() -> String {
-    let bin = tansu_binary();
-    let dir = tempfile::Builder::new()
-        .prefix("tim-bridge-tansu-")
-        .tempdir()
-        .expect("a temporary directory")
-        .keep();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let log = std::fs::File::create(dir.join("tansu.log")).expect("a broker log file");
-    let mut command = Command::new(&bin);
-    command
-        .current_dir(&dir)
-        .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-        .args(["--listener-url", &url, "--advertised-listener-url", &url])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log handle"))
-        .stderr(log);
-    kill_with_parent(&mut command);
-    // The broker dies with the thread that started it, so that thread lives as long as the broker.
-    let (started_tx, started_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || match command.spawn() {
-        Ok(mut child) => {
-            started_tx.send(Ok(())).ok();
-            let _ = child.wait();
-        }
-        Err(e) => {
-            started_tx.send(Err(e)).ok();
+    // The broker dies with the thread that started it, so that thread lives as long as the tests.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let broker = Tansu::start_new();
+        tx.send(broker.address()).ok();
+        let _keep = broker;
+        loop {
+            std::thread::park();
         }
     });
-    started_rx
-        .recv()
-        .expect("the broker thread answers")
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+    rx.recv().expect("the broker thread answers")
+}
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.join("tansu.log")).unwrap_or_default();
-            panic!("tansu did not listen on port {port} within 60 s; its log:\n{log}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// A tansu broker a test can stop and start again on the same storage and port.
+pub struct Tansu {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Tansu {
+    pub fn start_new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tim-bridge-tansu-")
+            .tempdir()
+            .expect("a temporary directory")
+            .keep();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut broker = Tansu {
+            port,
+            dir,
+            child: None,
+        };
+        broker.start();
+        broker
     }
-    index_headers(&dir.join("tansu.db"));
-    format!("127.0.0.1:{port}")
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        let bin = tansu_binary();
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .expect("a broker log file");
+        let mut command = Command::new(&bin);
+        command
+            .current_dir(&self.dir)
+            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log);
+        kill_with_parent(&mut command);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default();
+                panic!(
+                    "tansu did not listen on port {} within 60 s; its log:\n{log}",
+                    self.port
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        index_headers(&self.dir.join("tansu.db"));
+    }
+
+    /// Kills the broker, as a crash or a network cut would look to its clients.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// tansu's sqlite schema has no index on `header(topition, offset_id)`: reading back

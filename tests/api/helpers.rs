@@ -227,15 +227,19 @@ impl TestApp {
 /// Reads `topic` from the beginning until `count` records arrived (or fails after 30 s);
 /// every value must be valid against the event schema.
 pub async fn read_records(topic: &str, count: usize) -> Vec<Record> {
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || read_blocking(&topic, count))
+    read_records_from(brokers(), topic, count).await
+}
+
+pub async fn read_records_from(brokers: &str, topic: &str, count: usize) -> Vec<Record> {
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || read_blocking(&brokers, &topic, count))
         .await
         .unwrap()
 }
 
-fn read_blocking(topic: &str, count: usize) -> Vec<Record> {
+fn read_blocking(brokers: &str, topic: &str, count: usize) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("test-reader"))
         .set("enable.auto.commit", "false")
         .create()
@@ -248,11 +252,11 @@ fn read_blocking(topic: &str, count: usize) -> Vec<Record> {
     }
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while records.len() < count {
         assert!(
             Instant::now() < deadline,
-            "read {} of {count} records from {topic} in 30 s",
+            "read {} of {count} records from {topic} in 60 s",
             records.len()
         );
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
@@ -288,10 +292,14 @@ fn read_blocking(topic: &str, count: usize) -> Vec<Record> {
 
 /// How many records `topic` holds, from its high watermarks.
 pub async fn record_count(topic: &str) -> i64 {
-    let topic = topic.to_owned();
+    record_count_on(brokers(), topic).await
+}
+
+pub async fn record_count_on(brokers: &str, topic: &str) -> i64 {
+    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
+            .set("bootstrap.servers", &brokers)
             .create()
             .expect("a consumer");
         (0..PARTITIONS)
@@ -338,4 +346,28 @@ pub fn assert_valid_event(event: &Value) {
         errors.is_empty(),
         "event not valid against the schema: {errors:?}\n{event:#}"
     );
+}
+
+pub async fn create_topic_on(brokers: &str, name: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    for result in results {
+        result.unwrap();
+    }
+}
+
+pub async fn create_topic(name: &str) {
+    create_topic_on(brokers(), name).await
+}
+
+pub fn unique_topic(prefix: &str) -> String {
+    unique(prefix)
 }

@@ -4,6 +4,7 @@
 mod broker;
 mod callbacks;
 mod command_line;
+mod durability;
 mod endpoints;
 mod helpers;
 mod load;

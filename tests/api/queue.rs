@@ -1,28 +1,8 @@
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::ClientConfig;
-
 use tim_kafka_bridge::settings::Ack;
 
-use crate::broker::brokers;
 use crate::helpers::*;
-
-pub async fn create_topic(name: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
-    let topic = NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(1));
-    let results = admin
-        .create_topics([&topic], &AdminOptions::new())
-        .await
-        .unwrap();
-    results.into_iter().for_each(|r| {
-        r.unwrap();
-    });
-}
 
 fn sent(key: &str) -> String {
     format!(
