@@ -33,10 +33,11 @@ pub enum Queue {
 }
 
 impl Queue {
-    pub async fn accept(&self, record: Record) -> Result<(), Rejected> {
+    /// Takes every event of one callback, or none of them.
+    pub async fn accept(&self, records: Vec<Record>) -> Result<(), Rejected> {
         match self {
-            Queue::Memory(q) => q.accept(record).await,
-            Queue::Durable(spool, _) => spool.append(record).await,
+            Queue::Memory(q) => q.accept(records).await,
+            Queue::Durable(spool, _) => spool.append(records).await,
         }
     }
 
@@ -124,29 +125,36 @@ impl MemoryQueue {
         }
     }
 
-    async fn accept(&self, record: Record) -> Result<(), Rejected> {
-        let permit = match self.room.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => tokio::time::timeout(self.enqueue_timeout, self.room.clone().acquire_owned())
-                .await
-                .map_err(|_| Rejected::QueueFull)?
-                .map_err(|_| Rejected::QueueFull)?,
-        };
+    async fn accept(&self, records: Vec<Record>) -> Result<(), Rejected> {
+        let mut permits = Vec::with_capacity(records.len());
+        for _ in &records {
+            permits.push(match self.room.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(_) => {
+                    tokio::time::timeout(self.enqueue_timeout, self.room.clone().acquire_owned())
+                        .await
+                        .map_err(|_| Rejected::QueueFull)?
+                        .map_err(|_| Rejected::QueueFull)?
+                }
+            });
+        }
         self.metrics.queue_depth.set(self.depth() as i64);
-        let key = record.key.clone();
-        let topic = record.topic.clone();
-        let lost = Arc::clone(&self.lost);
-        let room = Arc::clone(&self.room);
-        let (capacity, metrics) = (self.capacity, Arc::clone(&self.metrics));
-        self.forwarder.dispatch(record, move |outcome| {
-            if outcome == Outcome::Abandoned {
-                let key = key.unwrap_or_else(|| "(no key)".into());
-                tracing::error!(topic = %topic, msg_key = %key, "Event lost: Kafka had not confirmed it at shutdown.");
-                lost.lock().expect("lost lock").push(key);
-            }
-            drop(permit);
-            metrics.queue_depth.set((capacity - room.available_permits()) as i64);
-        });
+        for (record, permit) in records.into_iter().zip(permits) {
+            let key = record.key.clone();
+            let topic = record.topic.clone();
+            let lost = Arc::clone(&self.lost);
+            let room = Arc::clone(&self.room);
+            let (capacity, metrics) = (self.capacity, Arc::clone(&self.metrics));
+            self.forwarder.dispatch(record, move |outcome| {
+                if outcome == Outcome::Abandoned {
+                    let key = key.unwrap_or_else(|| "(no key)".into());
+                    tracing::error!(topic = %topic, msg_key = %key, "Event lost: Kafka had not confirmed it at shutdown.");
+                    lost.lock().expect("lost lock").push(key);
+                }
+                drop(permit);
+                metrics.queue_depth.set((capacity - room.available_permits()) as i64);
+            });
+        }
         Ok(())
     }
 

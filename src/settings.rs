@@ -51,6 +51,10 @@ pub struct Settings {
     /// Forward commands the bridge does not type to `kafka.other_topic`.
     #[serde(default = "default_true")]
     pub forward_other_commands: bool,
+    /// Also publish `C2C.CallbackBeforeSendMsg` (`tim.c2c.message.pre_send`), for audit.
+    /// It is answered "allow" either way.
+    #[serde(default)]
+    pub publish_before_send: bool,
     /// Events accepted but not yet confirmed by Kafka, at most.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
@@ -99,6 +103,9 @@ pub struct KafkaSettings {
     /// Topic of the typed one-to-one message events (sent and withdrawn).
     #[serde(default = "default_topic")]
     pub topic: String,
+    /// Topic of group message events (sent and recalled).
+    #[serde(default = "default_group_topic")]
+    pub group_topic: String,
     /// Topic of the generic events of every other command.
     #[serde(default = "default_other_topic")]
     pub other_topic: String,
@@ -159,6 +166,9 @@ fn default_spool_max_bytes() -> u64 {
 }
 fn default_topic() -> String {
     "tim.c2c.messages".into()
+}
+fn default_group_topic() -> String {
+    "tim.group.messages".into()
 }
 fn default_other_topic() -> String {
     "tim.callbacks.other".into()
@@ -299,6 +309,9 @@ impl Settings {
         if let Some(v) = var("TIM_BRIDGE_TOPIC") {
             self.kafka.topic = v.trim().to_owned();
         }
+        if let Some(v) = var("TIM_BRIDGE_GROUP_TOPIC") {
+            self.kafka.group_topic = v.trim().to_owned();
+        }
         if let Some(v) = var("TIM_BRIDGE_OTHER_TOPIC") {
             self.kafka.other_topic = v.trim().to_owned();
         }
@@ -366,6 +379,7 @@ impl Settings {
         let kafka = &self.kafka;
         for (name, topic) in [
             ("kafka.topic", &kafka.topic),
+            ("kafka.group_topic", &kafka.group_topic),
             ("kafka.other_topic", &kafka.other_topic),
         ]
         .into_iter()
@@ -428,16 +442,19 @@ impl Settings {
         if let Some(topic) = self.kafka.command_topics.get(callback_command) {
             return topic;
         }
-        match callback_command {
-            command::AFTER_SEND_MSG | command::AFTER_MSG_WITHDRAW => &self.kafka.topic,
-            _ => &self.kafka.other_topic,
+        if command::C2C_TYPED.contains(&callback_command) {
+            &self.kafka.topic
+        } else if command::GROUP_TYPED.contains(&callback_command) {
+            &self.kafka.group_topic
+        } else {
+            &self.kafka.other_topic
         }
     }
 
     /// Every topic this configuration may publish to.
     pub fn topics(&self) -> Vec<String> {
-        let mut topics = vec![self.kafka.topic.clone()];
-        if self.forward_other_commands {
+        let mut topics = vec![self.kafka.topic.clone(), self.kafka.group_topic.clone()];
+        if self.forward_other_commands || self.publish_before_send {
             topics.push(self.kafka.other_topic.clone());
         }
         topics.extend(self.kafka.command_topics.values().cloned());
@@ -561,14 +578,16 @@ mod tests {
     }
 
     #[test]
-    fn sent_and_withdrawn_share_a_topic_and_others_go_to_the_other_topic() {
+    fn a_messages_story_shares_a_topic_groups_have_theirs_and_others_go_to_the_other_topic() {
         let s = Settings::default();
         assert_eq!(s.topic_for(command::AFTER_SEND_MSG), "tim.c2c.messages");
         assert_eq!(s.topic_for(command::AFTER_MSG_WITHDRAW), "tim.c2c.messages");
+        assert_eq!(s.topic_for(command::AFTER_MODIFY_MSG), "tim.c2c.messages");
         assert_eq!(
-            s.topic_for("Group.CallbackAfterSendMsg"),
-            "tim.callbacks.other"
+            s.topic_for(command::GROUP_AFTER_RECALL_MSG),
+            "tim.group.messages"
         );
+        assert_eq!(s.topic_for("State.StateChange"), "tim.callbacks.other");
     }
 
     #[test]

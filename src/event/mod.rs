@@ -2,6 +2,7 @@
 //! `docs/events.md` and `schemas/event.schema.json` describe it; keep the three in step.
 
 pub mod element;
+mod family;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -9,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::tencent::{command, AfterMsgWithdraw, AfterSendMsg, Callback};
+use crate::tencent::{AfterMsgWithdraw, AfterSendMsg, Callback};
 pub use element::Element;
+use element::TencentElement;
+pub use family::*;
 
 pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// Raised whenever an existing field changes meaning or shape.
@@ -19,6 +22,14 @@ pub const DATA_SCHEMA: &str = "urn:tim-kafka-bridge:event:1";
 pub mod types {
     pub const MESSAGE_SENT: &str = "tim.c2c.message.sent";
     pub const MESSAGE_WITHDRAWN: &str = "tim.c2c.message.withdrawn";
+    pub const MESSAGE_MODIFIED: &str = "tim.c2c.message.modified";
+    pub const MESSAGE_PRE_SEND: &str = "tim.c2c.message.pre_send";
+    pub const MESSAGE_READ: &str = "tim.c2c.message.read";
+    pub const MESSAGE_EXTENSION: &str = "tim.c2c.message.extension_changed";
+    pub const CONVERSATION_READ: &str = "tim.c2c.conversation.read";
+    pub const ALL_READ: &str = "tim.conversations.all_read";
+    pub const GROUP_MESSAGE_SENT: &str = "tim.group.message.sent";
+    pub const GROUP_MESSAGE_RECALLED: &str = "tim.group.message.recalled";
     pub const CALLBACK: &str = "tim.callback";
 }
 
@@ -37,7 +48,8 @@ pub struct Envelope<D> {
     pub data: D,
 }
 
-/// `tim.c2c.message.sent`
+/// `tim.c2c.message.sent`, and with `operator` `tim.c2c.message.modified`; also
+/// `tim.c2c.message.pre_send`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageSent {
     pub sdk_app_id: u64,
@@ -68,6 +80,9 @@ pub struct MessageSent {
     pub body: Option<Vec<Element>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_custom_data: Option<String>,
+    /// Who edited the message (`tim.c2c.message.modified`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
     #[serde(flatten)]
     pub common: Common,
 }
@@ -120,6 +135,7 @@ pub struct Common {
 /// What the HTTP side knows about a callback besides its body.
 pub struct Context<'a> {
     pub sdk_app_id: u64,
+    pub command: &'a str,
     pub client_ip: Option<&'a str>,
     pub platform: Option<&'a str>,
     pub received_at: SystemTime,
@@ -134,80 +150,122 @@ pub struct Normalized {
     pub keyed_by_conversation: bool,
 }
 
-/// The event for a callback, or `None` for a callback that is answered but not forwarded.
-/// Fails only on a known element with malformed content.
+/// The events for a callback: none for one that is answered but not forwarded, several
+/// for one that reports on several messages. Fails only on a known element with
+/// malformed content.
 pub fn normalize(
     ctx: &Context,
     callback: Callback,
     raw_body: &[u8],
-) -> Result<Option<Normalized>, String> {
-    let normalized = match callback {
-        Callback::Sent(sent) => sent_event(ctx, sent, raw_body)?,
-        Callback::Withdrawn(withdrawn) => withdrawn_event(ctx, withdrawn),
-        Callback::BeforeSend => return Ok(None),
-        Callback::Other { command, msg_key } => {
+) -> Result<Vec<Normalized>, String> {
+    Ok(match callback {
+        Callback::Sent(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_SENT)?],
+        Callback::Modified(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_MODIFIED)?],
+        Callback::PreSend(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_PRE_SEND)?],
+        Callback::Withdrawn(withdrawn) => vec![withdrawn_event(ctx, withdrawn)],
+        Callback::ReadReceipt(r) => family::read_receipts(ctx, r),
+        Callback::ReadReport(r) => vec![family::read_report(ctx, r, raw_body)],
+        Callback::ReadAll(r) => vec![family::read_all(ctx, r, raw_body)],
+        Callback::Extension(e) => vec![family::extension(ctx, e, raw_body)],
+        Callback::GroupSent(g) => vec![family::group_sent(ctx, g)?],
+        Callback::GroupRecalled(g) => family::group_recalled(ctx, g),
+        Callback::BeforeSend => Vec::new(),
+        Callback::Other {
+            command: _,
+            msg_key,
+        } => {
             let body = std::str::from_utf8(raw_body)
                 .ok()
                 .and_then(|s| RawValue::from_string(s.to_owned()).ok())
                 .ok_or("the body is not JSON")?;
-            let id = event_id(
-                ctx.sdk_app_id,
-                &command,
-                msg_key.as_deref().map_or(raw_body, str::as_bytes),
-            );
+            let identity = msg_key.as_deref().map_or(raw_body, str::as_bytes);
             let data = CallbackReceived {
                 sdk_app_id: ctx.sdk_app_id,
-                command,
+                command: ctx.command.to_owned(),
                 msg_key: msg_key.clone(),
                 body,
                 client_ip: ctx.client_ip.map(str::to_owned),
                 platform: ctx.platform.map(str::to_owned),
                 received_at: rfc3339_millis(ctx.received_at),
             };
-            let time = rfc3339_millis(ctx.received_at);
-            Normalized {
-                payload: envelope(ctx, id, types::CALLBACK, time, msg_key.clone(), data),
-                key: msg_key,
-                keyed_by_conversation: false,
-            }
+            vec![event(
+                ctx,
+                identity,
+                types::CALLBACK,
+                None,
+                msg_key.as_deref(),
+                data,
+            )]
         }
-    };
-    Ok(Some(normalized))
+    })
 }
 
-fn sent_event(ctx: &Context, sent: AfterSendMsg, raw_body: &[u8]) -> Result<Normalized, String> {
-    let body = match &sent.msg_body {
-        None => None,
-        Some(elements) => Some(
+/// Builds one event: its id from the app, the command and `identity`; its key and
+/// subject from `key`; its time from `time`, else the moment of receipt.
+fn event<D: Serialize>(
+    ctx: &Context,
+    identity: &[u8],
+    event_type: &str,
+    time: Option<String>,
+    key: Option<&str>,
+    data: D,
+) -> Normalized {
+    let key = key.map(str::to_owned);
+    let envelope = Envelope {
+        specversion: "1.0".into(),
+        id: event_id(ctx.sdk_app_id, ctx.command, identity),
+        source: format!("/tim/{}", ctx.sdk_app_id),
+        event_type: event_type.into(),
+        time: time.unwrap_or_else(|| rfc3339_millis(ctx.received_at)),
+        subject: key.clone(),
+        datacontenttype: "application/json".into(),
+        dataschema: DATA_SCHEMA.into(),
+        data,
+    };
+    Normalized {
+        key,
+        payload: serde_json::to_vec(&envelope).expect("an event always serializes"),
+        keyed_by_conversation: false,
+    }
+}
+
+fn body(elements: &Option<Vec<TencentElement>>) -> Result<Option<Vec<Element>>, String> {
+    elements
+        .as_ref()
+        .map(|elements| {
             elements
                 .iter()
                 .enumerate()
                 .map(|(i, e)| e.normalize().map_err(|err| format!("MsgBody[{i}].{err}")))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    };
-    let (key, id) = match &sent.msg_key {
-        Some(k) if !k.is_empty() => (
-            k.clone(),
-            event_id(ctx.sdk_app_id, command::AFTER_SEND_MSG, k.as_bytes()),
-        ),
-        _ => (
-            conversation_key(&sent.from, &sent.to),
-            event_id(ctx.sdk_app_id, command::AFTER_SEND_MSG, raw_body),
-        ),
-    };
-    let keyed_by_conversation = sent.msg_key.as_deref().is_none_or(str::is_empty);
-    let time = sent
-        .event_time
+                .collect()
+        })
+        .transpose()
+}
+
+/// When it happened: Tencent's `EventTime` (ms), else a time in seconds (`MsgTime`).
+fn occurred(event_time_ms: Option<u64>, fallback_secs: Option<u64>) -> Option<String> {
+    event_time_ms
         .and_then(millis_rfc3339)
-        .or_else(|| sent.msg_time.and_then(seconds_rfc3339))
-        .unwrap_or_else(|| rfc3339_millis(ctx.received_at));
-    let subject = sent.msg_key.clone().filter(|k| !k.is_empty());
+        .or_else(|| fallback_secs.and_then(seconds_rfc3339))
+}
+
+fn sent_event(
+    ctx: &Context,
+    sent: AfterSendMsg,
+    raw_body: &[u8],
+    event_type: &str,
+) -> Result<Normalized, String> {
+    let msg_key = sent.msg_key.clone().filter(|k| !k.is_empty());
+    // An edit of a message happens more than once: its id comes from the whole body.
+    let identity = match (&msg_key, event_type) {
+        (Some(k), types::MESSAGE_SENT | types::MESSAGE_PRE_SEND) => k.as_bytes(),
+        _ => raw_body,
+    };
     let data = MessageSent {
         sdk_app_id: ctx.sdk_app_id,
-        msg_key: subject.clone(),
-        from: sent.from,
-        to: sent.to,
+        msg_key: msg_key.clone(),
+        from: sent.from.clone(),
+        to: sent.to.clone(),
         msg_seq: sent.msg_seq,
         msg_random: sent.msg_random,
         msg_time: sent.msg_time,
@@ -217,27 +275,21 @@ fn sent_event(ctx: &Context, sent: AfterSendMsg, raw_body: &[u8]) -> Result<Norm
         send_result: sent.send_msg_result,
         error_info: sent.error_info,
         unread_count: sent.unread_msg_num,
-        body,
+        body: body(&sent.msg_body)?,
         cloud_custom_data: sent.cloud_custom_data,
+        operator: sent.operator,
         common: common(ctx, sent.event_time),
     };
-    Ok(Normalized {
-        payload: envelope(ctx, id, types::MESSAGE_SENT, time, subject, data),
-        key: Some(key),
-        keyed_by_conversation,
-    })
+    let time = occurred(sent.event_time, sent.msg_time);
+    let mut normalized = event(ctx, identity, event_type, time, msg_key.as_deref(), data);
+    if msg_key.is_none() {
+        normalized.key = Some(conversation_key(&sent.from, &sent.to));
+        normalized.keyed_by_conversation = true;
+    }
+    Ok(normalized)
 }
 
 fn withdrawn_event(ctx: &Context, withdrawn: AfterMsgWithdraw) -> Normalized {
-    let id = event_id(
-        ctx.sdk_app_id,
-        command::AFTER_MSG_WITHDRAW,
-        withdrawn.msg_key.as_bytes(),
-    );
-    let time = withdrawn
-        .event_time
-        .and_then(millis_rfc3339)
-        .unwrap_or_else(|| rfc3339_millis(ctx.received_at));
     let key = withdrawn.msg_key.clone();
     let data = MessageWithdrawn {
         sdk_app_id: ctx.sdk_app_id,
@@ -247,18 +299,15 @@ fn withdrawn_event(ctx: &Context, withdrawn: AfterMsgWithdraw) -> Normalized {
         unread_count: withdrawn.unread_msg_num,
         common: common(ctx, withdrawn.event_time),
     };
-    Normalized {
-        payload: envelope(
-            ctx,
-            id,
-            types::MESSAGE_WITHDRAWN,
-            time,
-            Some(key.clone()),
-            data,
-        ),
-        key: Some(key),
-        keyed_by_conversation: false,
-    }
+    let time = occurred(withdrawn.event_time, None);
+    event(
+        ctx,
+        key.as_bytes(),
+        types::MESSAGE_WITHDRAWN,
+        time,
+        Some(&key),
+        data,
+    )
 }
 
 fn common(ctx: &Context, event_time: Option<u64>) -> Common {
@@ -269,28 +318,6 @@ fn common(ctx: &Context, event_time: Option<u64>) -> Common {
         platform: ctx.platform.map(str::to_owned),
         received_at: rfc3339_millis(ctx.received_at),
     }
-}
-
-fn envelope<D: Serialize>(
-    ctx: &Context,
-    id: String,
-    event_type: &str,
-    time: String,
-    subject: Option<String>,
-    data: D,
-) -> Vec<u8> {
-    let envelope = Envelope {
-        specversion: "1.0".into(),
-        id,
-        source: format!("/tim/{}", ctx.sdk_app_id),
-        event_type: event_type.into(),
-        time,
-        subject,
-        datacontenttype: "application/json".into(),
-        dataschema: DATA_SCHEMA.into(),
-        data,
-    };
-    serde_json::to_vec(&envelope).expect("an event always serializes")
 }
 
 /// The key of a one-to-one conversation: both accounts, sorted, so either direction

@@ -96,47 +96,56 @@ async fn process(
         .map_err(CallbackError::Unauthorized)?;
     }
 
-    let callback =
-        Callback::parse(query.command.as_deref(), &body).map_err(CallbackError::BadRequest)?;
-    let command = match &callback {
-        Callback::Sent(_) => command::AFTER_SEND_MSG.to_owned(),
-        Callback::Withdrawn(_) => command::AFTER_MSG_WITHDRAW.to_owned(),
-        Callback::BeforeSend => return Ok(None),
-        Callback::Other { command, .. } if !state.settings.forward_other_commands => {
-            tracing::debug!(command = %command, "Answered a callback that is not forwarded.");
+    let callback = match Callback::parse(
+        query.command.as_deref(),
+        &body,
+        state.settings.publish_before_send,
+    ) {
+        Ok(callback) => callback,
+        // Never block a user's message because the bridge cannot read it.
+        Err(reason) if query.command.as_deref() == Some(command::BEFORE_SEND_MSG) => {
+            tracing::warn!(reason = %reason, "A before-send callback cannot be published; it is allowed all the same.");
             return Ok(None);
         }
-        Callback::Other { command, .. } => command.clone(),
+        Err(reason) => return Err(CallbackError::BadRequest(reason)),
     };
+    if matches!(callback, Callback::Other { .. }) && !state.settings.forward_other_commands {
+        return Ok(None);
+    }
+    let command = callback.command().to_owned();
     let ctx = Context {
         sdk_app_id: app.sdk_app_id,
+        command: &command,
         client_ip: query.client_ip.as_deref(),
         platform: query.platform.as_deref(),
         received_at: SystemTime::now(),
     };
-    let normalized =
-        match event::normalize(&ctx, callback, &body).map_err(CallbackError::BadRequest)? {
-            Some(n) => n,
-            None => return Ok(None),
-        };
-    if normalized.keyed_by_conversation {
+    let events = event::normalize(&ctx, callback, &body).map_err(CallbackError::BadRequest)?;
+    let Some(first_key) = events.first().map(|e| e.key.clone()) else {
+        return Ok(None);
+    };
+    if events.iter().any(|e| e.keyed_by_conversation) {
         state.metrics.keyed_by_conversation.inc();
     }
-    let msg_key = normalized.key.clone();
-    let record = Record {
-        topic: state.settings.topic_for(&command).to_owned(),
-        key: normalized.key,
-        payload: normalized.payload,
-        command,
-        sdk_app_id: app.sdk_app_id,
-        accepted_at_ms: now_ms(),
-    };
+    let topic = state.settings.topic_for(&command);
+    let accepted_at_ms = now_ms();
+    let records = events
+        .into_iter()
+        .map(|e| Record {
+            topic: topic.to_owned(),
+            key: e.key,
+            payload: e.payload,
+            command: command.clone(),
+            sdk_app_id: app.sdk_app_id,
+            accepted_at_ms,
+        })
+        .collect();
     state
         .queue
-        .accept(record)
+        .accept(records)
         .await
         .map_err(CallbackError::Unavailable)?;
-    Ok(msg_key)
+    Ok(first_key)
 }
 
 fn json_or_absent(content_type: Option<&hyper::header::HeaderValue>) -> bool {

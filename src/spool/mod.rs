@@ -49,8 +49,9 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 const ROLL_WHEN_DRAINED: u64 = 64 * 1024;
 const MAX_SEGMENT: u64 = 64 * 1024 * 1024;
 
+/// One callback's events: written together, or refused together.
 struct Append {
-    record: Record,
+    records: Vec<Record>,
     done: oneshot::Sender<Result<(), Rejected>>,
 }
 
@@ -182,14 +183,14 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Returns once the record is on disk and fsynced.
-    pub async fn append(&self, record: Record) -> Result<(), Rejected> {
+    /// Returns once the records are on disk and fsynced.
+    pub async fn append(&self, records: Vec<Record>) -> Result<(), Rejected> {
         if self.shared.full.load(Ordering::Relaxed) {
             return Err(Rejected::SpoolFull);
         }
         let (done, wait) = oneshot::channel();
         let sent = match &*self.appends.lock().expect("appends lock") {
-            Some(tx) => tx.send(Append { record, done }).is_ok(),
+            Some(tx) => tx.send(Append { records, done }).is_ok(),
             None => false,
         };
         if !sent {
@@ -329,15 +330,19 @@ impl Writer {
         self.buf.clear();
         let on_disk = self.shared.log.lock().expect("log lock").bytes;
         let mut taken = Vec::with_capacity(batch.len());
+        let mut records = 0;
         for append in batch {
             let before = self.buf.len();
-            frame::encode(self.next_seq, &append.record, &mut self.buf);
+            for (i, record) in append.records.iter().enumerate() {
+                frame::encode(self.next_seq + i as u64, record, &mut self.buf);
+            }
             if on_disk + self.buf.len() as u64 > self.max_bytes {
                 self.buf.truncate(before);
                 self.shared.full.store(true, Ordering::Relaxed);
                 let _ = append.done.send(Err(Rejected::SpoolFull));
             } else {
-                self.next_seq += 1;
+                self.next_seq += append.records.len() as u64;
+                records += append.records.len() as u64;
                 taken.push(append.done);
             }
         }
@@ -359,7 +364,7 @@ impl Writer {
             let committed = log.segments.last().expect("a segment").len;
             let _ = self.file.set_len(committed);
             drop(log);
-            self.next_seq -= taken.len() as u64;
+            self.next_seq -= records;
             for done in taken {
                 let _ = done.send(Err(Rejected::SpoolFailed));
             }
@@ -371,9 +376,7 @@ impl Writer {
             log.segments.last_mut().expect("a segment").len += written;
             log.bytes += written;
         }
-        self.shared
-            .waiting
-            .fetch_add(taken.len() as u64, Ordering::Relaxed);
+        self.shared.waiting.fetch_add(records, Ordering::Relaxed);
         self.shared.appended.notify_all();
         for done in taken {
             let _ = done.send(Ok(()));

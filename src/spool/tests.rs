@@ -83,7 +83,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 
 async fn append_all(spool: &Spool, keys: &[&str]) {
     for key in keys {
-        spool.append(record(key, 100)).await.unwrap();
+        spool.append(vec![record(key, 100)]).await.unwrap();
     }
 }
 
@@ -118,7 +118,7 @@ async fn concurrent_appends_share_fsyncs_and_all_arrive() {
     let tasks: Vec<_> = (0..500)
         .map(|i| {
             let spool = Arc::clone(&spool);
-            tokio::spawn(async move { spool.append(record(&format!("k{i}"), 200)).await })
+            tokio::spawn(async move { spool.append(vec![record(&format!("k{i}"), 200)]).await })
         })
         .collect();
     for t in tasks {
@@ -250,7 +250,10 @@ async fn segments_roll_over_and_are_deleted_once_confirmed() {
     let first_run = Kafka::away();
     let spool = open(dir.path(), 1 << 20, &first_run);
     for i in 0..1000 {
-        spool.append(record(&format!("k{i}"), 700)).await.unwrap();
+        spool
+            .append(vec![record(&format!("k{i}"), 700)])
+            .await
+            .unwrap();
     }
     assert!(
         segments(dir.path()).len() >= 3,
@@ -284,7 +287,7 @@ async fn a_full_spool_refuses_appends_and_keeps_what_it_has() {
     let mut accepted = Vec::new();
     let mut refused = 0;
     for i in 0..200 {
-        match spool.append(record(&format!("k{i}"), 1000)).await {
+        match spool.append(vec![record(&format!("k{i}"), 1000)]).await {
             Ok(()) => accepted.push(format!("k{i}")),
             Err(Rejected::SpoolFull) => refused += 1,
             Err(other) => panic!("{other:?}"),

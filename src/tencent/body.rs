@@ -6,9 +6,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::command;
+use super::family::*;
 use super::lenient::field;
 use crate::event::element::TencentElement;
 
+/// `C2C.CallbackAfterSendMsg`, and the same shape for `C2C.CallbackAfterModifyMsg`
+/// (with `Operator_Account`) and `C2C.CallbackBeforeSendMsg`.
 #[derive(Debug, Deserialize)]
 pub struct AfterSendMsg {
     #[serde(rename = "CallbackCommand")]
@@ -42,6 +45,9 @@ pub struct AfterSendMsg {
     /// Milliseconds.
     #[serde(rename = "EventTime", default, deserialize_with = "field")]
     pub event_time: Option<u64>,
+    /// Who edited the message (`C2C.CallbackAfterModifyMsg` only).
+    #[serde(rename = "Operator_Account", default, deserialize_with = "field")]
+    pub operator: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +78,16 @@ struct Head {
 #[derive(Debug)]
 pub enum Callback {
     Sent(AfterSendMsg),
+    Modified(AfterSendMsg),
+    /// A before-send callback the settings ask to publish; it is answered "allow" either way.
+    PreSend(AfterSendMsg),
     Withdrawn(AfterMsgWithdraw),
+    ReadReceipt(AfterMsgReadReceipt),
+    ReadReport(AfterMsgReport),
+    ReadAll(AfterMsgReadAll),
+    Extension(AfterC2CMsgExtension),
+    GroupSent(GroupAfterSendMsg),
+    GroupRecalled(GroupAfterRecallMsg),
     /// Answered "allow" and not forwarded.
     BeforeSend,
     Other {
@@ -82,33 +97,115 @@ pub enum Callback {
 }
 
 impl Callback {
+    pub fn command(&self) -> &str {
+        match self {
+            Callback::Sent(_) => command::AFTER_SEND_MSG,
+            Callback::Modified(_) => command::AFTER_MODIFY_MSG,
+            Callback::PreSend(_) | Callback::BeforeSend => command::BEFORE_SEND_MSG,
+            Callback::Withdrawn(_) => command::AFTER_MSG_WITHDRAW,
+            Callback::ReadReceipt(_) => command::AFTER_MSG_READ_RECEIPT,
+            Callback::ReadReport(_) => command::AFTER_MSG_REPORT,
+            Callback::ReadAll(_) => command::AFTER_MSG_READ_ALL,
+            Callback::Extension(_) => command::AFTER_C2C_MSG_EXTENSION,
+            Callback::GroupSent(_) => command::GROUP_AFTER_SEND_MSG,
+            Callback::GroupRecalled(_) => command::GROUP_AFTER_RECALL_MSG,
+            Callback::Other { command, .. } => command,
+        }
+    }
+
     /// Parses a body for the query's command (or the body's own, when the query has none).
     /// The error names the field at fault.
-    pub fn parse(query_command: Option<&str>, body: &[u8]) -> Result<Self, String> {
+    pub fn parse(
+        query_command: Option<&str>,
+        body: &[u8],
+        publish_before_send: bool,
+    ) -> Result<Self, String> {
         let command = match query_command {
             Some(c) => c.to_owned(),
             None => parse::<Head>(body)?.command,
         };
-        let callback = match command.as_str() {
-            command::AFTER_SEND_MSG => {
+        let c = command.as_str();
+        let callback = match c {
+            command::AFTER_SEND_MSG | command::AFTER_MODIFY_MSG => {
                 let sent: AfterSendMsg = parse(body)?;
-                agree(&command, &sent.command)?;
-                accounts(&sent.from, &sent.to)?;
-                Callback::Sent(sent)
+                agree(c, &sent.command)?;
+                present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
+                if c == command::AFTER_SEND_MSG {
+                    Callback::Sent(sent)
+                } else {
+                    present(&[("MsgKey", sent.msg_key.as_deref().unwrap_or(""))])?;
+                    Callback::Modified(sent)
+                }
+            }
+            command::BEFORE_SEND_MSG if publish_before_send => {
+                let sent: AfterSendMsg = parse(body)?;
+                agree(c, &sent.command)?;
+                present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
+                Callback::PreSend(sent)
             }
             command::AFTER_MSG_WITHDRAW => {
-                let withdrawn: AfterMsgWithdraw = parse(body)?;
-                agree(&command, &withdrawn.command)?;
-                accounts(&withdrawn.from, &withdrawn.to)?;
-                if withdrawn.msg_key.is_empty() {
-                    return Err("MsgKey is empty".into());
+                let w: AfterMsgWithdraw = parse(body)?;
+                agree(c, &w.command)?;
+                present(&[
+                    ("From_Account", &w.from),
+                    ("To_Account", &w.to),
+                    ("MsgKey", &w.msg_key),
+                ])?;
+                Callback::Withdrawn(w)
+            }
+            command::AFTER_MSG_READ_RECEIPT => {
+                let r: AfterMsgReadReceipt = parse(body)?;
+                agree(c, &r.command)?;
+                if r.infos.is_empty() {
+                    return Err("C2CMsgInfo is empty".into());
                 }
-                Callback::Withdrawn(withdrawn)
+                for (i, info) in r.infos.iter().enumerate() {
+                    present(&[("MsgKey", &info.msg_key)])
+                        .map_err(|e| format!("C2CMsgInfo[{i}].{e}"))?;
+                }
+                Callback::ReadReceipt(r)
+            }
+            command::AFTER_MSG_REPORT => {
+                let r: AfterMsgReport = parse(body)?;
+                agree(c, &r.command)?;
+                present(&[("Report_Account", &r.reporter), ("Peer_Account", &r.peer)])?;
+                Callback::ReadReport(r)
+            }
+            command::AFTER_MSG_READ_ALL => {
+                let r: AfterMsgReadAll = parse(body)?;
+                agree(c, &r.command)?;
+                present(&[("Report_Account", &r.reporter)])?;
+                Callback::ReadAll(r)
+            }
+            command::AFTER_C2C_MSG_EXTENSION => {
+                let e: AfterC2CMsgExtension = parse(body)?;
+                agree(c, &e.command)?;
+                present(&[
+                    ("From_Account", &e.from),
+                    ("To_Account", &e.to),
+                    ("MsgKey", &e.msg_key),
+                ])?;
+                Callback::Extension(e)
+            }
+            command::GROUP_AFTER_SEND_MSG => {
+                let g: GroupAfterSendMsg = parse(body)?;
+                agree(c, &g.command)?;
+                present(&[("GroupId", &g.group_id)])?;
+                Callback::GroupSent(g)
+            }
+            command::GROUP_AFTER_RECALL_MSG => {
+                let g: GroupAfterRecallMsg = parse(body)?;
+                agree(c, &g.command)?;
+                present(&[("GroupId", &g.group_id)])?;
+                if g.msg_seq_list.is_empty() {
+                    return Err("MsgSeqList is empty".into());
+                }
+                Callback::GroupRecalled(g)
             }
             _ => {
                 let head: Head = parse(body)?;
-                agree(&command, &head.command)?;
-                if command == command::BEFORE_SEND_MSG {
+                agree(c, &head.command)?;
+                if c == command::BEFORE_SEND_MSG {
                     Callback::BeforeSend
                 } else {
                     let msg_key = match head.msg_key {
@@ -150,12 +247,10 @@ fn agree(query: &str, body: &str) -> Result<(), String> {
     }
 }
 
-fn accounts(from: &str, to: &str) -> Result<(), String> {
-    if from.is_empty() {
-        return Err("From_Account is empty".into());
+/// Fields that must not be empty strings.
+fn present(fields: &[(&str, &str)]) -> Result<(), String> {
+    match fields.iter().find(|(_, value)| value.is_empty()) {
+        Some((name, _)) => Err(format!("{name} is empty")),
+        None => Ok(()),
     }
-    if to.is_empty() {
-        return Err("To_Account is empty".into());
-    }
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! as validated types.
 
 pub mod body;
+pub mod family;
 pub mod lenient;
 pub mod query;
 pub mod sign;
@@ -13,6 +14,27 @@ pub mod command {
     pub const AFTER_SEND_MSG: &str = "C2C.CallbackAfterSendMsg";
     pub const AFTER_MSG_WITHDRAW: &str = "C2C.CallbackAfterMsgWithDraw";
     pub const BEFORE_SEND_MSG: &str = "C2C.CallbackBeforeSendMsg";
+    pub const AFTER_MODIFY_MSG: &str = "C2C.CallbackAfterModifyMsg";
+    pub const AFTER_MSG_READ_RECEIPT: &str = "C2C.CallbackAfterMsgReadReceipt";
+    pub const AFTER_MSG_REPORT: &str = "C2C.CallbackAfterMsgReport";
+    pub const AFTER_MSG_READ_ALL: &str = "C2C.CallbackAfterMsgReadAll";
+    pub const AFTER_C2C_MSG_EXTENSION: &str = "C2C.CallbackAfterC2CMsgExtension";
+    pub const GROUP_AFTER_SEND_MSG: &str = "Group.CallbackAfterSendMsg";
+    pub const GROUP_AFTER_RECALL_MSG: &str = "Group.CallbackAfterRecallMsg";
+
+    /// Commands whose events go to `kafka.topic`, keyed so that a message's story
+    /// shares a partition.
+    pub const C2C_TYPED: &[&str] = &[
+        AFTER_SEND_MSG,
+        AFTER_MSG_WITHDRAW,
+        AFTER_MODIFY_MSG,
+        AFTER_MSG_READ_RECEIPT,
+        AFTER_MSG_REPORT,
+        AFTER_MSG_READ_ALL,
+        AFTER_C2C_MSG_EXTENSION,
+    ];
+    /// Commands whose events go to `kafka.group_topic`.
+    pub const GROUP_TYPED: &[&str] = &[GROUP_AFTER_SEND_MSG, GROUP_AFTER_RECALL_MSG];
 
     /// Commands Tencent documents, so metrics can name them without letting a caller
     /// invent label values.
@@ -20,14 +42,14 @@ pub mod command {
         AFTER_SEND_MSG,
         AFTER_MSG_WITHDRAW,
         BEFORE_SEND_MSG,
-        "C2C.CallbackAfterMsgReport",
-        "C2C.CallbackAfterMsgReadReceipt",
-        "C2C.CallbackAfterModifyMsg",
-        "C2C.CallbackAfterMsgReadAll",
-        "C2C.CallbackAfterC2CMsgExtension",
+        AFTER_MSG_REPORT,
+        AFTER_MSG_READ_RECEIPT,
+        AFTER_MODIFY_MSG,
+        AFTER_MSG_READ_ALL,
+        AFTER_C2C_MSG_EXTENSION,
         "Group.CallbackBeforeSendMsg",
-        "Group.CallbackAfterSendMsg",
-        "Group.CallbackAfterRecallMsg",
+        GROUP_AFTER_SEND_MSG,
+        GROUP_AFTER_RECALL_MSG,
         "Group.CallbackAfterCreateGroup",
         "Group.CallbackAfterNewMemberJoin",
         "Group.CallbackAfterMemberExit",

@@ -100,20 +100,18 @@ async fn a_callback_signed_with_the_previous_token_is_taken_during_a_rotation() 
 #[tokio::test]
 async fn another_command_goes_to_the_other_topic_with_its_body_kept_whole() {
     let app = spawn_app().await;
-    let body = r#"{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"@TGS#2J4SZEAEL","MsgSeq":123,
-        "MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"大家好 👋"}}]}"#;
+    let body = r#"{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}],
+        "ClientCmd":"friend_add","Note":"大家好 👋"}"#;
 
     assert_eq!(
-        app.callback("Group.CallbackAfterSendMsg", body)
-            .await
-            .status,
+        app.callback("Sns.CallbackFriendAdd", body).await.status,
         200
     );
 
     let records = read_records(&app.other_topic, 1).await;
     let r = &records[0];
     assert_eq!(r.key, None);
-    assert_eq!(r.headers["tim-command"], "Group.CallbackAfterSendMsg");
+    assert_eq!(r.headers["tim-command"], "Sns.CallbackFriendAdd");
     assert_eq!(r.value["type"], "tim.callback");
     assert_eq!(
         r.value["data"]["body"],

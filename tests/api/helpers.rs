@@ -30,6 +30,7 @@ pub struct TestApp {
     pub address: String,
     pub topic: String,
     pub other_topic: String,
+    pub group_topic: String,
     pub spool_dir: std::path::PathBuf,
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
@@ -89,6 +90,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     settings.kafka.brokers = Some(brokers().to_owned());
     settings.kafka.topic = unique("tim.c2c");
     settings.kafka.other_topic = unique("tim.other");
+    settings.kafka.group_topic = unique("tim.group");
     settings.kafka.create_topics = true;
     settings.kafka.partitions = PARTITIONS;
     settings.kafka.readiness_interval_ms = 200;
@@ -107,6 +109,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         address,
         topic: settings.kafka.topic.clone(),
         other_topic: settings.kafka.other_topic.clone(),
+        group_topic: settings.kafka.group_topic.clone(),
         spool_dir: settings.spool_dir.clone(),
         client: Client::builder(TokioExecutor::new()).build_http(),
         stop: Some(stop),

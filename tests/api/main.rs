@@ -6,6 +6,7 @@ mod callbacks;
 mod command_line;
 mod durability;
 mod endpoints;
+mod family;
 mod helpers;
 mod load;
 mod ordering;

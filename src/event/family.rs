@@ -1,0 +1,309 @@
+//! Events for the rest of the message family: read receipts and reports, extensions,
+//! and group messages.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    body, common, conversation_key, event, occurred, seconds_rfc3339, types, Common, Context,
+    Element, Normalized,
+};
+use crate::tencent::family::*;
+
+/// `tim.c2c.message.read`: one per message in a read receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRead {
+    pub sdk_app_id: u64,
+    pub msg_key: String,
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// `tim.c2c.conversation.read`: `reader` has read `peer`'s messages up to `last_read_time`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationRead {
+    pub sdk_app_id: u64,
+    pub reader: String,
+    pub peer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_time_rfc3339: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// `tim.conversations.all_read`: `reader` cleared every unread message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AllRead {
+    pub sdk_app_id: u64,
+    pub reader: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupReadUpTo>>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReadUpTo {
+    pub group_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_seq: Option<u64>,
+}
+
+/// `tim.c2c.message.extension_changed`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageExtensionChanged {
+    pub sdk_app_id: u64,
+    pub msg_key: String,
+    pub from: String,
+    pub to: String,
+    /// 1 set, 2 delete, 3 clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operate_type: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<ExtensionEntry>>,
+    /// The message's extension version after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// `tim.group.message.sent`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMessageSent {
+    pub sdk_app_id: u64,
+    /// Built by the bridge: see [`group_message_key`].
+    pub msg_key: String,
+    pub group_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    pub msg_seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_random: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_time_rfc3339: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<Vec<Element>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_custom_data: Option<String>,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// `tim.group.message.recalled`: one per recalled message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupMessageRecalled {
+    pub sdk_app_id: u64,
+    pub msg_key: String,
+    pub group_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    pub msg_seq: u64,
+    #[serde(flatten)]
+    pub common: Common,
+}
+
+/// Group messages have no MsgKey; a message is its group (or community topic, whose
+/// sequence numbers are its own) and its MsgSeq: `group:<GroupId or TopicId>:<MsgSeq>`.
+pub fn group_message_key(group_id: &str, topic_id: Option<&str>, msg_seq: u64) -> String {
+    let scope = topic_id.filter(|t| !t.is_empty()).unwrap_or(group_id);
+    format!("group:{scope}:{msg_seq}")
+}
+
+pub(super) fn read_receipts(ctx: &Context, receipt: AfterMsgReadReceipt) -> Vec<Normalized> {
+    let time = occurred(receipt.event_time, None);
+    receipt
+        .infos
+        .into_iter()
+        .map(|info| {
+            let key = info.msg_key.clone();
+            let data = MessageRead {
+                sdk_app_id: ctx.sdk_app_id,
+                msg_key: info.msg_key,
+                from: info.from,
+                to: info.to,
+                msg_id: info.msg_id,
+                common: common(ctx, receipt.event_time),
+            };
+            event(
+                ctx,
+                key.as_bytes(),
+                types::MESSAGE_READ,
+                time.clone(),
+                Some(&key),
+                data,
+            )
+        })
+        .collect()
+}
+
+pub(super) fn read_report(ctx: &Context, report: AfterMsgReport, raw_body: &[u8]) -> Normalized {
+    let key = conversation_key(&report.reporter, &report.peer);
+    let data = ConversationRead {
+        sdk_app_id: ctx.sdk_app_id,
+        last_read_time: report.last_read_time,
+        last_read_time_rfc3339: report.last_read_time.and_then(seconds_rfc3339),
+        unread_count: report.unread_msg_num,
+        reader: report.reporter,
+        peer: report.peer,
+        common: common(ctx, report.event_time),
+    };
+    let time = occurred(report.event_time, report.last_read_time);
+    event(
+        ctx,
+        raw_body,
+        types::CONVERSATION_READ,
+        time,
+        Some(&key),
+        data,
+    )
+}
+
+pub(super) fn read_all(ctx: &Context, all: AfterMsgReadAll, raw_body: &[u8]) -> Normalized {
+    let key = format!("user:{}", all.reporter);
+    let data = AllRead {
+        sdk_app_id: ctx.sdk_app_id,
+        reader: all.reporter,
+        groups: all.group_read_info.map(|groups| {
+            groups
+                .into_iter()
+                .map(|g| GroupReadUpTo {
+                    group_id: g.group_id,
+                    msg_seq: g.msg_seq,
+                })
+                .collect()
+        }),
+        common: common(ctx, all.event_time),
+    };
+    event(
+        ctx,
+        raw_body,
+        types::ALL_READ,
+        occurred(all.event_time, None),
+        Some(&key),
+        data,
+    )
+}
+
+pub(super) fn extension(ctx: &Context, ext: AfterC2CMsgExtension, raw_body: &[u8]) -> Normalized {
+    let key = ext.msg_key.clone();
+    let data = MessageExtensionChanged {
+        sdk_app_id: ctx.sdk_app_id,
+        msg_key: ext.msg_key,
+        from: ext.from,
+        to: ext.to,
+        operate_type: ext.operate_type,
+        extensions: ext.extension_list.map(|list| {
+            list.into_iter()
+                .map(|e| ExtensionEntry {
+                    key: e.key,
+                    value: e.value,
+                    seq: e.seq,
+                })
+                .collect()
+        }),
+        seq: ext.seq,
+        common: common(ctx, ext.event_time),
+    };
+    let time = occurred(ext.event_time, None);
+    event(
+        ctx,
+        raw_body,
+        types::MESSAGE_EXTENSION,
+        time,
+        Some(&key),
+        data,
+    )
+}
+
+pub(super) fn group_sent(ctx: &Context, g: GroupAfterSendMsg) -> Result<Normalized, String> {
+    let key = group_message_key(&g.group_id, g.topic_id.as_deref(), g.msg_seq);
+    let data = GroupMessageSent {
+        sdk_app_id: ctx.sdk_app_id,
+        msg_key: key.clone(),
+        body: body(&g.msg_body)?,
+        group_id: g.group_id,
+        group_type: g.group_type,
+        topic_id: g.topic_id,
+        from: g.from,
+        operator: g.operator,
+        msg_seq: g.msg_seq,
+        msg_random: g.random,
+        msg_time: g.msg_time,
+        msg_time_rfc3339: g.msg_time.and_then(seconds_rfc3339),
+        msg_id: g.msg_id,
+        online_only: g.online_only_flag.map(|f| f == 1),
+        cloud_custom_data: g.cloud_custom_data,
+        common: common(ctx, g.event_time),
+    };
+    let time = occurred(g.event_time, g.msg_time);
+    Ok(event(
+        ctx,
+        key.as_bytes(),
+        types::GROUP_MESSAGE_SENT,
+        time,
+        Some(&key),
+        data,
+    ))
+}
+
+pub(super) fn group_recalled(ctx: &Context, g: GroupAfterRecallMsg) -> Vec<Normalized> {
+    let time = occurred(g.event_time, None);
+    g.msg_seq_list
+        .iter()
+        .map(|recalled| {
+            let key = group_message_key(&g.group_id, g.topic_id.as_deref(), recalled.msg_seq);
+            let data = GroupMessageRecalled {
+                sdk_app_id: ctx.sdk_app_id,
+                msg_key: key.clone(),
+                group_id: g.group_id.clone(),
+                group_type: g.group_type.clone(),
+                topic_id: g.topic_id.clone(),
+                operator: g.operator.clone(),
+                msg_seq: recalled.msg_seq,
+                common: common(ctx, g.event_time),
+            };
+            event(
+                ctx,
+                key.as_bytes(),
+                types::GROUP_MESSAGE_RECALLED,
+                time.clone(),
+                Some(&key),
+                data,
+            )
+        })
+        .collect()
+}
