@@ -245,6 +245,17 @@ impl Spool {
 }
 
 impl Shared {
+    /// Durable bytes in the segment being written.
+    fn active_len(&self) -> u64 {
+        self.log
+            .lock()
+            .expect("log lock")
+            .segments
+            .last()
+            .expect("a segment")
+            .len
+    }
+
     fn publish_gauges(&self) {
         let m = &self.metrics;
         m.spool_bytes
@@ -381,17 +392,7 @@ impl Writer {
         for done in taken {
             let _ = done.send(Ok(()));
         }
-        if self
-            .shared
-            .log
-            .lock()
-            .expect("log lock")
-            .segments
-            .last()
-            .expect("a segment")
-            .len
-            >= self.segment_bytes
-        {
+        if self.shared.active_len() >= self.segment_bytes {
             self.roll();
         }
     }
@@ -408,16 +409,7 @@ impl Writer {
         {
             self.written_watermark = watermark;
         }
-        let active_len = self
-            .shared
-            .log
-            .lock()
-            .expect("log lock")
-            .segments
-            .last()
-            .expect("a segment")
-            .len;
-        if watermark >= self.next_seq && active_len >= ROLL_WHEN_DRAINED {
+        if watermark >= self.next_seq && self.shared.active_len() >= ROLL_WHEN_DRAINED {
             self.roll();
         }
         let mut log = self.shared.log.lock().expect("log lock");
