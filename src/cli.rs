@@ -25,6 +25,17 @@ pub struct Cli {
 enum Command {
     /// Receive callbacks and publish their events to Kafka.
     Serve(ServeArgs),
+    /// Check the settings (file and environment) and print them, secrets redacted,
+    /// without starting anything. Exits non-zero when they are invalid.
+    CheckConfig {
+        #[arg(long, env = "TIM_BRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Ask a running bridge's /healthz (for container health checks); exits 0 when healthy.
+    Health {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        address: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -49,6 +60,50 @@ pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::CheckConfig { config } => check_config(config),
+        Command::Health { address } => health(&address),
+    }
+}
+
+fn check_config(config: Option<PathBuf>) -> ExitCode {
+    let checked = Settings::read(config.as_deref()).and_then(|s| {
+        s.validate()?;
+        s.require_brokers()?;
+        Ok(s)
+    });
+    match checked {
+        Ok(settings) => {
+            println!("{}", settings.to_redacted_toml());
+            ExitCode::SUCCESS
+        }
+        Err(error) => refuse(error),
+    }
+}
+
+fn health(address: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    let probe = || -> std::io::Result<bool> {
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(address)?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut stream =
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer.starts_with("HTTP/1.1 200"))
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("tim-kafka-bridge: {address} does not answer: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -137,6 +137,23 @@ impl Metrics {
             .inc();
     }
 
+    /// Creates the series an alert or dashboard needs from the start, at zero: a
+    /// labelled family exports nothing until its first sample otherwise.
+    pub fn preregister(&self, topics: &[String]) {
+        for topic in topics {
+            let labels = Self::topic(topic);
+            let _ = self.events_produced.get_or_create(&labels);
+            let _ = self.delivery_failures.get_or_create(&labels);
+            let _ = self.events_dropped.get_or_create(&labels);
+        }
+        for command in crate::tencent::command::C2C_TYPED {
+            let _ = self.callbacks.get_or_create(&CallbackLabels {
+                command,
+                outcome: "ok",
+            });
+        }
+    }
+
     pub fn topic(topic: &str) -> TopicLabels {
         TopicLabels {
             topic: topic.to_owned(),

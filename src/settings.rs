@@ -36,6 +36,24 @@ impl Serialize for Secret {
     }
 }
 
+/// Every environment variable the bridge reads (`TIM_BRIDGE_CONFIG` names the file).
+pub const ENV_VARS: &[&str] = &[
+    "TIM_BRIDGE_CONFIG",
+    "TIM_BRIDGE_LISTEN",
+    "TIM_BRIDGE_CALLBACK_PATH",
+    "TIM_BRIDGE_SDKAPPID",
+    "TIM_BRIDGE_TOKEN",
+    "TIM_BRIDGE_KAFKA_BROKERS",
+    "TIM_BRIDGE_TOPIC",
+    "TIM_BRIDGE_GROUP_TOPIC",
+    "TIM_BRIDGE_OTHER_TOPIC",
+    "TIM_BRIDGE_ACK",
+    "TIM_BRIDGE_SPOOL_DIR",
+];
+
+/// Settings `serve` cannot start without (outside `--dev`).
+pub const REQUIRED_ENV_VARS: &[&str] = &["TIM_BRIDGE_SDKAPPID", "TIM_BRIDGE_KAFKA_BROKERS"];
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -433,6 +451,38 @@ impl Settings {
         Ok(())
     }
 
+    /// Brokers are required to serve, except in `--dev`, which brings its own.
+    pub fn require_brokers(&self) -> Result<(), SettingsError> {
+        match &self.kafka.brokers {
+            Some(b) if !b.trim().is_empty() => Ok(()),
+            _ => Err(SettingsError::new(
+                "kafka.brokers",
+                "not set: set TIM_BRIDGE_KAFKA_BROKERS (or kafka.brokers), or run `serve --dev` for an in-process cluster",
+            )),
+        }
+    }
+
+    /// The settings as TOML, with tokens and secret-looking producer properties redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        for (key, value) in shown.kafka.producer.iter_mut() {
+            if [
+                "password",
+                "secret",
+                "token",
+                "key.pem",
+                "oauthbearer.config",
+                "jaas",
+            ]
+            .iter()
+            .any(|s| key.contains(s))
+            {
+                *value = "[redacted]".into();
+            }
+        }
+        toml::to_string(&shown).expect("settings always serialize")
+    }
+
     pub fn app(&self, sdk_app_id: u64) -> Option<&App> {
         self.apps.iter().find(|a| a.sdk_app_id == sdk_app_id)
     }
@@ -595,6 +645,44 @@ mod tests {
         let s = Settings::from_toml(include_str!("../deploy/tim-kafka-bridge.toml")).unwrap();
         s.validate().unwrap();
         assert_eq!(s.kafka.partitions, 12);
+    }
+
+    #[test]
+    fn every_listed_variable_is_read() {
+        for name in ENV_VARS.iter().filter(|n| **n != "TIM_BRIDGE_CONFIG") {
+            let value = match *name {
+                "TIM_BRIDGE_LISTEN" => "127.0.0.1:9",
+                "TIM_BRIDGE_SDKAPPID" => "42",
+                "TIM_BRIDGE_ACK" => "memory",
+                _ => "changed",
+            };
+            let mut s = Settings::from_toml("[[apps]]\nsdk_app_id = 1").unwrap();
+            let before = format!("{s:?}");
+            s.apply_env(env(&[(name, value)])).unwrap();
+            let after = format!("{s:?}");
+            let token_changed = *name == "TIM_BRIDGE_TOKEN" && s.apps[0].tokens.len() == 1;
+            assert!(
+                before != after || token_changed,
+                "{name} is listed but not read"
+            );
+        }
+    }
+
+    #[test]
+    fn the_redacted_toml_hides_tokens_and_producer_secrets_and_reads_back() {
+        let mut s =
+            Settings::from_toml("[[apps]]\nsdk_app_id = 1\ntokens = [\"hunter2\"]").unwrap();
+        s.kafka
+            .producer
+            .insert("sasl.password".into(), "swordfish".into());
+        s.kafka.producer.insert("linger.ms".into(), "7".into());
+        let shown = s.to_redacted_toml();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("swordfish"),
+            "{shown}"
+        );
+        assert!(shown.contains("\"linger.ms\" = \"7\""), "{shown}");
+        Settings::from_toml(&shown).unwrap().validate().unwrap();
     }
 
     #[test]

@@ -30,6 +30,7 @@ impl Application {
             "no Kafka brokers: set TIM_BRIDGE_KAFKA_BROKERS (or kafka.brokers), or run `serve --dev` for an in-process cluster",
         )?;
         let metrics = Arc::new(Metrics::default());
+        metrics.preregister(&settings.topics());
         let producer = kafka::create_producer(&settings, &brokers)
             .context("invalid Kafka producer setting")?;
         if settings.kafka.create_topics {

@@ -110,3 +110,49 @@ fn post(port: u16, path: &str, body: &str) -> String {
     stream.read_to_string(&mut answer).unwrap();
     answer
 }
+
+#[test]
+fn check_config_prints_valid_settings_with_secrets_redacted() {
+    let output = clean_env(&mut Command::new(BINARY))
+        .args(["check-config", "--config", "deploy/tim-kafka-bridge.toml"])
+        .env("TIM_BRIDGE_TOKEN", "do-not-print-me")
+        .env("TIM_BRIDGE_TOPIC", "from.the.environment")
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(!printed.contains("do-not-print-me"), "{printed}");
+    assert!(printed.contains("[redacted]"));
+    assert!(
+        printed.contains(r#"topic = "from.the.environment""#),
+        "the environment wins: {printed}"
+    );
+    tim_kafka_bridge::settings::Settings::from_toml(&printed)
+        .unwrap()
+        .validate()
+        .unwrap();
+}
+
+#[test]
+fn check_config_refuses_invalid_settings_naming_them() {
+    let output = clean_env(&mut Command::new(BINARY))
+        .args(["check-config", "--config", "deploy/tim-kafka-bridge.toml"])
+        .env("TIM_BRIDGE_ACK", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TIM_BRIDGE_ACK"));
+
+    let no_brokers = clean_env(&mut Command::new(BINARY))
+        .arg("check-config")
+        .env("TIM_BRIDGE_SDKAPPID", "1400000000")
+        .output()
+        .unwrap();
+    assert_eq!(no_brokers.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_brokers.stderr).contains("kafka.brokers"));
+}
