@@ -31,6 +31,8 @@ enum Command {
         #[arg(long, env = "TIM_BRIDGE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Read the bridge's topics from an offset or a time: JSON lines, or POSTs to a URL.
+    Replay(Box<crate::replay::ReplayArgs>),
     /// Ask a running bridge's /healthz (for container health checks); exits 0 when healthy.
     Health {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -62,6 +64,10 @@ pub async fn run() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::CheckConfig { config } => check_config(config),
         Command::Health { address } => health(&address),
+        Command::Replay(args) => {
+            init_logging(LogFormat::Text);
+            crate::replay::run(*args).await
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod queue;
+pub mod replay;
 pub mod settings;
 pub mod spool;
 pub mod startup;

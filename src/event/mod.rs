@@ -132,6 +132,55 @@ pub struct Common {
     pub received_at: String,
 }
 
+/// Any event's data, by its type.
+#[derive(Debug, Clone)]
+pub enum Data {
+    Sent(MessageSent),
+    Modified(MessageSent),
+    PreSend(MessageSent),
+    Withdrawn(MessageWithdrawn),
+    Read(MessageRead),
+    ConversationRead(ConversationRead),
+    AllRead(AllRead),
+    ExtensionChanged(MessageExtensionChanged),
+    GroupSent(GroupMessageSent),
+    GroupRecalled(GroupMessageRecalled),
+    Callback(CallbackReceived),
+    /// A type newer than this library.
+    Other(serde_json::Value),
+}
+
+/// Decodes a record's value: `let event = tim_kafka_bridge::event::decode(payload)?;`
+pub fn decode(payload: &[u8]) -> Result<Envelope<Data>, serde_json::Error> {
+    let raw: Envelope<Box<RawValue>> = serde_json::from_slice(payload)?;
+    let json = raw.data.get();
+    let data = match raw.event_type.as_str() {
+        types::MESSAGE_SENT => Data::Sent(serde_json::from_str(json)?),
+        types::MESSAGE_MODIFIED => Data::Modified(serde_json::from_str(json)?),
+        types::MESSAGE_PRE_SEND => Data::PreSend(serde_json::from_str(json)?),
+        types::MESSAGE_WITHDRAWN => Data::Withdrawn(serde_json::from_str(json)?),
+        types::MESSAGE_READ => Data::Read(serde_json::from_str(json)?),
+        types::CONVERSATION_READ => Data::ConversationRead(serde_json::from_str(json)?),
+        types::ALL_READ => Data::AllRead(serde_json::from_str(json)?),
+        types::MESSAGE_EXTENSION => Data::ExtensionChanged(serde_json::from_str(json)?),
+        types::GROUP_MESSAGE_SENT => Data::GroupSent(serde_json::from_str(json)?),
+        types::GROUP_MESSAGE_RECALLED => Data::GroupRecalled(serde_json::from_str(json)?),
+        types::CALLBACK => Data::Callback(serde_json::from_str(json)?),
+        _ => Data::Other(serde_json::from_str(json)?),
+    };
+    Ok(Envelope {
+        specversion: raw.specversion,
+        id: raw.id,
+        source: raw.source,
+        event_type: raw.event_type,
+        time: raw.time,
+        subject: raw.subject,
+        datacontenttype: raw.datacontenttype,
+        dataschema: raw.dataschema,
+        data,
+    })
+}
+
 /// What the HTTP side knows about a callback besides its body.
 pub struct Context<'a> {
     pub sdk_app_id: u64,

@@ -413,3 +413,43 @@ fn the_family_refuses_what_it_cannot_do_without() {
         assert!(err.contains(needle), "{body}: {err}");
     }
 }
+
+#[test]
+fn every_event_type_decodes_with_one_call_into_its_typed_data() {
+    let bodies = [
+        (command::AFTER_SEND_MSG, SEED_000),
+        (command::AFTER_MSG_WITHDRAW, SEED_003),
+        (
+            command::GROUP_AFTER_SEND_MSG,
+            r#"{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"g","MsgSeq":1,"MsgBody":[{"MsgType":"TIMFaceElem","MsgContent":{"Index":1}}]}"#,
+        ),
+        (
+            "Sns.CallbackFriendAdd",
+            r#"{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}"#,
+        ),
+    ];
+    for (command, body) in bodies {
+        let callback = Callback::parse(Some(command), body.as_bytes(), false).unwrap();
+        let n = normalize(&ctx(command), callback, body.as_bytes())
+            .unwrap()
+            .remove(0);
+        let event = decode(&n.payload).unwrap();
+        match (&event.data, command) {
+            (Data::Sent(d), command::AFTER_SEND_MSG) => assert_eq!(
+                d.body.as_ref().unwrap()[0],
+                Element::Text(element::Text {
+                    text: Some("red packet".into())
+                })
+            ),
+            (Data::Withdrawn(d), command::AFTER_MSG_WITHDRAW) => {
+                assert_eq!(d.msg_key, "48374_2837546_1557481126")
+            }
+            (Data::GroupSent(d), command::GROUP_AFTER_SEND_MSG) => {
+                assert_eq!(d.msg_key, "group:g:1")
+            }
+            (Data::Callback(d), "Sns.CallbackFriendAdd") => assert_eq!(d.body.get(), body),
+            (other, command) => panic!("{command} decoded as {other:?}"),
+        }
+        assert_eq!(event.source, "/tim/1400000000");
+    }
+}

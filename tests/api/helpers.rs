@@ -47,6 +47,7 @@ pub struct Answer {
 pub struct Record {
     pub partition: i32,
     pub offset: i64,
+    pub timestamp_ms: i64,
     pub key: Option<String>,
     pub headers: HashMap<String, String>,
     pub value: Value,
@@ -285,6 +286,7 @@ fn read_blocking(brokers: &str, topic: &str, count: usize) -> Vec<Record> {
         records.push(Record {
             partition: m.partition(),
             offset: m.offset(),
+            timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
             key: m.key().map(|k| String::from_utf8(k.to_vec()).unwrap()),
             headers,
             value,

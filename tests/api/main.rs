@@ -13,3 +13,4 @@ mod load;
 mod ordering;
 mod queue;
 mod rejections;
+mod replay;
