@@ -11,7 +11,7 @@ mod sink;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -159,7 +159,14 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
     });
     let written = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let progress = (!args.quiet).then(|| spawn_progress(Arc::clone(&written), Arc::clone(&stop)));
+    let remaining = Arc::new(AtomicI64::new(-1));
+    let progress = (!args.quiet).then(|| {
+        spawn_progress(
+            Arc::clone(&written),
+            Arc::clone(&remaining),
+            Arc::clone(&stop),
+        )
+    });
     {
         let stop = Arc::clone(&stop);
         tokio::spawn(async move {
@@ -195,6 +202,7 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
             until,
             not_before,
             count: args.count,
+            remaining,
         };
         poll(&consumer, bounds, &filter, &workers, &poll_stop)
     })
@@ -331,6 +339,8 @@ struct Bounds {
     until: Until,
     not_before: Option<i64>,
     count: Option<u64>,
+    /// Records left before the end, for the progress line (-1 when following).
+    remaining: Arc<AtomicI64>,
 }
 
 fn poll(
@@ -345,6 +355,7 @@ fn poll(
         until,
         not_before,
         count,
+        remaining,
     } = bounds;
     let until = &until;
     let mut open: HashMap<(String, i32), i64> = consumer
@@ -362,6 +373,20 @@ fn poll(
             (matches!(until, Until::Follow) || start < end).then_some((key, end))
         })
         .collect();
+    if !matches!(until, Until::Follow) {
+        let positions = consumer.assignment().map_err(|e| e.to_string())?;
+        let left: i64 = positions
+            .elements()
+            .iter()
+            .map(
+                |e| match (e.offset(), open.get(&(e.topic().to_owned(), e.partition()))) {
+                    (Offset::Offset(o), Some(end)) => (end - o).max(0),
+                    _ => 0,
+                },
+            )
+            .sum();
+        remaining.store(left, Ordering::Relaxed);
+    }
     let mut admitted = 0u64;
     while !open.is_empty() && !stop.load(Ordering::Relaxed) && count.is_none_or(|c| admitted < c) {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
@@ -370,6 +395,9 @@ fn poll(
         let m = message.map_err(|e| format!("cannot read from Kafka: {e}"))?;
         let key = (m.topic().to_owned(), m.partition());
         let Some(&end) = open.get(&key) else { continue };
+        if !matches!(until, Until::Follow) {
+            remaining.fetch_sub(1, Ordering::Relaxed);
+        }
         let timestamp = m.timestamp().to_millis();
         let past_time = matches!(until, Until::Time(t) if timestamp.is_some_and(|ts| ts > *t));
         if !matches!(until, Until::Follow) && (m.offset() >= end || past_time) {
@@ -438,7 +466,11 @@ async fn worker(
     Ok(())
 }
 
-fn spawn_progress(written: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+fn spawn_progress(
+    written: Arc<AtomicU64>,
+    remaining: Arc<AtomicI64>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let started = Instant::now();
         let mut last_report = Instant::now();
@@ -447,7 +479,12 @@ fn spawn_progress(written: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> tokio::task
             if last_report.elapsed() >= Duration::from_secs(2) {
                 let n = written.load(Ordering::Relaxed);
                 let rate = n as f64 / started.elapsed().as_secs_f64();
-                eprintln!("replay: {n} events, {rate:.0} events/s");
+                match remaining.load(Ordering::Relaxed) {
+                    left if left >= 0 => eprintln!(
+                        "replay: {n} events, {rate:.0} events/s, about {left} records left"
+                    ),
+                    _ => eprintln!("replay: {n} events, {rate:.0} events/s, following"),
+                }
                 last_report = Instant::now();
             }
         }

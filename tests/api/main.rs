@@ -4,6 +4,7 @@
 mod broker;
 mod callbacks;
 mod command_line;
+mod contract;
 mod deploy;
 mod durability;
 mod endpoints;
