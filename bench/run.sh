@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# One benchmark run on this machine: a tansu broker (memory engine), the bridge in
+# release mode, and wrk sending signed callbacks. Measures, in the same run, the
+# two ceilings (a bare hyper server; a bare rdkafka producer), then the bridge in
+# both ack modes at saturation (64 and 256 connections) and at a series of offered
+# rates, and writes bench/results/<date>-<commit>.md with an SVG plot.
+#   DURATION=15 RATES="2000 5000 10000 15000 20000 25000" bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+DURATION="${DURATION:-15}"
+RATES="${RATES:-2000 5000 10000 15000 20000 25000}"
+BROKER_PORT="${BROKER_PORT:-19192}"
+command -v wrk >/dev/null || { echo "bench/run.sh: installing wrk" >&2; apt-get install -y wrk >/dev/null; }
+command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
+cargo build --release --bin tim-kafka-bridge --example bench-http-ceiling --example bench-kafka-ceiling --example bench-readback
+
+WORK="$(mktemp -d)"
+BROKERS="127.0.0.1:$BROKER_PORT"
+REL=target/release
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+(cd "$WORK" && exec tansu broker --storage-engine memory://tansu/ --listener-url "tcp://$BROKERS" \
+  --advertised-listener-url "tcp://$BROKERS" >"$WORK/tansu.log" 2>&1) &
+PIDS+=($!)
+until (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; do sleep 0.2; done
+
+export REQUEST_TIME="$(date +%s)"
+export SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+CLK="$(getconf CLK_TCK)"
+cpu_seconds() { awk -v clk="$CLK" '{ printf "%.2f", ($14 + $15) / clk }' "/proc/$1/stat"; }
+peak_rss_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+load() { # connections [rate] -> wrk's JSON summary
+  RATE="${2:-}" CONNECTIONS="$1" wrk -t2 -c"$1" -d"${3:-$DURATION}"s -s bench/callbacks.lua "$URL" | tail -n 1
+}
+
+# The HTTP ceiling.
+"$REL/examples/bench-http-ceiling" 127.0.0.1:18090 & PIDS+=($!); sleep 0.5
+URL=http://127.0.0.1:18090
+declare -A CEILING
+for c in 64 256; do CEILING[$c]="$(load "$c")"; echo "http ceiling, $c connections: ${CEILING[$c]}"; done
+kill "${PIDS[-1]}"
+
+# The Kafka ceiling: the same producer settings and event size as the bridge.
+tansu topic create bench.ceiling --partitions 4 --broker "tcp://$BROKERS" >/dev/null 2>&1 || true
+KAFKA="$("$REL/examples/bench-kafka-ceiling" "$BROKERS" bench.ceiling 300000)"
+echo "kafka ceiling: $KAFKA"
+
+start_bridge() { # ack topic -> pid
+  cat >"$WORK/bridge.toml" <<TOML
+request_time_skew_secs = 86400
+[kafka]
+create_topics = true
+TOML
+  rm -rf "$WORK/spool"
+  TIM_BRIDGE_ACK="$1" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
+    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
+    TIM_BRIDGE_TOPIC="$2" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge-$2.log" 2>&1 &
+  BRIDGE=$!
+  until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
+}
+
+URL=http://127.0.0.1:18081
+ROWS=()
+SERIES=()
+for ack in memory durable; do
+  for c in 64 256; do
+    topic="bench.$ack.$c.$REQUEST_TIME"
+    start_bridge "$ack" "$topic"
+    "$REL/examples/bench-readback" "$BROKERS" "$topic" 6 >"$WORK/readback.json" &
+    READER=$!
+    before="$(cpu_seconds "$BRIDGE")"
+    result="$(load "$c")"
+    after="$(cpu_seconds "$BRIDGE")"
+    rss="$(peak_rss_mib "$BRIDGE")"
+    wait "$READER"
+    back="$(cat "$WORK/readback.json")"
+    kill -TERM "$BRIDGE"; wait "$BRIDGE" || true
+    ok=$(( $(json "$result" requests) - $(json "$result" non200) ))
+    cpu100k="$(python3 -c "print(f'{($after - $before) * 100000 / max($ok, 1):.2f}')")"
+    exact="$(python3 -c "import json; b=json.loads('$back'); print('yes' if b['distinct_keys'] >= $ok and b['records'] == b['distinct_keys'] else 'NO')")"
+    echo "bridge ack=$ack, $c connections: $result; read back $back; cpu ${cpu100k}s/100k; rss ${rss} MiB"
+    ROWS+=("| $ack | $c | $(json "$result" rps) | $(json "$result" non200) | $(json "$result" p50_ms) | $(json "$result" p99_ms) | $(json "$result" p999_ms) | $(json "$back" e2e_p50_ms) | $(json "$back" e2e_p99_ms) | $cpu100k | $rss | $ok answered 200, $(json "$back" distinct_keys) distinct keys in $(json "$back" records) records: $exact |")
+  done
+  topic="bench.$ack.series.$REQUEST_TIME"
+  start_bridge "$ack" "$topic"
+  for rate in $RATES; do
+    result="$(load 64 "$rate" $(( DURATION / 2 + 1 )))"
+    echo "bridge ack=$ack offered $rate/s: $result"
+    SERIES+=("$ack $rate $(json "$result" rps) $(json "$result" p50_ms) $(json "$result" p99_ms) $(json "$result" non200)")
+  done
+  kill -TERM "$BRIDGE"; wait "$BRIDGE" || true
+done
+
+COMMIT="$(git rev-parse --short HEAD)"
+OUT="bench/results/$(date +%F)-$COMMIT"
+python3 bench/report.py "$OUT" "$KAFKA" "${CEILING[64]}" "${CEILING[256]}" "$DURATION" \
+  "$(printf '%s\n' "${ROWS[@]}")" "$(printf '%s\n' "${SERIES[@]}")"
+echo "wrote $OUT.md and $OUT.svg"
