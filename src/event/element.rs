@@ -151,13 +151,16 @@ impl TencentElement {
         ) -> Result<T, String> {
             match raw {
                 None => Ok(T::default()),
-                Some(raw) => {
+                Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
                     let de = &mut serde_json::Deserializer::from_str(raw.get());
-                    serde_path_to_error::deserialize(de).map_err(|e| {
-                        let path = e.path().to_string();
-                        format!("MsgContent.{path}: {}", e.into_inner())
-                    })
-                }
+                    match serde_path_to_error::deserialize::<_, T>(de) {
+                        Err(e) => {
+                            let path = e.path().to_string();
+                            format!("MsgContent.{path}: {}", e.into_inner())
+                        }
+                        Ok(_) => "MsgContent cannot be read".into(),
+                    }
+                })
             }
         }
         Ok(match self.msg_type.as_str() {

@@ -1,0 +1,71 @@
+//! The per-callback work, without I/O: query parsing, the signature check, body
+//! parsing, normalization and event serialization, for a small text message and a
+//! large merged-forward (relay) message. `cargo bench --bench per_callback`
+
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tim_kafka_bridge::event::{normalize, Context};
+use tim_kafka_bridge::settings::Secret;
+use tim_kafka_bridge::tencent::sign::{sign_hex, verify};
+use tim_kafka_bridge::tencent::{Callback, CallbackQuery};
+
+const SMALL: &str = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"jared","To_Account":"Jonh","MsgSeq":48374,"MsgRandom":2837546,"MsgTime":1557481126,"MsgKey":"48374_2837546_1557481126","OnlineOnlyFlag":1,"SendMsgResult":0,"ErrorInfo":"send msg succeed","UnreadMsgNum":7,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"红包 red packet 🧧"}}],"CloudCustomData":"your cloud custom data"}"#;
+
+fn large_relay() -> String {
+    let nested: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"From_Account":"user{i}","MsgTimeStamp":1557481126,"MsgBody":[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"第 {i} 条消息 with some English text and emoji 😀🎉"}}}}]}}"#))
+        .collect();
+    format!(
+        r#"{{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"jared","To_Account":"Jonh","MsgSeq":48374,"MsgRandom":3998651049,"MsgTime":1557481126,"MsgKey":"48374_3998651049_1557481126","MsgBody":[{{"MsgType":"TIMRelayElem","MsgContent":{{"Title":"群聊的聊天记录","MsgNum":50,"CompatibleText":"请升级","AbstractList":["jared: 你好","Jonh: hi"],"MsgList":[{}]}}}}],"EventTime":"1670574414123"}}"#,
+        nested.join(",")
+    )
+}
+
+fn per_callback(c: &mut Criterion) {
+    let time = "1669872112";
+    let query = format!(
+        "SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json&ClientIP=10.0.0.1&OptPlatform=iOS&RequestTime={time}&Sign={}",
+        sign_hex("xxxxyyyy", time)
+    );
+    let tokens = vec![Secret::new("xxxxyyyy")];
+    let large = large_relay();
+    c.bench_function("query parsing", |b| b.iter(|| CallbackQuery::parse(black_box(&query)).unwrap()));
+    c.bench_function("signature check", |b| {
+        b.iter(|| verify(&tokens, Some(black_box(&sign_hex("xxxxyyyy", time))), Some(time), 1669872112, 60))
+    });
+    for (name, body) in [("small text", SMALL), ("large relay", large.as_str())] {
+        c.bench_function(&format!("body parsing, {name}"), |b| {
+            b.iter(|| Callback::parse(Some("C2C.CallbackAfterSendMsg"), black_box(body.as_bytes()), false).unwrap())
+        });
+        c.bench_function(&format!("normalization and serialization, {name}"), |b| {
+            b.iter_batched(
+                || Callback::parse(Some("C2C.CallbackAfterSendMsg"), body.as_bytes(), false).unwrap(),
+                |callback| normalize(&context(), callback, body.as_bytes()).unwrap(),
+                criterion::BatchSize::SmallInput,
+            )
+        });
+        c.bench_function(&format!("all of it, {name}"), |b| {
+            b.iter(|| {
+                let q = CallbackQuery::parse(&query).unwrap();
+                verify(&tokens, q.sign.as_deref(), q.request_time.as_deref(), 1669872112, 60).unwrap();
+                let callback = Callback::parse(q.command.as_deref(), black_box(body.as_bytes()), false).unwrap();
+                normalize(&context(), callback, body.as_bytes()).unwrap()
+            })
+        });
+    }
+}
+
+fn context() -> Context<'static> {
+    Context {
+        sdk_app_id: 1400000000,
+        command: "C2C.CallbackAfterSendMsg",
+        client_ip: Some("10.0.0.1"),
+        platform: Some("iOS"),
+        received_at: SystemTime::now(),
+    }
+}
+
+criterion_group!(benches, per_callback);
+criterion_main!(benches);
