@@ -11,7 +11,9 @@ use hyper_util::rt::TokioIo;
 
 #[tokio::main]
 async fn main() {
-    let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18090".into());
+    let address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18090".into());
     let listener = tokio::net::TcpListener::bind(&address).await.expect("bind");
     loop {
         let (stream, _) = listener.accept().await.expect("accept");
@@ -22,9 +24,10 @@ async fn main() {
                 let mut response = Response::new(Full::new(Bytes::from_static(
                     br#"{"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0}"#,
                 )));
-                response
-                    .headers_mut()
-                    .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                response.headers_mut().insert(
+                    "content-type",
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
                 Ok::<_, Infallible>(response)
             });
             let _ = hyper::server::conn::http1::Builder::new()

@@ -13,9 +13,10 @@ async fn main() {
     let brokers = args.next().expect("BROKERS");
     let topic = args.next().expect("TOPIC");
     let count: usize = args.next().and_then(|c| c.parse().ok()).unwrap_or(200_000);
-    let producer: FutureProducer = tim_kafka_bridge::kafka::producer_config(&Settings::default(), &brokers)
-        .create()
-        .expect("a producer");
+    let producer: FutureProducer =
+        tim_kafka_bridge::kafka::producer_config(&Settings::default(), &brokers)
+            .create()
+            .expect("a producer");
     let payload = include_str!("event.json");
     let started = Instant::now();
     let mut pending = Vec::with_capacity(10_000);
@@ -40,5 +41,8 @@ async fn main() {
         d.await.expect("delivered").expect("no error");
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{{\"records\":{count},\"seconds\":{secs:.3},\"records_per_second\":{:.0}}}", count as f64 / secs);
+    println!(
+        "{{\"records\":{count},\"seconds\":{secs:.3},\"records_per_second\":{:.0}}}",
+        count as f64 / secs
+    );
 }

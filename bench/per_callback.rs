@@ -31,17 +31,37 @@ fn per_callback(c: &mut Criterion) {
     );
     let tokens = vec![Secret::new("xxxxyyyy")];
     let large = large_relay();
-    c.bench_function("query parsing", |b| b.iter(|| CallbackQuery::parse(black_box(&query)).unwrap()));
+    c.bench_function("query parsing", |b| {
+        b.iter(|| CallbackQuery::parse(black_box(&query)).unwrap())
+    });
     c.bench_function("signature check", |b| {
-        b.iter(|| verify(&tokens, Some(black_box(&sign_hex("xxxxyyyy", time))), Some(time), 1669872112, 60))
+        b.iter(|| {
+            verify(
+                &tokens,
+                Some(black_box(&sign_hex("xxxxyyyy", time))),
+                Some(time),
+                1669872112,
+                60,
+            )
+        })
     });
     for (name, body) in [("small text", SMALL), ("large relay", large.as_str())] {
         c.bench_function(&format!("body parsing, {name}"), |b| {
-            b.iter(|| Callback::parse(Some("C2C.CallbackAfterSendMsg"), black_box(body.as_bytes()), false).unwrap())
+            b.iter(|| {
+                Callback::parse(
+                    Some("C2C.CallbackAfterSendMsg"),
+                    black_box(body.as_bytes()),
+                    false,
+                )
+                .unwrap()
+            })
         });
         c.bench_function(&format!("normalization and serialization, {name}"), |b| {
             b.iter_batched(
-                || Callback::parse(Some("C2C.CallbackAfterSendMsg"), body.as_bytes(), false).unwrap(),
+                || {
+                    Callback::parse(Some("C2C.CallbackAfterSendMsg"), body.as_bytes(), false)
+                        .unwrap()
+                },
                 |callback| normalize(&context(), callback, body.as_bytes()).unwrap(),
                 criterion::BatchSize::SmallInput,
             )
@@ -49,8 +69,17 @@ fn per_callback(c: &mut Criterion) {
         c.bench_function(&format!("all of it, {name}"), |b| {
             b.iter(|| {
                 let q = CallbackQuery::parse(&query).unwrap();
-                verify(&tokens, q.sign.as_deref(), q.request_time.as_deref(), 1669872112, 60).unwrap();
-                let callback = Callback::parse(q.command.as_deref(), black_box(body.as_bytes()), false).unwrap();
+                verify(
+                    &tokens,
+                    q.sign.as_deref(),
+                    q.request_time.as_deref(),
+                    1669872112,
+                    60,
+                )
+                .unwrap();
+                let callback =
+                    Callback::parse(q.command.as_deref(), black_box(body.as_bytes()), false)
+                        .unwrap();
                 normalize(&context(), callback, body.as_bytes()).unwrap()
             })
         });

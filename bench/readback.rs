@@ -30,25 +30,41 @@ fn main() {
         .len() as i32;
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
-        assignment.add_partition_offset(&topic, p, Offset::Beginning).unwrap();
+        assignment
+            .add_partition_offset(&topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&assignment).unwrap();
     let (mut records, mut keys, mut latencies_ms) = (0u64, HashSet::new(), Vec::new());
     let mut last = Instant::now();
     while last.elapsed() < Duration::from_secs(idle) {
-        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
         last = Instant::now();
         records += 1;
         keys.insert(m.key().map(|k| k.to_vec()));
-        let event: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
-        if let Some(received) = event["data"]["received_at"].as_str().and_then(|t| humantime::parse_rfc3339(t).ok()) {
+        let event: serde_json::Value =
+            serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default();
+        if let Some(received) = event["data"]["received_at"]
+            .as_str()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+        {
             if let Ok(age) = SystemTime::now().duration_since(received) {
                 latencies_ms.push(age.as_secs_f64() * 1000.0);
             }
         }
     }
     latencies_ms.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies_ms.get(((latencies_ms.len() as f64 * p) as usize).min(latencies_ms.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        latencies_ms
+            .get(
+                ((latencies_ms.len() as f64 * p) as usize)
+                    .min(latencies_ms.len().saturating_sub(1)),
+            )
+            .copied()
+            .unwrap_or(0.0)
+    };
     println!(
         "{{\"records\":{records},\"distinct_keys\":{},\"e2e_p50_ms\":{:.1},\"e2e_p99_ms\":{:.1}}}",
         keys.len(),

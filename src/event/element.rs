@@ -160,7 +160,7 @@ impl TencentElement {
                         }
                         Ok(_) => "MsgContent cannot be read".into(),
                     }
-                })
+                }),
             }
         }
         Ok(match self.msg_type.as_str() {
