@@ -7,6 +7,7 @@
 //! - [`http`]: the server; validation in the documented order, one error type.
 //! - [`kafka`]: the producer, topics, readiness, and the forwarder that delivers in order.
 //! - [`queue`]: where an answered callback's event waits: memory, or the [`spool`] on disk.
+//! - [`replay`]: reads the topics back from an offset or a time, for consumers.
 //! - [`startup`]: wires them together; [`cli`] and [`dev`] are the command line.
 
 pub mod cli;
