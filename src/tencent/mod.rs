@@ -8,6 +8,9 @@ pub mod query;
 pub mod sign;
 
 pub use body::{AfterMsgWithdraw, AfterSendMsg, Callback};
+
+#[cfg(test)]
+mod fuzz_tests;
 pub use query::CallbackQuery;
 
 pub mod command {

@@ -181,6 +181,31 @@ impl TestApp {
         }
     }
 
+    /// A signed callback whose body is any bytes, valid UTF-8 or not.
+    pub async fn callback_bytes(&self, command: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!(
+                "{}/callback?{}",
+                self.address,
+                signed_query(command)
+            ))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the bridge answers");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).expect("a JSON answer"),
+        )
+    }
+
     async fn raw(
         &self,
         method: Method,

@@ -129,3 +129,80 @@ async fn each_bad_request_gets_its_status_and_tencents_fail_body_and_nothing_is_
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }
 }
+
+#[tokio::test]
+async fn hostile_bodies_are_refused_nothing_is_published_and_the_bridge_stays_healthy() {
+    let app = spawn_app().await;
+    let head =
+        r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b""#;
+    let with = |rest: &str| format!("{head}{rest}}}").into_bytes();
+    let mut invalid_utf8 = with(r#","MsgKey":"k","CloudCustomData":"x""#);
+    let at = invalid_utf8.len() - 3;
+    invalid_utf8[at] = 0xff;
+    let element = r#"{"MsgType":"TIMTextElem","MsgContent":{"Text":"x"}},"#;
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("invalid UTF-8", invalid_utf8, 400),
+        (
+            "a raw NUL byte in a string",
+            with(",\"MsgKey\":\"a\u{0}b\""),
+            400,
+        ),
+        (
+            "deep nesting",
+            with(&format!(
+                r#","MsgBody":{}{}"#,
+                "[".repeat(5000),
+                "]".repeat(5000)
+            )),
+            400,
+        ),
+        (
+            "100,000 body elements",
+            with(&format!(
+                r#","MsgBody":[{}]"#,
+                element.repeat(100_000).trim_end_matches(',')
+            )),
+            413,
+        ),
+        (
+            "a number beyond u64",
+            with(r#","MsgTime":123456789012345678901234567890"#),
+            400,
+        ),
+        ("a negative MsgRandom", with(r#","MsgRandom":-1"#), 400),
+        ("duplicate keys", with(r#","From_Account":"again""#), 400),
+        (
+            "an account of the wrong type",
+            br#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":5,"To_Account":"b"}"#
+                .to_vec(),
+            400,
+        ),
+        (
+            "MsgBody that is not an array",
+            with(r#","MsgBody":{"MsgType":"TIMTextElem"}"#),
+            400,
+        ),
+        ("an empty body", Vec::new(), 400),
+    ];
+
+    for (name, body, status) in cases {
+        let (got, answer) = app.callback_bytes("C2C.CallbackAfterSendMsg", body).await;
+        assert_eq!(got.as_u16(), status, "{name}: {answer}");
+        assert_eq!(answer["ActionStatus"], "FAIL", "{name}");
+    }
+
+    assert_eq!(app.get("/healthz").await.0, 200);
+    assert_eq!(
+        app.callback("C2C.CallbackAfterSendMsg", GOOD).await.status,
+        200
+    );
+    assert_eq!(
+        read_records(&app.topic, 1).await[0].key.as_deref(),
+        Some("good")
+    );
+    assert_eq!(
+        record_count(&app.topic).await,
+        1,
+        "only the good callback was published"
+    );
+}
