@@ -62,7 +62,9 @@ pub fn instructions(settings: &Settings, port: u16) -> String {
     format!(
         "\nThe bridge is listening on port {port}; Kafka bootstrap: {brokers}\n\
          Send a signed callback:\n\n{signed}  -H 'content-type: application/json' \\\n  -d '{body}'\n\n\
-         Its event is printed below. From another shell, with kcat:\n\n  kcat -b {brokers} -C -t {topic} -f '%k %s\\n'\n",
+         Its event is printed below. From another shell, with the bridge's own replay:\n\n  \
+         cargo run -- replay --brokers {brokers} --topic {topic} --follow\n\n\
+         or with kcat:\n\n  kcat -b {brokers} -C -t {topic} -f '%k %s\\n'\n",
         body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"jared","To_Account":"Jonh","MsgSeq":48374,"MsgRandom":2837546,"MsgTime":1557481126,"MsgKey":"48374_2837546_1557481126","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet 红包 🧧"}}]}"#,
         topic = settings.kafka.topic,
     )
