@@ -11,6 +11,7 @@
 //! - [`startup`]: wires them together; [`cli`] and [`dev`] are the command line.
 
 pub mod cli;
+pub mod dedup;
 pub mod dev;
 pub mod event;
 pub mod http;

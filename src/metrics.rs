@@ -16,6 +16,11 @@ pub struct CallbackLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -35,6 +40,7 @@ pub struct Metrics {
     pub spool_oldest_age: Gauge<f64, AtomicU64>,
     pub spool_fsync: Histogram,
     pub spool_corrupt: Counter,
+    pub duplicates: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -54,6 +60,7 @@ impl Default for Metrics {
             spool_oldest_age: Gauge::default(),
             spool_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             spool_corrupt: Counter::default(),
+            duplicates: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -126,6 +133,11 @@ impl Default for Metrics {
             "Spooled records found torn or corrupt and skipped",
             m.spool_corrupt.clone(),
         );
+        registry.register(
+            "tim_bridge_duplicates_dropped",
+            "Answered OK and not published again: a replayed signed request, or an event id seen in the dedup window",
+            m.duplicates.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -145,6 +157,9 @@ impl Metrics {
             let _ = self.events_produced.get_or_create(&labels);
             let _ = self.delivery_failures.get_or_create(&labels);
             let _ = self.events_dropped.get_or_create(&labels);
+        }
+        for kind in ["request", "event"] {
+            let _ = self.duplicates.get_or_create(&KindLabels { kind });
         }
         for command in crate::tencent::command::C2C_TYPED {
             let _ = self.callbacks.get_or_create(&CallbackLabels {

@@ -82,6 +82,17 @@ pub struct Settings {
     /// Bound on draining connections and flushing Kafka at shutdown.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
+    /// How long a request's body may take to arrive (Tencent sends it at once).
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Drop events whose `id` was published this recently (0: off), e.g. when Tencent's
+    /// retry-on-timeout sends a callback again. Signed requests replayed inside their
+    /// freshness window are always dropped.
+    #[serde(default)]
+    pub dedup_window_secs: u64,
+    /// Entries the duplicate filters keep, at most.
+    #[serde(default = "default_dedup_max_entries")]
+    pub dedup_max_entries: usize,
     /// When a callback is answered: once its event is fsynced to the spool (`durable`), or
     /// once it is in the in-memory queue (`memory`).
     #[serde(default)]
@@ -175,6 +186,12 @@ fn default_enqueue_timeout_ms() -> u64 {
 }
 fn default_shutdown_timeout_ms() -> u64 {
     10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    5_000
+}
+fn default_dedup_max_entries() -> usize {
+    100_000
 }
 fn default_spool_dir() -> PathBuf {
     "./spool".into()
@@ -351,6 +368,15 @@ impl Settings {
         }
         if self.max_body_bytes == 0 {
             return Err(SettingsError::new("max_body_bytes", "must be above 0"));
+        }
+        if self.body_read_timeout_ms == 0 {
+            return Err(SettingsError::new(
+                "body_read_timeout_ms",
+                "must be above 0",
+            ));
+        }
+        if self.dedup_max_entries == 0 {
+            return Err(SettingsError::new("dedup_max_entries", "must be above 0"));
         }
         if self.queue_capacity == 0 {
             return Err(SettingsError::new("queue_capacity", "must be above 0"));

@@ -82,6 +82,16 @@ impl Application {
         Ok(Self {
             listener,
             state: Arc::new(State {
+                requests_seen: crate::dedup::Seen::new(
+                    Duration::from_secs(2 * settings.request_time_skew_secs + 1),
+                    settings.dedup_max_entries,
+                ),
+                events_seen: (settings.dedup_window_secs > 0).then(|| {
+                    crate::dedup::Seen::new(
+                        Duration::from_secs(settings.dedup_window_secs),
+                        settings.dedup_max_entries,
+                    )
+                }),
                 settings,
                 queue,
                 readiness,

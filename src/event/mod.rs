@@ -193,6 +193,8 @@ pub struct Context<'a> {
 /// An event ready for Kafka.
 #[derive(Debug)]
 pub struct Normalized {
+    /// The CloudEvents `id`.
+    pub id: String,
     pub key: Option<String>,
     pub payload: Vec<u8>,
     /// A sent message without MsgKey, keyed by its conversation instead.
@@ -272,6 +274,7 @@ fn event<D: Serialize>(
         data,
     };
     Normalized {
+        id: envelope.id.clone(),
         key,
         payload: serde_json::to_vec(&envelope).expect("an event always serializes"),
         keyed_by_conversation: false,

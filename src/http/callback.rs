@@ -2,7 +2,7 @@
 //! signature, body. Only a callback that passes every check is forwarded.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -12,8 +12,10 @@ use hyper::{Method, Request};
 
 use super::error::CallbackError;
 use super::State;
+use crate::dedup::{fingerprint, Fingerprint};
 use crate::event::{self, Context};
 use crate::kafka::{now_ms, Record};
+use crate::metrics::KindLabels;
 use crate::tencent::{command, sign, Callback, CallbackQuery};
 
 /// The command's metric label, and what became of the callback.
@@ -58,17 +60,19 @@ async fn process(
     if !json_or_absent(req.headers().get(CONTENT_TYPE)) {
         return Err(CallbackError::UnsupportedMediaType);
     }
-    let body: Bytes = Limited::new(req.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                CallbackError::PayloadTooLarge(limit)
-            } else {
-                CallbackError::BadRequest("the body could not be read".into())
-            }
-        })?
-        .to_bytes();
+    let read_timeout = Duration::from_millis(state.settings.body_read_timeout_ms);
+    let body: Bytes =
+        tokio::time::timeout(read_timeout, Limited::new(req.into_body(), limit).collect())
+            .await
+            .map_err(|_| CallbackError::BodyTimeout)?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    CallbackError::PayloadTooLarge(limit)
+                } else {
+                    CallbackError::BadRequest("the body could not be read".into())
+                }
+            })?
+            .to_bytes();
     let query = query.map_err(CallbackError::BadRequest)?;
 
     let sdk_app_id = query
@@ -95,6 +99,27 @@ async fn process(
         )
         .map_err(CallbackError::Unauthorized)?;
     }
+    // A signed request is only valid inside its freshness window: one seen in it already
+    // is a replay (or Tencent's retry of the very same request).
+    let replay_key = (!app.tokens.is_empty()).then(|| {
+        let sign = query.sign.as_deref().unwrap_or("");
+        let time = query.request_time.as_deref().unwrap_or("");
+        fingerprint(&[
+            &app.sdk_app_id.to_le_bytes(),
+            sign.as_bytes(),
+            time.as_bytes(),
+            &body,
+        ])
+    });
+    if replay_key.is_some_and(|k| state.requests_seen.contains(&k)) {
+        state
+            .metrics
+            .duplicates
+            .get_or_create(&KindLabels { kind: "request" })
+            .inc();
+        tracing::debug!("A replayed signed request was answered and not published again.");
+        return Ok(None);
+    }
 
     let callback = match Callback::parse(
         query.command.as_deref(),
@@ -120,8 +145,27 @@ async fn process(
         platform: query.platform.as_deref(),
         received_at: SystemTime::now(),
     };
-    let events = event::normalize(&ctx, callback, &body).map_err(CallbackError::BadRequest)?;
+    let mut events = event::normalize(&ctx, callback, &body).map_err(CallbackError::BadRequest)?;
+    if let Some(seen) = &state.events_seen {
+        let before = events.len();
+        events.retain(|e| !seen.contains(&fingerprint(&[e.id.as_bytes()])));
+        let dropped = (before - events.len()) as u64;
+        if dropped > 0 {
+            state
+                .metrics
+                .duplicates
+                .get_or_create(&KindLabels { kind: "event" })
+                .inc_by(dropped);
+        }
+    }
+    let ids: Vec<Fingerprint> = events
+        .iter()
+        .map(|e| fingerprint(&[e.id.as_bytes()]))
+        .collect();
     let Some(first_key) = events.first().map(|e| e.key.clone()) else {
+        if let Some(k) = replay_key {
+            state.requests_seen.insert(k);
+        }
         return Ok(None);
     };
     if events.iter().any(|e| e.keyed_by_conversation) {
@@ -145,6 +189,12 @@ async fn process(
         .accept(records)
         .await
         .map_err(CallbackError::Unavailable)?;
+    if let Some(k) = replay_key {
+        state.requests_seen.insert(k);
+    }
+    if let Some(seen) = &state.events_seen {
+        ids.into_iter().for_each(|id| seen.insert(id));
+    }
     Ok(first_key)
 }
 

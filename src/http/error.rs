@@ -15,6 +15,7 @@ pub enum CallbackError {
     NotFound,
     MethodNotAllowed(&'static str),
     PayloadTooLarge(usize),
+    BodyTimeout,
     UnsupportedMediaType,
     UnknownApp(String),
     Unauthorized(SignError),
@@ -28,6 +29,7 @@ impl CallbackError {
             CallbackError::NotFound => StatusCode::NOT_FOUND,
             CallbackError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             CallbackError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CallbackError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             CallbackError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             CallbackError::UnknownApp(_) => StatusCode::FORBIDDEN,
             CallbackError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -42,6 +44,7 @@ impl CallbackError {
             CallbackError::NotFound => "not_found",
             CallbackError::MethodNotAllowed(_) => "method_not_allowed",
             CallbackError::PayloadTooLarge(_) => "body_too_large",
+            CallbackError::BodyTimeout => "body_timeout",
             CallbackError::UnsupportedMediaType => "unsupported_media_type",
             CallbackError::UnknownApp(_) => "unknown_app",
             CallbackError::Unauthorized(SignError::Missing(_)) => "signature_missing",
@@ -63,6 +66,7 @@ impl CallbackError {
             CallbackError::PayloadTooLarge(limit) => {
                 format!("the body is larger than {limit} bytes")
             }
+            CallbackError::BodyTimeout => "the body took too long to arrive".into(),
             CallbackError::UnsupportedMediaType => {
                 "the content type must be application/json".into()
             }

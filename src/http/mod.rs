@@ -28,6 +28,10 @@ use crate::settings::Settings;
 
 pub struct State {
     pub settings: Settings,
+    /// Signed requests answered recently, to drop replays inside the freshness window.
+    pub requests_seen: crate::dedup::Seen,
+    /// Event ids published recently, when `dedup_window_secs` is set.
+    pub events_seen: Option<crate::dedup::Seen>,
     pub queue: Queue,
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,

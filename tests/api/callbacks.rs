@@ -50,8 +50,17 @@ async fn every_seed_body_is_taken_and_published() {
         (SENT, SEED_004),
     ];
 
+    // Unsigned, because seeds 000 and 002 are the same body: signed in one second,
+    // the second would be a replay.
     for (command, body) in seeds {
-        assert_eq!(app.callback(command, body).await.status, 200, "{body}");
+        let query = format!("/callback?SdkAppid={UNSIGNED_APP}&CallbackCommand={command}");
+        assert_eq!(
+            app.post(&query, Some("application/json"), body)
+                .await
+                .status,
+            200,
+            "{body}"
+        );
     }
 
     let records = read_records(&app.topic, seeds.len()).await;
@@ -178,4 +187,95 @@ async fn a_graceful_shutdown_reports_every_accepted_event_as_delivered() {
     assert_eq!(report.delivered, 20);
     assert!(report.unconfirmed.is_empty());
     assert_eq!(read_records(&topic, 20).await.len(), 20);
+}
+
+fn signed_at(command: &str, at: u64) -> String {
+    let t = at.to_string();
+    let sign = tim_kafka_bridge::tencent::sign::sign_hex(TOKEN, &t);
+    format!("/callback?SdkAppid={SIGNED_APP}&CallbackCommand={command}&RequestTime={t}&Sign={sign}")
+}
+
+#[tokio::test]
+async fn a_replayed_signed_request_is_answered_ok_and_published_once() {
+    let app = spawn_app().await;
+    let query = signed_at(SENT, now());
+
+    let first = app.post(&query, Some("application/json"), SEED_000).await;
+    let replay = app.post(&query, Some("application/json"), SEED_000).await;
+    let resigned = app
+        .post(
+            &signed_at(SENT, now() - 1),
+            Some("application/json"),
+            SEED_000,
+        )
+        .await;
+
+    assert_eq!(
+        (
+            first.status.as_u16(),
+            replay.status.as_u16(),
+            resigned.status.as_u16()
+        ),
+        (200, 200, 200)
+    );
+    assert_eq!(
+        replay.body,
+        json!({"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0})
+    );
+    let records = read_records(&app.topic, 2).await;
+    assert_eq!(
+        records[0].value["id"], records[1].value["id"],
+        "re-signed, it is published again, same id"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        record_count(&app.topic).await,
+        2,
+        "the replay itself was not published"
+    );
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"tim_bridge_duplicates_dropped_total{kind="request"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn with_a_dedup_window_an_event_sent_again_is_published_once() {
+    let app = spawn_app_with(|s| s.dedup_window_secs = 300).await;
+
+    for at in [now(), now() - 1, now() - 2] {
+        assert_eq!(
+            app.post(&signed_at(SENT, at), Some("application/json"), SEED_000)
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        app.post(
+            &signed_at(WITHDRAWN, now()),
+            Some("application/json"),
+            SEED_003
+        )
+        .await
+        .status,
+        200
+    );
+
+    let records = read_records(&app.topic, 2).await;
+    let types: Vec<_> = records
+        .iter()
+        .map(|r| r.value["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"tim.c2c.message.sent") && types.contains(&"tim.c2c.message.withdrawn")
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(record_count(&app.topic).await, 2);
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"tim_bridge_duplicates_dropped_total{kind="event"} 2"#),
+        "{metrics}"
+    );
 }

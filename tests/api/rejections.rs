@@ -206,3 +206,34 @@ async fn hostile_bodies_are_refused_nothing_is_published_and_the_bridge_stays_he
         "only the good callback was published"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_takes_too_long_gets_408_and_is_not_published() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.body_read_timeout_ms = 300).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /callback?{} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        signed_query(SENT),
+        GOOD.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&GOOD.as_bytes()[..10]).await.unwrap();
+
+    let mut answer = vec![0; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("took too long"), "{answer}");
+    assert_eq!(app.callback(SENT, GOOD).await.status, 200);
+    assert_eq!(
+        read_records(&app.topic, 1).await[0].key.as_deref(),
+        Some("good")
+    );
+    assert_eq!(record_count(&app.topic).await, 1);
+}

@@ -1,0 +1,96 @@
+//! Recently seen requests and events, bounded in time and in entries: a signed request
+//! replayed inside its freshness window, or an event Tencent sent again, is answered
+//! OK and not published twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+pub type Fingerprint = [u8; 16];
+
+pub fn fingerprint(parts: &[&[u8]]) -> Fingerprint {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize()[..16].try_into().expect("16 bytes")
+}
+
+pub struct Seen {
+    window: Duration,
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    at: HashMap<Fingerprint, Instant>,
+    order: VecDeque<(Fingerprint, Instant)>,
+}
+
+impl Seen {
+    pub fn new(window: Duration, capacity: usize) -> Self {
+        Self {
+            window,
+            capacity,
+            inner: Mutex::default(),
+        }
+    }
+
+    pub fn contains(&self, key: &Fingerprint) -> bool {
+        let inner = self.inner.lock().expect("seen lock");
+        inner.at.get(key).is_some_and(|t| t.elapsed() < self.window)
+    }
+
+    /// Records `key`; forgets what is older than the window, and the oldest beyond capacity.
+    pub fn insert(&self, key: Fingerprint) {
+        let now = Instant::now();
+        let mut inner = self.inner.lock().expect("seen lock");
+        while let Some(&(old, t)) = inner.order.front() {
+            if now.duration_since(t) < self.window && inner.order.len() < self.capacity {
+                break;
+            }
+            inner.order.pop_front();
+            if inner.at.get(&old) == Some(&t) {
+                inner.at.remove(&old);
+            }
+        }
+        inner.at.insert(key, now);
+        inner.order.push_back((key, now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_seen_until_the_window_passes() {
+        let seen = Seen::new(Duration::from_millis(50), 10);
+        let k = fingerprint(&[b"a"]);
+        assert!(!seen.contains(&k));
+        seen.insert(k);
+        assert!(seen.contains(&k));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!seen.contains(&k));
+    }
+
+    #[test]
+    fn memory_is_bounded_by_capacity() {
+        let seen = Seen::new(Duration::from_secs(60), 3);
+        for i in 0..10u8 {
+            seen.insert(fingerprint(&[&[i]]));
+        }
+        assert!(!seen.contains(&fingerprint(&[&[0]])));
+        assert!(seen.contains(&fingerprint(&[&[9]])));
+        assert!(seen.inner.lock().unwrap().at.len() <= 3);
+    }
+
+    #[test]
+    fn parts_are_delimited() {
+        assert_ne!(fingerprint(&[b"ab", b"c"]), fingerprint(&[b"a", b"bc"]));
+    }
+}
