@@ -146,22 +146,29 @@ async fn process(
         received_at: SystemTime::now(),
     };
     let mut events = event::normalize(&ctx, callback, &body).map_err(CallbackError::BadRequest)?;
-    if let Some(seen) = &state.events_seen {
-        let before = events.len();
-        events.retain(|e| !seen.contains(&fingerprint(&[e.id.as_bytes()])));
-        let dropped = (before - events.len()) as u64;
-        if dropped > 0 {
-            state
-                .metrics
-                .duplicates
-                .get_or_create(&KindLabels { kind: "event" })
-                .inc_by(dropped);
+    // Only with a dedup window: each event's id is fingerprinted once, and kept to be
+    // marked as seen after the events are accepted.
+    let ids: Vec<Fingerprint> = match &state.events_seen {
+        None => Vec::new(),
+        Some(seen) => {
+            let mut ids = Vec::with_capacity(events.len());
+            events.retain(|e| {
+                let id = fingerprint(&[e.id.as_bytes()]);
+                let fresh = !seen.contains(&id);
+                if fresh {
+                    ids.push(id);
+                } else {
+                    state
+                        .metrics
+                        .duplicates
+                        .get_or_create(&KindLabels { kind: "event" })
+                        .inc();
+                }
+                fresh
+            });
+            ids
         }
-    }
-    let ids: Vec<Fingerprint> = events
-        .iter()
-        .map(|e| fingerprint(&[e.id.as_bytes()]))
-        .collect();
+    };
     let Some(first_key) = events.first().map(|e| e.key.clone()) else {
         if let Some(k) = replay_key {
             state.requests_seen.insert(k);
