@@ -41,6 +41,11 @@ pub struct Metrics {
     pub spool_fsync: Histogram,
     pub spool_corrupt: Counter,
     pub duplicates: Family<KindLabels, Counter>,
+    pub connections_open: Gauge,
+    /// Connections closed by the server, by reason (over_limit, header_timeout, idle, tls_handshake).
+    pub connections_closed: Family<KindLabels, Counter>,
+    pub handler_panics: Counter,
+    pub tls_reloads: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -61,6 +66,10 @@ impl Default for Metrics {
             spool_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             spool_corrupt: Counter::default(),
             duplicates: Family::default(),
+            connections_open: Gauge::default(),
+            connections_closed: Family::default(),
+            handler_panics: Counter::default(),
+            tls_reloads: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -138,6 +147,26 @@ impl Default for Metrics {
             "Answered OK and not published again: a replayed signed request, or an event id seen in the dedup window",
             m.duplicates.clone(),
         );
+        registry.register(
+            "tim_bridge_http_connections_open",
+            "HTTP connections being served",
+            m.connections_open.clone(),
+        );
+        registry.register(
+            "tim_bridge_http_connections_closed",
+            "Connections the server closed or refused, by reason: over_limit, header_timeout, idle, tls_handshake",
+            m.connections_closed.clone(),
+        );
+        registry.register(
+            "tim_bridge_handler_panics",
+            "Requests whose handler panicked; each was answered 500",
+            m.handler_panics.clone(),
+        );
+        registry.register(
+            "tim_bridge_tls_reloads",
+            "Reloads of the HTTPS certificate, by outcome (ok, error)",
+            m.tls_reloads.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -160,6 +189,12 @@ impl Metrics {
         }
         for kind in ["request", "event"] {
             let _ = self.duplicates.get_or_create(&KindLabels { kind });
+        }
+        for kind in ["over_limit", "header_timeout", "idle", "tls_handshake"] {
+            let _ = self.connections_closed.get_or_create(&KindLabels { kind });
+        }
+        for kind in ["ok", "error"] {
+            let _ = self.tls_reloads.get_or_create(&KindLabels { kind });
         }
         for command in crate::tencent::command::C2C_TYPED {
             let _ = self.callbacks.get_or_create(&CallbackLabels {

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::http::{self, State};
+use crate::http::{self, Certificates, State};
 use crate::kafka::{self, Forwarder, Readiness};
 use crate::metrics::Metrics;
 use crate::queue::{MemoryQueue, Queue, ShutdownReport};
@@ -18,6 +18,7 @@ use crate::spool::Spool;
 
 pub struct Application {
     listener: TcpListener,
+    certificates: Option<Arc<Certificates>>,
     state: Arc<State>,
     stop_monitor: CancellationToken,
 }
@@ -32,7 +33,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         metrics.preregister(&settings.topics());
         let producer = kafka::create_producer(&settings, &brokers)
-            .context("invalid Kafka producer setting")?;
+            .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))?;
         if settings.kafka.create_topics {
             if let Err(error) = kafka::create_topics(&settings, &brokers).await {
                 tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
@@ -76,11 +77,16 @@ impl Application {
             Arc::clone(&metrics),
             stop_monitor.clone(),
         );
+        let certificates = match &settings.tls {
+            None => None,
+            Some(files) => Some(Certificates::load(files).map_err(|e| anyhow::anyhow!(e))?),
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (setting `listen`)", settings.listen))?;
         Ok(Self {
             listener,
+            certificates,
             state: Arc::new(State {
                 requests_seen: crate::dedup::Seen::new(
                     Duration::from_secs(2 * settings.request_time_skew_secs + 1),
@@ -107,11 +113,27 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// The HTTPS certificate, to reload it as a SIGHUP does; `None` without HTTPS.
+    pub fn certificates(&self) -> Option<Arc<Certificates>> {
+        self.certificates.clone()
+    }
+
     /// Serves until `shutdown` resolves; then stops accepting, drains connections and
     /// flushes Kafka, each within `shutdown_timeout_ms`, and reports what was not confirmed.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> ShutdownReport {
         let bound = Duration::from_millis(self.state.settings.shutdown_timeout_ms);
-        http::serve(self.listener, Arc::clone(&self.state), shutdown, bound).await;
+        let acceptor = self.certificates.as_ref().map(|c| {
+            reload_on_sighup(Arc::clone(c), Arc::clone(&self.state.metrics));
+            c.acceptor()
+        });
+        http::serve(
+            self.listener,
+            acceptor,
+            Arc::clone(&self.state),
+            shutdown,
+            bound,
+        )
+        .await;
         self.stop_monitor.cancel();
         tracing::info!(
             in_flight = self.state.queue.depth(),
@@ -139,4 +161,34 @@ impl Application {
         }
         report
     }
+}
+
+/// Reloads the certificate on each SIGHUP, for as long as the process runs.
+fn reload_on_sighup(certificates: Arc<Certificates>, metrics: Arc<Metrics>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::warn!(error = %error, "Cannot listen for SIGHUP; the certificate will not be reloaded.");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let outcome = match certificates.reload() {
+                Ok(()) => {
+                    tracing::info!("Reloaded the HTTPS certificate.");
+                    "ok"
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "Could not reload the HTTPS certificate; the previous one stays.");
+                    "error"
+                }
+            };
+            metrics
+                .tls_reloads
+                .get_or_create(&crate::metrics::KindLabels { kind: outcome })
+                .inc();
+        }
+    });
 }

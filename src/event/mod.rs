@@ -225,6 +225,11 @@ pub fn normalize(
             command: _,
             msg_key,
         } => {
+            // Kept byte for byte, but only once a full parse accepts it: the raw-value
+            // reader alone lets through numbers no JSON reader can hold (the fuzzer
+            // found `1e14123`), and consumers would choke on the event.
+            serde_json::from_slice::<serde_json::Value>(raw_body)
+                .map_err(|e| format!("the body is not JSON a consumer can read: {e}"))?;
             let body = std::str::from_utf8(raw_body)
                 .ok()
                 .and_then(|s| RawValue::from_string(s.to_owned()).ok())

@@ -10,19 +10,25 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request};
 
+use super::admit::{admit, Admitted};
 use super::error::CallbackError;
 use super::State;
 use crate::dedup::{fingerprint, Fingerprint};
-use crate::event::{self, Context};
 use crate::kafka::{now_ms, Record};
 use crate::metrics::KindLabels;
-use crate::tencent::{command, sign, Callback, CallbackQuery};
+use crate::tencent::{command, CallbackQuery};
+
+/// Tencent's query is a few hundred bytes; anything far longer is not from Tencent.
+const MAX_QUERY_BYTES: usize = 4096;
 
 /// The command's metric label, and what became of the callback.
 pub async fn handle(
     req: Request<Incoming>,
     state: &Arc<State>,
 ) -> (&'static str, Result<Option<String>, CallbackError>) {
+    if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
+        return ("none", Err(CallbackError::QueryTooLong(MAX_QUERY_BYTES)));
+    }
     let query = req.uri().query().map(CallbackQuery::parse);
     let label = command::metric_label(
         query
@@ -60,7 +66,7 @@ async fn process(
     if !json_or_absent(req.headers().get(CONTENT_TYPE)) {
         return Err(CallbackError::UnsupportedMediaType);
     }
-    let read_timeout = Duration::from_millis(state.settings.body_read_timeout_ms);
+    let read_timeout = Duration::from_millis(state.settings.limits.body_read_timeout_ms);
     let body: Bytes =
         tokio::time::timeout(read_timeout, Limited::new(req.into_body(), limit).collect())
             .await
@@ -73,44 +79,16 @@ async fn process(
                 }
             })?
             .to_bytes();
-    let query = query.map_err(CallbackError::BadRequest)?;
-
-    let sdk_app_id = query
-        .sdk_app_id
-        .as_deref()
-        .ok_or_else(|| CallbackError::UnknownApp("SdkAppid is missing from the query".into()))?;
-    let app = sdk_app_id
-        .parse::<u64>()
-        .ok()
-        .and_then(|id| state.settings.app(id))
-        .ok_or_else(|| {
-            CallbackError::UnknownApp("SdkAppid is not an app this bridge serves".into())
-        })?;
-    if !app.tokens.is_empty() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        sign::verify(
-            &app.tokens,
-            query.sign.as_deref(),
-            query.request_time.as_deref(),
-            now,
-            state.settings.request_time_skew_secs,
-        )
-        .map_err(CallbackError::Unauthorized)?;
-    }
+    let now = SystemTime::now();
+    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let Admitted {
+        sdk_app_id,
+        command,
+        mut events,
+        replay_key,
+    } = admit(&state.settings, query, &body, now_secs, now)?;
     // A signed request is only valid inside its freshness window: one seen in it already
     // is a replay (or Tencent's retry of the very same request).
-    let replay_key = (!app.tokens.is_empty()).then(|| {
-        let sign = query.sign.as_deref().unwrap_or("");
-        let time = query.request_time.as_deref().unwrap_or("");
-        fingerprint(&[
-            &app.sdk_app_id.to_le_bytes(),
-            sign.as_bytes(),
-            time.as_bytes(),
-            &body,
-        ])
-    });
     if replay_key.is_some_and(|k| state.requests_seen.contains(&k)) {
         state
             .metrics
@@ -120,32 +98,6 @@ async fn process(
         tracing::debug!("A replayed signed request was answered and not published again.");
         return Ok(None);
     }
-
-    let callback = match Callback::parse(
-        query.command.as_deref(),
-        &body,
-        state.settings.publish_before_send,
-    ) {
-        Ok(callback) => callback,
-        // Never block a user's message because the bridge cannot read it.
-        Err(reason) if query.command.as_deref() == Some(command::BEFORE_SEND_MSG) => {
-            tracing::warn!(reason = %reason, "A before-send callback cannot be published; it is allowed all the same.");
-            return Ok(None);
-        }
-        Err(reason) => return Err(CallbackError::BadRequest(reason)),
-    };
-    if matches!(callback, Callback::Other { .. }) && !state.settings.forward_other_commands {
-        return Ok(None);
-    }
-    let command = callback.command().to_owned();
-    let ctx = Context {
-        sdk_app_id: app.sdk_app_id,
-        command: &command,
-        client_ip: query.client_ip.as_deref(),
-        platform: query.platform.as_deref(),
-        received_at: SystemTime::now(),
-    };
-    let mut events = event::normalize(&ctx, callback, &body).map_err(CallbackError::BadRequest)?;
     // Only with a dedup window: each event's id is fingerprinted once, and kept to be
     // marked as seen after the events are accepted.
     let ids: Vec<Fingerprint> = match &state.events_seen {
@@ -187,7 +139,7 @@ async fn process(
             key: e.key,
             payload: e.payload,
             command: command.clone(),
-            sdk_app_id: app.sdk_app_id,
+            sdk_app_id,
             accepted_at_ms,
         })
         .collect();

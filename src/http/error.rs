@@ -15,12 +15,17 @@ pub enum CallbackError {
     NotFound,
     MethodNotAllowed(&'static str),
     PayloadTooLarge(usize),
+    QueryTooLong(usize),
     BodyTimeout,
     UnsupportedMediaType,
     UnknownApp(String),
+    /// The source address is outside `allow_networks`.
+    Forbidden(String),
     Unauthorized(SignError),
     BadRequest(String),
     Unavailable(Rejected),
+    /// A handler panicked.
+    Internal,
 }
 
 impl CallbackError {
@@ -29,12 +34,14 @@ impl CallbackError {
             CallbackError::NotFound => StatusCode::NOT_FOUND,
             CallbackError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             CallbackError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            CallbackError::QueryTooLong(_) => StatusCode::URI_TOO_LONG,
             CallbackError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             CallbackError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            CallbackError::UnknownApp(_) => StatusCode::FORBIDDEN,
+            CallbackError::UnknownApp(_) | CallbackError::Forbidden(_) => StatusCode::FORBIDDEN,
             CallbackError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CallbackError::BadRequest(_) => StatusCode::BAD_REQUEST,
             CallbackError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CallbackError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -44,9 +51,11 @@ impl CallbackError {
             CallbackError::NotFound => "not_found",
             CallbackError::MethodNotAllowed(_) => "method_not_allowed",
             CallbackError::PayloadTooLarge(_) => "body_too_large",
+            CallbackError::QueryTooLong(_) => "query_too_long",
             CallbackError::BodyTimeout => "body_timeout",
             CallbackError::UnsupportedMediaType => "unsupported_media_type",
             CallbackError::UnknownApp(_) => "unknown_app",
+            CallbackError::Forbidden(_) => "source_not_allowed",
             CallbackError::Unauthorized(SignError::Missing(_)) => "signature_missing",
             CallbackError::Unauthorized(SignError::Skewed | SignError::BadRequestTime) => {
                 "request_time_skewed"
@@ -56,6 +65,7 @@ impl CallbackError {
             CallbackError::Unavailable(Rejected::QueueFull) => "queue_full",
             CallbackError::Unavailable(Rejected::SpoolFull) => "spool_full",
             CallbackError::Unavailable(Rejected::SpoolFailed) => "spool_error",
+            CallbackError::Internal => "internal_error",
         }
     }
 
@@ -66,11 +76,16 @@ impl CallbackError {
             CallbackError::PayloadTooLarge(limit) => {
                 format!("the body is larger than {limit} bytes")
             }
+            CallbackError::QueryTooLong(limit) => {
+                format!("the query string is longer than {limit} bytes")
+            }
             CallbackError::BodyTimeout => "the body took too long to arrive".into(),
             CallbackError::UnsupportedMediaType => {
                 "the content type must be application/json".into()
             }
-            CallbackError::UnknownApp(reason) | CallbackError::BadRequest(reason) => reason.clone(),
+            CallbackError::UnknownApp(reason)
+            | CallbackError::Forbidden(reason)
+            | CallbackError::BadRequest(reason) => reason.clone(),
             CallbackError::Unauthorized(e) => e.reason(),
             CallbackError::Unavailable(Rejected::QueueFull) => {
                 "the bridge is overloaded; try again later".into()
@@ -81,6 +96,7 @@ impl CallbackError {
             CallbackError::Unavailable(Rejected::SpoolFailed) => {
                 "the bridge cannot store the event".into()
             }
+            CallbackError::Internal => "the bridge failed on this request; try again".into(),
         }
     }
 

@@ -1,30 +1,33 @@
 //! The HTTP server: the callback path, `/healthz`, `/readyz`, `/metrics`.
 
+mod admit;
 mod callback;
 mod error;
+pub mod fuzzing;
+mod server;
+mod tls;
 
-use std::convert::Infallible;
-use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
 
+pub use admit::{admit, Admitted};
 pub use error::{CallbackError, OK_BODY};
+pub use server::serve;
+pub use tls::Certificates;
 
 use crate::kafka::Readiness;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
-use crate::settings::Settings;
+use crate::settings::{client_address, Settings};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 pub struct State {
     pub settings: Settings,
@@ -37,58 +40,12 @@ pub struct State {
     pub metrics: Arc<Metrics>,
 }
 
-/// Serves until `shutdown` resolves, then stops accepting and gives open connections
-/// up to `drain` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<State>,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        tracing::warn!(error = %error, "Could not accept a connection.");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = Arc::clone(&state);
-                let service = service_fn(move |req| {
-                    let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(route(req, &state).await) }
-                });
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(error = %error, "A connection ended with an error.");
-                    }
-                });
-            }
-            _ = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(drain) => {
-            tracing::warn!(drain_ms = drain.as_millis() as u64, "Connections still open after the drain time; closing them.");
-        }
-    }
-}
-
-async fn route(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
+async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == state.settings.callback_path {
+        if let Err(error) = source_allowed(&req, state, peer) {
+            return reject(state, "none", error);
+        }
         return answer_callback(req, state).await;
     }
     let page = match path {
@@ -159,6 +116,35 @@ async fn answer_callback(req: Request<Incoming>, state: &Arc<State>) -> Response
         .callback_duration
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The allowlist, when there is one: the peer, or the client a trusted proxy names.
+fn source_allowed(
+    req: &Request<Incoming>,
+    state: &State,
+    peer: IpAddr,
+) -> Result<(), CallbackError> {
+    let settings = &state.settings;
+    if settings.allow_networks.is_empty() {
+        return Ok(());
+    }
+    let forwarded = req
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let forwarded = (!forwarded.is_empty()).then_some(forwarded.as_str());
+    match client_address(peer, forwarded, &settings.trusted_proxies) {
+        Some(client) if settings.allow_networks.iter().any(|n| n.contains(client)) => Ok(()),
+        Some(client) => Err(CallbackError::Forbidden(format!(
+            "the source address {client} is not allowed"
+        ))),
+        None => Err(CallbackError::Forbidden(
+            "X-Forwarded-For from a trusted proxy does not name an address".into(),
+        )),
+    }
 }
 
 fn reject(state: &State, command: &'static str, error: CallbackError) -> Response<Full<Bytes>> {

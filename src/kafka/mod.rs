@@ -17,14 +17,23 @@ use rdkafka::types::RDKafkaErrorCode;
 pub use forwarder::{now_ms, Forwarder, Outcome, Record};
 
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{KafkaSecurity, Settings};
+
+/// Brokers and `[kafka.security]`: what every client of ours starts from.
+pub fn client_config(security: &KafkaSecurity, brokers: &str) -> Result<ClientConfig, String> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in security.client_properties()? {
+        config.set(key, value);
+    }
+    Ok(config)
+}
 
 /// The producer's configuration: ours first, then the pass-through properties
 /// (settings validation already refused those that would weaken delivery).
-pub fn producer_config(settings: &Settings, brokers: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+pub fn producer_config(settings: &Settings, brokers: &str) -> Result<ClientConfig, String> {
+    let mut config = client_config(&settings.kafka.security, brokers)?;
     config
-        .set("bootstrap.servers", brokers)
         .set("client.id", "tim-kafka-bridge")
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -34,20 +43,22 @@ pub fn producer_config(settings: &Settings, brokers: &str) -> ClientConfig {
     for (key, value) in &settings.kafka.producer {
         config.set(key, value);
     }
-    config
+    Ok(config)
 }
 
-pub fn create_producer(settings: &Settings, brokers: &str) -> Result<FutureProducer, KafkaError> {
-    producer_config(settings, brokers).create()
+pub fn create_producer(settings: &Settings, brokers: &str) -> Result<FutureProducer, String> {
+    producer_config(settings, brokers)?
+        .create()
+        .map_err(|e: KafkaError| e.to_string())
 }
 
 /// Creates the configured topics that do not exist yet (the test broker, like many
 /// production clusters, does not create topics on first use).
 pub async fn create_topics(settings: &Settings, brokers: &str) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(&settings.kafka.security, brokers)?
+            .create()
+            .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
     let topics = settings.topics();
     let new_topics: Vec<NewTopic> = topics
         .iter()
@@ -175,7 +186,7 @@ mod tests {
             .kafka
             .producer
             .insert("compression.type".into(), "zstd".into());
-        let config = producer_config(&settings, "b:9092");
+        let config = producer_config(&settings, "b:9092").unwrap();
         assert_eq!(config.get("compression.type"), Some("zstd"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("acks"), Some("all"));

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::settings::KafkaSecurity;
 pub use position::{parse_from, parse_until, From, Until};
 use sink::Sink;
 
@@ -126,9 +127,14 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
     } else {
         args.topics.clone()
     };
+    // The bridge's own variables say how to reach a secured cluster.
+    let mut security = KafkaSecurity::default();
+    security
+        .apply_env(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .and_then(|()| security.validate())
+        .map_err(|e| e.to_string())?;
     let consumer: Arc<BaseConsumer> = Arc::new(
-        ClientConfig::new()
-            .set("bootstrap.servers", &args.brokers)
+        crate::kafka::client_config(&security, &args.brokers)?
             .set(
                 "group.id",
                 args.group

@@ -10,6 +10,7 @@ mod durability;
 mod endpoints;
 mod family;
 mod helpers;
+mod limits;
 mod load;
 mod ordering;
 mod queue;

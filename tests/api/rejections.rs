@@ -210,7 +210,7 @@ async fn hostile_bodies_are_refused_nothing_is_published_and_the_bridge_stays_he
 #[tokio::test]
 async fn a_body_that_takes_too_long_gets_408_and_is_not_published() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = spawn_app_with(|s| s.body_read_timeout_ms = 300).await;
+    let app = spawn_app_with(|s| s.limits.body_read_timeout_ms = 300).await;
     let address = app.address.trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let head = format!(

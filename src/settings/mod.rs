@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::tencent::command;
 
+mod kafka_security;
+mod network;
+
+pub use kafka_security::{KafkaSecurity, Mechanism, Protocol};
+pub use network::{client_address, parse_networks, Limits, Network, Tls};
+
 /// A secret that never prints itself.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -49,6 +55,19 @@ pub const ENV_VARS: &[&str] = &[
     "TIM_BRIDGE_OTHER_TOPIC",
     "TIM_BRIDGE_ACK",
     "TIM_BRIDGE_SPOOL_DIR",
+    "TIM_BRIDGE_TLS_CERT_FILE",
+    "TIM_BRIDGE_TLS_KEY_FILE",
+    "TIM_BRIDGE_ALLOW_NETWORKS",
+    "TIM_BRIDGE_TRUSTED_PROXIES",
+    "TIM_BRIDGE_KAFKA_SECURITY_PROTOCOL",
+    "TIM_BRIDGE_KAFKA_CA_FILE",
+    "TIM_BRIDGE_KAFKA_CERT_FILE",
+    "TIM_BRIDGE_KAFKA_KEY_FILE",
+    "TIM_BRIDGE_KAFKA_KEY_PASSWORD",
+    "TIM_BRIDGE_KAFKA_SASL_MECHANISM",
+    "TIM_BRIDGE_KAFKA_SASL_USERNAME",
+    "TIM_BRIDGE_KAFKA_SASL_PASSWORD",
+    "TIM_BRIDGE_KAFKA_SASL_PASSWORD_FILE",
 ];
 
 /// Settings `serve` cannot start without (outside `--dev`).
@@ -82,9 +101,6 @@ pub struct Settings {
     /// Bound on draining connections and flushing Kafka at shutdown.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
-    /// How long a request's body may take to arrive (Tencent sends it at once).
-    #[serde(default = "default_body_read_timeout_ms")]
-    pub body_read_timeout_ms: u64,
     /// Drop events whose `id` was published this recently (0: off), e.g. when Tencent's
     /// retry-on-timeout sends a callback again. Signed requests replayed inside their
     /// freshness window are always dropped.
@@ -101,6 +117,17 @@ pub struct Settings {
     pub spool_dir: PathBuf,
     #[serde(default = "default_spool_max_bytes")]
     pub spool_max_bytes: u64,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Serve HTTPS instead of HTTP.
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    /// Source networks allowed to send callbacks; empty: any.
+    #[serde(default)]
+    pub allow_networks: Vec<Network>,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Network>,
     #[serde(default)]
     pub apps: Vec<App>,
     #[serde(default)]
@@ -155,6 +182,8 @@ pub struct KafkaSettings {
     /// Cap of the backoff between two delivery attempts of one event.
     #[serde(default = "default_retry_max_delay_ms")]
     pub retry_max_delay_ms: u64,
+    #[serde(default)]
+    pub security: KafkaSecurity,
 }
 
 impl Default for KafkaSettings {
@@ -186,9 +215,6 @@ fn default_enqueue_timeout_ms() -> u64 {
 }
 fn default_shutdown_timeout_ms() -> u64 {
     10_000
-}
-fn default_body_read_timeout_ms() -> u64 {
-    5_000
 }
 fn default_dedup_max_entries() -> usize {
     100_000
@@ -350,6 +376,40 @@ impl Settings {
         if let Some(v) = var("TIM_BRIDGE_OTHER_TOPIC") {
             self.kafka.other_topic = v.trim().to_owned();
         }
+        let cert = var("TIM_BRIDGE_TLS_CERT_FILE");
+        let key = var("TIM_BRIDGE_TLS_KEY_FILE");
+        match (cert, key, &mut self.tls) {
+            (None, None, _) => {}
+            (Some(c), Some(k), _) => {
+                self.tls = Some(Tls {
+                    cert_file: c.trim().into(),
+                    key_file: k.trim().into(),
+                })
+            }
+            (c, k, Some(tls)) => {
+                if let Some(c) = c {
+                    tls.cert_file = c.trim().into();
+                }
+                if let Some(k) = k {
+                    tls.key_file = k.trim().into();
+                }
+            }
+            (_, _, None) => {
+                return Err(SettingsError::new(
+                    "TIM_BRIDGE_TLS_CERT_FILE",
+                    "HTTPS needs both TIM_BRIDGE_TLS_CERT_FILE and TIM_BRIDGE_TLS_KEY_FILE",
+                ))
+            }
+        }
+        for (name, list) in [
+            ("TIM_BRIDGE_ALLOW_NETWORKS", &mut self.allow_networks),
+            ("TIM_BRIDGE_TRUSTED_PROXIES", &mut self.trusted_proxies),
+        ] {
+            if let Some(v) = var(name) {
+                *list = parse_networks(&v).map_err(|reason| SettingsError::new(name, reason))?;
+            }
+        }
+        self.kafka.security.apply_env(var)?;
         Ok(())
     }
 
@@ -369,12 +429,18 @@ impl Settings {
         if self.max_body_bytes == 0 {
             return Err(SettingsError::new("max_body_bytes", "must be above 0"));
         }
-        if self.body_read_timeout_ms == 0 {
-            return Err(SettingsError::new(
-                "body_read_timeout_ms",
-                "must be above 0",
-            ));
+        self.limits.validate()?;
+        if let Some(tls) = &self.tls {
+            for (name, path) in [
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
+                std::fs::metadata(path).map_err(|e| {
+                    SettingsError::new(name, format!("cannot read {}: {e}", path.display()))
+                })?;
+            }
         }
+        self.kafka.security.validate()?;
         if self.dedup_max_entries == 0 {
             return Err(SettingsError::new("dedup_max_entries", "must be above 0"));
         }
@@ -668,7 +734,7 @@ mod tests {
 
     #[test]
     fn the_example_file_in_deploy_is_valid() {
-        let s = Settings::from_toml(include_str!("../deploy/tim-kafka-bridge.toml")).unwrap();
+        let s = Settings::from_toml(include_str!("../../deploy/tim-kafka-bridge.toml")).unwrap();
         s.validate().unwrap();
         assert_eq!(s.kafka.partitions, 12);
     }
@@ -680,9 +746,15 @@ mod tests {
                 "TIM_BRIDGE_LISTEN" => "127.0.0.1:9",
                 "TIM_BRIDGE_SDKAPPID" => "42",
                 "TIM_BRIDGE_ACK" => "memory",
+                "TIM_BRIDGE_ALLOW_NETWORKS" | "TIM_BRIDGE_TRUSTED_PROXIES" => "10.0.0.0/8",
+                "TIM_BRIDGE_KAFKA_SECURITY_PROTOCOL" => "ssl",
+                "TIM_BRIDGE_KAFKA_SASL_MECHANISM" => "PLAIN",
                 _ => "changed",
             };
-            let mut s = Settings::from_toml("[[apps]]\nsdk_app_id = 1").unwrap();
+            let mut s = Settings::from_toml(
+                "[[apps]]\nsdk_app_id = 1\n[tls]\ncert_file = \"c\"\nkey_file = \"k\"",
+            )
+            .unwrap();
             let before = format!("{s:?}");
             s.apply_env(env(&[(name, value)])).unwrap();
             let after = format!("{s:?}");

@@ -1,0 +1,101 @@
+//! The pure part of a callback's path, from the query string and the body to the events
+//! to publish: app, signature, body, normalization. No I/O and no state, so the fuzzer
+//! (`fuzz/`) and the corpus regression test run exactly what the server runs.
+
+use std::time::SystemTime;
+
+use super::error::CallbackError;
+use crate::dedup::{fingerprint, Fingerprint};
+use crate::event::{self, Context, Normalized};
+use crate::settings::Settings;
+use crate::tencent::{command, sign, Callback, CallbackQuery};
+
+/// What a callback that passed every check asks the bridge to do.
+#[derive(Debug)]
+pub struct Admitted {
+    pub sdk_app_id: u64,
+    pub command: String,
+    /// Empty when the callback is answered without publishing anything.
+    pub events: Vec<Normalized>,
+    /// Identifies a signed request, to recognise it when it is sent again.
+    pub replay_key: Option<Fingerprint>,
+}
+
+/// Checks in the documented order and normalizes. `now_secs` is the local clock for
+/// the `RequestTime` check.
+pub fn admit(
+    settings: &Settings,
+    query: Result<CallbackQuery, String>,
+    body: &[u8],
+    now_secs: u64,
+    received_at: SystemTime,
+) -> Result<Admitted, CallbackError> {
+    let query = query.map_err(CallbackError::BadRequest)?;
+    let sdk_app_id = query
+        .sdk_app_id
+        .as_deref()
+        .ok_or_else(|| CallbackError::UnknownApp("SdkAppid is missing from the query".into()))?;
+    let app = sdk_app_id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| settings.app(id))
+        .ok_or_else(|| {
+            CallbackError::UnknownApp("SdkAppid is not an app this bridge serves".into())
+        })?;
+    let mut replay_key = None;
+    if !app.tokens.is_empty() {
+        sign::verify(
+            &app.tokens,
+            query.sign.as_deref(),
+            query.request_time.as_deref(),
+            now_secs,
+            settings.request_time_skew_secs,
+        )
+        .map_err(CallbackError::Unauthorized)?;
+        let sign = query.sign.as_deref().unwrap_or("");
+        let time = query.request_time.as_deref().unwrap_or("");
+        replay_key = Some(fingerprint(&[
+            &app.sdk_app_id.to_le_bytes(),
+            sign.as_bytes(),
+            time.as_bytes(),
+            body,
+        ]));
+    }
+    let nothing = |command: &str| Admitted {
+        sdk_app_id: app.sdk_app_id,
+        command: command.to_owned(),
+        events: Vec::new(),
+        replay_key,
+    };
+    let callback = match Callback::parse(
+        query.command.as_deref(),
+        body,
+        settings.publish_before_send,
+    ) {
+        Ok(callback) => callback,
+        // Never block a user's message because the bridge cannot read it.
+        Err(reason) if query.command.as_deref() == Some(command::BEFORE_SEND_MSG) => {
+            tracing::warn!(reason = %reason, "A before-send callback cannot be published; it is allowed all the same.");
+            return Ok(nothing(command::BEFORE_SEND_MSG));
+        }
+        Err(reason) => return Err(CallbackError::BadRequest(reason)),
+    };
+    if matches!(callback, Callback::Other { .. }) && !settings.forward_other_commands {
+        return Ok(nothing(callback.command()));
+    }
+    let command = callback.command().to_owned();
+    let ctx = Context {
+        sdk_app_id: app.sdk_app_id,
+        command: &command,
+        client_ip: query.client_ip.as_deref(),
+        platform: query.platform.as_deref(),
+        received_at,
+    };
+    let events = event::normalize(&ctx, callback, body).map_err(CallbackError::BadRequest)?;
+    Ok(Admitted {
+        sdk_app_id: app.sdk_app_id,
+        command,
+        events,
+        replay_key,
+    })
+}

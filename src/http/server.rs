@@ -1,0 +1,335 @@
+//! Accepting and serving connections, within the limits of `[limits]`: how many at
+//! once, how long a head may take, how long a kept-alive connection may idle, and how
+//! many requests one connection may carry. A panicking handler is answered 500.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use hyper::header::{HeaderValue, CONNECTION};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::error::CallbackError;
+use super::{route, State};
+use crate::metrics::{KindLabels, Metrics};
+
+/// Serves until `shutdown` resolves, then stops accepting and gives open connections
+/// up to `drain` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
+    let limits = &state.settings.limits;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let stop = CancellationToken::new();
+    let mut http = http1::Builder::new();
+    // Head and idle time are watched per connection below: hyper's header timer
+    // would also run while a kept-alive connection waits for its next request.
+    http.timer(TokioTimer::new()).header_read_timeout(None);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::warn!(error = %error, "Could not accept a connection.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            closed(&state, "over_limit");
+            tracing::warn!(peer = %peer, max_connections = limits.max_connections, "Refused a connection: too many open.");
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (state, http, stop, tls) =
+            (Arc::clone(&state), http.clone(), stop.clone(), tls.clone());
+        tokio::spawn(async move {
+            state.metrics.connections_open.inc();
+            match tls {
+                None => connection(stream, peer, &state, &http, &stop).await,
+                Some(tls) => {
+                    let head_time =
+                        Duration::from_millis(state.settings.limits.header_read_timeout_ms);
+                    match tokio::time::timeout(head_time, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, peer, &state, &http, &stop).await,
+                        Ok(Err(error)) => {
+                            closed(&state, "tls_handshake");
+                            tracing::info!(peer = %peer, error = %error, "A TLS handshake failed.");
+                        }
+                        Err(_) => {
+                            closed(&state, "tls_handshake");
+                            tracing::info!(peer = %peer, "A TLS handshake took too long.");
+                        }
+                    }
+                }
+            }
+            state.metrics.connections_open.dec();
+            drop(slot);
+        });
+    }
+    drop(listener);
+    stop.cancel();
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(drain, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            drain_ms = drain.as_millis() as u64,
+            "Connections still open after the drain time; closing them."
+        );
+    }
+}
+
+/// One connection past the limit: a clear answer, then the door.
+async fn refuse(mut stream: TcpStream) {
+    let body = serde_json::json!({
+        "ActionStatus": "FAIL",
+        "ErrorCode": 1,
+        "ErrorInfo": "the bridge has too many open connections; try again later",
+    })
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+fn closed(state: &State, kind: &'static str) {
+    state
+        .metrics
+        .connections_closed
+        .get_or_create(&KindLabels { kind })
+        .inc();
+}
+
+/// What the watchdog of one connection needs to know, in milliseconds since `epoch`.
+struct Activity {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    served: AtomicU64,
+    /// When the last request was answered (or the connection opened).
+    last_answer: AtomicU64,
+    /// When the first byte of the head now being read arrived; 0: none yet.
+    head_started: AtomicU64,
+    /// Wakes the watchdog when a head starts, to run its clock from then.
+    head_began: Notify,
+}
+
+impl Activity {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+}
+
+async fn connection<I>(
+    io: I,
+    peer: SocketAddr,
+    state: &Arc<State>,
+    http: &http1::Builder,
+    stop: &CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = &state.settings.limits;
+    let activity = Arc::new(Activity {
+        epoch: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        served: AtomicU64::new(0),
+        last_answer: AtomicU64::new(1),
+        head_started: AtomicU64::new(0),
+        head_began: Notify::new(),
+    });
+    let max_requests = limits.max_requests_per_connection;
+    let service = {
+        let (state, activity) = (Arc::clone(state), Arc::clone(&activity));
+        service_fn(move |req| {
+            let (state, activity) = (Arc::clone(&state), Arc::clone(&activity));
+            activity.in_flight.fetch_add(1, Ordering::SeqCst);
+            activity.head_started.store(0, Ordering::SeqCst);
+            let served = activity.served.fetch_add(1, Ordering::Relaxed) + 1;
+            async move {
+                let mut response = guarded(&state.metrics, route(req, &state, peer.ip())).await;
+                if served >= max_requests {
+                    response
+                        .headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                activity.last_answer.store(activity.now(), Ordering::SeqCst);
+                activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let io = Watched {
+        inner: io,
+        activity: Arc::clone(&activity),
+    };
+    let conn = http.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let head_limit = limits.header_read_timeout_ms;
+    let idle_limit = limits.keep_alive_idle_ms;
+    let mut closing = false;
+    loop {
+        let now = activity.now();
+        let head = activity.head_started.load(Ordering::SeqCst);
+        let busy = activity.in_flight.load(Ordering::SeqCst) > 0;
+        let (reason, deadline) = if busy {
+            (None, now + idle_limit)
+        } else if head > 0 {
+            (Some("header_timeout"), head + head_limit)
+        } else {
+            let last = activity.last_answer.load(Ordering::SeqCst);
+            (Some("idle"), last + idle_limit)
+        };
+        if let Some(reason) = reason.filter(|_| deadline <= now) {
+            closed(state, reason);
+            tracing::debug!(peer = %peer, reason, "Closed a connection.");
+            return;
+        }
+        let wait = Duration::from_millis(deadline.saturating_sub(now).max(1));
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
+                }
+                return;
+            }
+            _ = stop.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep(wait) => {}
+            _ = activity.head_began.notified() => {}
+        }
+    }
+}
+
+type Answer = hyper::Response<http_body_util::Full<bytes::Bytes>>;
+
+/// The handler's answer, or 500 in Tencent's shape if it panicked, logged and counted.
+async fn guarded(metrics: &Metrics, handler: impl Future<Output = Answer>) -> Answer {
+    let panic = match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(answer) => return answer,
+        Err(panic) => panic,
+    };
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    metrics.handler_panics.inc();
+    tracing::error!(panic = %message, "A request handler panicked; answered 500.");
+    CallbackError::Internal.into_response()
+}
+
+/// The connection's stream, noting when the first byte of a new head arrives.
+struct Watched<I> {
+    inner: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let a = &self.activity;
+        if buf.filled().len() > before
+            && a.in_flight.load(Ordering::SeqCst) == 0
+            && a.head_started.load(Ordering::SeqCst) == 0
+        {
+            a.head_started.store(a.now(), Ordering::SeqCst);
+            a.head_began.notify_one();
+        }
+        poll
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_in_tencents_shape_and_counted() {
+        let metrics = Metrics::default();
+        let answer = guarded(&metrics, async {
+            panic!("a bug");
+        })
+        .await;
+        assert_eq!(answer.status(), 500);
+        let body = answer.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["ActionStatus"], "FAIL");
+        assert_eq!(body["ErrorCode"], 1);
+        assert!(metrics
+            .encode()
+            .contains("tim_bridge_handler_panics_total 1"));
+
+        let fine = guarded(&metrics, async { CallbackError::NotFound.into_response() }).await;
+        assert_eq!(
+            fine.status(),
+            404,
+            "an answer that did not panic goes through"
+        );
+    }
+}
