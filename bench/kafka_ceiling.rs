@@ -15,6 +15,7 @@ async fn main() {
     let count: usize = args.next().and_then(|c| c.parse().ok()).unwrap_or(200_000);
     let producer: FutureProducer =
         tim_kafka_bridge::kafka::producer_config(&Settings::default(), &brokers)
+            .unwrap()
             .create()
             .expect("a producer");
     let payload = include_str!("event.json");
