@@ -70,7 +70,11 @@ pub async fn create_topics(settings: &Settings, brokers: &str) -> Result<(), Str
             )
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // Bounded on our side too: an unreachable or refusing cluster must not hold up
+    // start-up for librdkafka's default minute.
+    let options = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(15)));
     let results = admin
         .create_topics(&new_topics, &options)
         .await

@@ -57,6 +57,9 @@ fn start_tansu() -> String {
 /// A tansu broker a test can stop and start again on the same storage and port.
 pub struct Tansu {
     port: u16,
+    /// The port clients are told to use: another than `port` behind a proxy.
+    advertised_port: u16,
+    authentication: bool,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -74,9 +77,36 @@ impl Tansu {
             .port();
         let mut broker = Tansu {
             port,
+            advertised_port: port,
+            authentication: false,
             dir,
             child: None,
         };
+        broker.start();
+        broker
+    }
+
+    /// A broker that tells clients to connect to `advertised_port` (a TLS proxy in
+    /// front of it) and, with `users`, requires SASL: each user gets SCRAM-SHA-256 and
+    /// -512 credentials, made before authentication is switched on (tansu asks for it
+    /// even to create users).
+    pub fn start_behind(advertised_port: u16, users: &[(&str, &str)]) -> Self {
+        let mut broker = Self::start_new();
+        for (user, password) in users {
+            for mechanism in ["scram256", "scram512"] {
+                let url = format!("tcp://{}", broker.address());
+                let status = Command::new(tansu_binary())
+                    .args(["user", "create", "--broker", &url, user, password])
+                    .args(["--mechanism", mechanism])
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("tansu user create runs");
+                assert!(status.success(), "tansu could not create user {user}");
+            }
+        }
+        broker.stop();
+        broker.advertised_port = advertised_port;
+        broker.authentication = !users.is_empty();
         broker.start();
         broker
     }
@@ -88,6 +118,7 @@ impl Tansu {
     pub fn start(&mut self) {
         let bin = tansu_binary();
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port);
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -97,7 +128,13 @@ impl Tansu {
         command
             .current_dir(&self.dir)
             .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised,
+            ])
+            .args(self.authentication.then_some("--authentication"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log);

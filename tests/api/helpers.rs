@@ -260,15 +260,21 @@ pub async fn read_records(topic: &str, count: usize) -> Vec<Record> {
 }
 
 pub async fn read_records_from(brokers: &str, topic: &str, count: usize) -> Vec<Record> {
-    let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || read_blocking(&brokers, &topic, count))
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    read_records_with(client, topic, count).await
+}
+
+/// Reads as `client` (brokers and security) is configured to.
+pub async fn read_records_with(client: ClientConfig, topic: &str, count: usize) -> Vec<Record> {
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || read_blocking(client, &topic, count))
         .await
         .unwrap()
 }
 
-fn read_blocking(brokers: &str, topic: &str, count: usize) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn read_blocking(mut client: ClientConfig, topic: &str, count: usize) -> Vec<Record> {
+    let consumer: BaseConsumer = client
         .set("group.id", unique("test-reader"))
         .set("enable.auto.commit", "false")
         .create()

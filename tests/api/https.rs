@@ -1,0 +1,127 @@
+//! HTTPS on the listener, and a certificate swapped by SIGHUP without dropping
+//! connections.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::broker::brokers;
+use crate::helpers::*;
+use crate::tls_support::{HttpsConnection, TestCa};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tim-kafka-bridge");
+const SENT: &str = "C2C.CallbackAfterSendMsg";
+
+fn body(key: &str) -> String {
+    format!(
+        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
+    )
+}
+
+fn write(path: &std::path::Path, text: &str) {
+    let mut file = std::fs::File::create(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[tokio::test]
+async fn https_callbacks_are_served_and_a_sighup_swaps_the_certificate_for_new_connections_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let ca = TestCa::new();
+    let first = ca.issue("first");
+    write(&cert, &first.cert_pem);
+    write(&key, &first.key_pem);
+    let topic = format!("tim.https.{}", std::process::id());
+    let config = dir.path().join("bridge.toml");
+    write(
+        &config,
+        &format!(
+            "ack = \"memory\"\n[[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
+             [tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
+             [kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ncreate_topics = true\n",
+            brokers()
+        ),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let child = Command::new(BINARY)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("TIM_BRIDGE_LISTEN", &address)
+        .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&address).await.is_err() {
+        assert!(Instant::now() < deadline, "the bridge did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut before = HttpsConnection::open(&ca, &address).await;
+    assert_eq!(before.server_certificate, first.der);
+    let callback = |key: &str| (format!("/callback?{}", signed_query(SENT)), body(key));
+    let (path, b) = callback("over-https");
+    assert_eq!(before.post(&path, &b).await.0, 200);
+
+    let second = ca.issue("second");
+    write(&cert, &second.cert_pem);
+    write(&key, &second.key_pem);
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let mut after = loop {
+        let connection = HttpsConnection::open(&ca, &address).await;
+        if connection.server_certificate == second.der {
+            break connection;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (path, b) = callback("new-connection");
+    assert_eq!(after.post(&path, &b).await.0, 200);
+    let (path, b) = callback("old-connection");
+    assert_eq!(
+        before.post(&path, &b).await.0,
+        200,
+        "a connection opened before the reload goes on"
+    );
+
+    // A broken pair of files is refused and the served certificate stays.
+    write(&cert, "not a certificate");
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut still = HttpsConnection::open(&ca, &address).await;
+    assert_eq!(still.server_certificate, second.der);
+    let (path, b) = callback("after-bad-reload");
+    assert_eq!(still.post(&path, &b).await.0, 200);
+
+    let records = read_records(&topic, 4).await;
+    let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "after-bad-reload",
+            "new-connection",
+            "old-connection",
+            "over-https"
+        ]
+    );
+    assert_eq!(record_count(&topic).await, 4);
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("Reloaded the HTTPS certificate"), "{log}");
+    assert!(
+        log.contains("Could not reload the HTTPS certificate"),
+        "{log}"
+    );
+    assert!(output.status.success(), "{log}");
+}
