@@ -88,6 +88,11 @@ async fn each_bad_request_gets_its_status_and_tencents_fail_body_and_nothing_is_
             "MsgBody[0].MsgContent.Text",
         ),
         case("a repeated SdkAppid", format!("/callback?SdkAppid={UNSIGNED_APP}&sdkappid={UNSIGNED_APP}"), GOOD, 400, "more than once"),
+        case("a repeated Sign", format!("{}&Sign=00", signed(SENT)), GOOD, 400, "Sign is given more than once"),
+        case("an empty SdkAppid", format!("/callback?SdkAppid=&CallbackCommand={SENT}"), GOOD, 403, "not an app"),
+        case("an empty Sign", format!("/callback?SdkAppid={SIGNED_APP}&CallbackCommand={SENT}&RequestTime={}&Sign=", now()), GOOD, 401, "Sign"),
+        case("no query at all", "/callback".into(), GOOD, 403, "missing"),
+        case("a huge query string", format!("{}&pad={}", signed(SENT), "x".repeat(10_000)), GOOD, 414, "longer than 4096"),
     ];
 
     for c in cases {
@@ -121,10 +126,11 @@ async fn each_bad_request_gets_its_status_and_tencents_fail_body_and_nothing_is_
     assert_eq!(record_count(&app.other_topic).await, 0);
     let (_, metrics) = app.get("/metrics").await;
     for line in [
-        r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="signature_mismatch"} 1"#,
+        r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="signature_mismatch"} 2"#,
         r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="request_time_skewed"} 1"#,
         r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="bad_body"} 5"#,
         r#"tim_bridge_callbacks_total{command="C2C.CallbackAfterSendMsg",outcome="ok"} 1"#,
+        r#"tim_bridge_callbacks_total{command="none",outcome="query_too_long"} 1"#,
     ] {
         assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
     }
@@ -236,4 +242,96 @@ async fn a_body_that_takes_too_long_gets_408_and_is_not_published() {
         Some("good")
     );
     assert_eq!(record_count(&app.topic).await, 1);
+}
+
+/// Raw HTTP on one connection: the head, then `feed` writing the body in the
+/// background; returns what the server wrote before it closed (or 10 s passed).
+async fn exchange<F, Fut>(app: &TestApp, head: String, feed: F) -> String
+where
+    F: FnOnce(tokio::net::tcp::OwnedWriteHalf) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write.write_all(head.as_bytes()).await.unwrap();
+    let writer = tokio::spawn(feed(write));
+    let mut answer = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, read.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    writer.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn chunked_head() -> String {
+    format!(
+        "POST /callback?{} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        signed_query(SENT)
+    )
+}
+
+#[tokio::test]
+async fn endless_bodies_and_giant_heads_are_cut_off_and_nothing_is_published() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(|s| {
+        s.limits.body_read_timeout_ms = 1_000;
+        s.max_body_bytes = 64 * 1024;
+    })
+    .await;
+
+    let trickle = exchange(&app, chunked_head(), |mut w| async move {
+        loop {
+            if w.write_all(b"1\r\n \r\n").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        trickle.starts_with("HTTP/1.1 408"),
+        "a trickling chunked body: {trickle}"
+    );
+    assert!(trickle.contains(r#""ActionStatus":"FAIL""#), "{trickle}");
+
+    let flood = exchange(&app, chunked_head(), |mut w| async move {
+        let chunk = format!("400\r\n{}\r\n", " ".repeat(1024));
+        for _ in 0..80 {
+            if w.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    })
+    .await;
+    assert!(
+        flood.starts_with("HTTP/1.1 413"),
+        "a chunked body past the limit: {flood}"
+    );
+    assert!(flood.contains(r#""ActionStatus":"FAIL""#), "{flood}");
+
+    let giant = format!(
+        "POST /callback?{}&pad={} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}",
+        signed_query(SENT),
+        "x".repeat(1 << 20)
+    );
+    let giant = exchange(&app, giant, |_| async {}).await;
+    assert!(giant.starts_with("HTTP/1.1 431"), "a 1 MiB head: {giant}");
+
+    assert_eq!(app.get("/healthz").await.0, 200);
+    assert_eq!(app.callback(SENT, GOOD).await.status, 200);
+    let records = read_records(&app.topic, 1).await;
+    assert_eq!(records[0].key.as_deref(), Some("good"));
+    assert_eq!(
+        record_count(&app.topic).await,
+        1,
+        "only the good callback was published"
+    );
 }
