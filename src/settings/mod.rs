@@ -774,11 +774,19 @@ mod tests {
             .producer
             .insert("sasl.password".into(), "swordfish".into());
         s.kafka.producer.insert("linger.ms".into(), "7".into());
+        s.kafka.security = KafkaSecurity {
+            protocol: Protocol::SaslSsl,
+            sasl_mechanism: Some(Mechanism::ScramSha512),
+            sasl_username: Some("bridge".into()),
+            sasl_password: Some(Secret::new("opensesame")),
+            key_password: Some(Secret::new("keypass")),
+            ..KafkaSecurity::default()
+        };
         let shown = s.to_redacted_toml();
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("swordfish"),
-            "{shown}"
-        );
+        for secret in ["hunter2", "swordfish", "opensesame", "keypass"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("SCRAM-SHA-512"), "{shown}");
         assert!(shown.contains("\"linger.ms\" = \"7\""), "{shown}");
         Settings::from_toml(&shown).unwrap().validate().unwrap();
     }
