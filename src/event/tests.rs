@@ -453,3 +453,47 @@ fn every_event_type_decodes_with_one_call_into_its_typed_data() {
         assert_eq!(event.source, "/tim/1400000000");
     }
 }
+
+/// Tencent's optional fields of a sent message, and the data fields each becomes.
+const OPTIONAL: &[(&str, &[&str])] = &[
+    ("MsgKey", &["msg_key"]),
+    ("MsgSeq", &["msg_seq"]),
+    ("MsgRandom", &["msg_random"]),
+    ("MsgTime", &["msg_time", "msg_time_rfc3339"]),
+    ("MsgId", &["msg_id"]),
+    ("OnlineOnlyFlag", &["online_only"]),
+    ("SendMsgResult", &["send_result"]),
+    ("ErrorInfo", &["error_info"]),
+    ("UnreadMsgNum", &["unread_count"]),
+    ("CloudCustomData", &["cloud_custom_data"]),
+    ("EventTime", &["event_time", "event_time_rfc3339"]),
+];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever subset of the optional fields Tencent sends, the event has exactly
+    /// their counterparts: none invented, none lost.
+    #[test]
+    fn normalization_neither_invents_nor_loses_fields(present in proptest::bits::u16::masked((1 << OPTIONAL.len()) - 1)) {
+        let mut body: serde_json::Map<String, Value> = serde_json::from_str(SEED_004).unwrap();
+        for (i, (field, _)) in OPTIONAL.iter().enumerate() {
+            if present & (1 << i) == 0 {
+                body.remove(*field);
+            }
+        }
+        let body = serde_json::to_vec(&body).unwrap();
+        let callback = Callback::parse(Some(command::AFTER_SEND_MSG), &body, false).unwrap();
+        let n = normalize(&ctx(command::AFTER_SEND_MSG), callback, &body).unwrap().remove(0);
+        let e: Value = serde_json::from_slice(&n.payload).unwrap();
+        for (i, (field, data_fields)) in OPTIONAL.iter().enumerate() {
+            for data in *data_fields {
+                proptest::prop_assert_eq!(
+                    e["data"].get(*data).is_some(),
+                    present & (1 << i) != 0,
+                    "{} -> {}", field, data
+                );
+            }
+        }
+    }
+}
