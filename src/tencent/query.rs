@@ -2,6 +2,8 @@
 //! and with authentication `Sign` and `RequestTime`. Tencent's pages spell the names
 //! in several cases, so they are matched case-insensitively.
 
+use std::borrow::Cow;
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct CallbackQuery {
     pub sdk_app_id: Option<String>,
@@ -16,15 +18,33 @@ impl CallbackQuery {
     /// A parameter given twice is refused rather than guessed at.
     pub fn parse(query: &str) -> Result<Self, String> {
         let mut q = CallbackQuery::default();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let (slot, canonical) = match name.to_ascii_lowercase().as_str() {
-                "sdkappid" => (&mut q.sdk_app_id, "SdkAppid"),
-                "callbackcommand" => (&mut q.command, "CallbackCommand"),
-                "sign" => (&mut q.sign, "Sign"),
-                "requesttime" => (&mut q.request_time, "RequestTime"),
-                "clientip" => (&mut q.client_ip, "ClientIP"),
-                "optplatform" => (&mut q.platform, "OptPlatform"),
-                _ => continue,
+        // Tencent's queries need no decoding: split them as they are, and decode only
+        // when something is encoded (the same pairs either way).
+        let plain = !query.bytes().any(|b| b == b'%' || b == b'+');
+        let pairs: Box<dyn Iterator<Item = (Cow<str>, Cow<str>)>> = if plain {
+            Box::new(query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (Cow::Borrowed(name), Cow::Borrowed(value))
+            }))
+        } else {
+            Box::new(form_urlencoded::parse(query.as_bytes()))
+        };
+        for (name, value) in pairs {
+            let is = |canonical: &str| name.eq_ignore_ascii_case(canonical);
+            let (slot, canonical) = if is("SdkAppid") {
+                (&mut q.sdk_app_id, "SdkAppid")
+            } else if is("CallbackCommand") {
+                (&mut q.command, "CallbackCommand")
+            } else if is("Sign") {
+                (&mut q.sign, "Sign")
+            } else if is("RequestTime") {
+                (&mut q.request_time, "RequestTime")
+            } else if is("ClientIP") {
+                (&mut q.client_ip, "ClientIP")
+            } else if is("OptPlatform") {
+                (&mut q.platform, "OptPlatform")
+            } else {
+                continue;
             };
             if slot.is_some() {
                 return Err(format!(
