@@ -118,6 +118,23 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     }
 }
 
+pub const SENT: &str = "C2C.CallbackAfterSendMsg";
+
+/// The smallest valid sent-message body, keyed `key`.
+pub fn sent_body(key: &str) -> String {
+    format!(
+        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

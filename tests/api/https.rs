@@ -10,14 +10,6 @@ use crate::helpers::*;
 use crate::tls_support::{HttpsConnection, TestCa};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tim-kafka-bridge");
-const SENT: &str = "C2C.CallbackAfterSendMsg";
-
-fn body(key: &str) -> String {
-    format!(
-        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
-    )
-}
-
 fn write(path: &std::path::Path, text: &str) {
     let mut file = std::fs::File::create(path).unwrap();
     file.write_all(text.as_bytes()).unwrap();
@@ -64,7 +56,7 @@ async fn https_callbacks_are_served_and_a_sighup_swaps_the_certificate_for_new_c
 
     let mut before = HttpsConnection::open(&ca, &address).await;
     assert_eq!(before.server_certificate, first.der);
-    let callback = |key: &str| (format!("/callback?{}", signed_query(SENT)), body(key));
+    let callback = |key: &str| (format!("/callback?{}", signed_query(SENT)), sent_body(key));
     let (path, b) = callback("over-https");
     assert_eq!(before.post(&path, &b).await.0, 200);
 

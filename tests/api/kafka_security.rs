@@ -8,22 +8,6 @@ use crate::broker::Tansu;
 use crate::helpers::*;
 use crate::tls_support::{tls_proxy, TestCa};
 
-const SENT: &str = "C2C.CallbackAfterSendMsg";
-
-fn body(key: &str) -> String {
-    format!(
-        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A broker behind a TLS proxy, and the CA file that trusts it.
 async fn secured_broker(users: &[(&str, &str)]) -> (Tansu, String, tempfile::TempDir) {
     let ca = TestCa::new();
@@ -42,7 +26,7 @@ async fn publish_and_read_back(security: KafkaSecurity, brokers: &str, keys: &[&
     })
     .await;
     for key in keys {
-        assert_eq!(app.callback(SENT, &body(key)).await.status, 200);
+        assert_eq!(app.callback(SENT, &sent_body(key)).await.status, 200);
     }
     let client = tim_kafka_bridge::kafka::client_config(&security, brokers).unwrap();
     let records = read_records_with(client, &app.topic, keys.len()).await;

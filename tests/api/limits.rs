@@ -7,21 +7,13 @@ use tokio::net::TcpStream;
 
 use crate::helpers::*;
 
-const SENT: &str = "C2C.CallbackAfterSendMsg";
-
-fn body(key: &str) -> String {
-    format!(
-        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
-    )
-}
-
 fn host(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_owned()
 }
 
 /// One signed callback written by hand on `stream`, keeping the connection open.
 async fn send_callback(stream: &mut TcpStream, key: &str, extra_headers: &str) -> String {
-    let body = body(key);
+    let body = sent_body(key);
     let request = format!(
         "POST /callback?{} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra_headers}\r\n{body}",
         signed_query(SENT),
@@ -83,7 +75,7 @@ async fn a_slowloris_crowd_does_not_delay_callbacks_from_another_client() {
     let mut latencies = Vec::new();
     for i in 0..40 {
         let started = Instant::now();
-        let answer = app.callback(SENT, &body(&format!("calm-{i}"))).await;
+        let answer = app.callback(SENT, &sent_body(&format!("calm-{i}"))).await;
         latencies.push(started.elapsed());
         assert_eq!(answer.status, 200, "{}", answer.body);
         tokio::time::sleep(Duration::from_millis(50)).await;
