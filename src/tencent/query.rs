@@ -14,46 +14,55 @@ pub struct CallbackQuery {
     pub platform: Option<String>,
 }
 
+/// The parameters the bridge reads, by their canonical spelling.
+const NAMES: [&str; 6] = [
+    "SdkAppid",
+    "CallbackCommand",
+    "Sign",
+    "RequestTime",
+    "ClientIP",
+    "OptPlatform",
+];
+
 impl CallbackQuery {
     /// A parameter given twice is refused rather than guessed at.
     pub fn parse(query: &str) -> Result<Self, String> {
         let mut q = CallbackQuery::default();
         // Tencent's queries need no decoding: split them as they are, and decode only
         // when something is encoded (the same pairs either way).
-        let plain = !query.bytes().any(|b| b == b'%' || b == b'+');
-        let pairs: Box<dyn Iterator<Item = (Cow<str>, Cow<str>)>> = if plain {
-            Box::new(query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (Cow::Borrowed(name), Cow::Borrowed(value))
-            }))
-        } else {
-            Box::new(form_urlencoded::parse(query.as_bytes()))
-        };
-        for (name, value) in pairs {
-            let is = |canonical: &str| name.eq_ignore_ascii_case(canonical);
-            let (slot, canonical) = if is("SdkAppid") {
-                (&mut q.sdk_app_id, "SdkAppid")
-            } else if is("CallbackCommand") {
-                (&mut q.command, "CallbackCommand")
-            } else if is("Sign") {
-                (&mut q.sign, "Sign")
-            } else if is("RequestTime") {
-                (&mut q.request_time, "RequestTime")
-            } else if is("ClientIP") {
-                (&mut q.client_ip, "ClientIP")
-            } else if is("OptPlatform") {
-                (&mut q.platform, "OptPlatform")
-            } else {
-                continue;
-            };
-            if slot.is_some() {
-                return Err(format!(
-                    "query parameter {canonical} is given more than once"
-                ));
+        if query.bytes().any(|b| b == b'%' || b == b'+') {
+            for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+                q.set(&name, value)?;
             }
-            *slot = Some(value.into_owned());
+        } else {
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                q.set(name, Cow::Borrowed(value))?;
+            }
         }
         Ok(q)
+    }
+
+    fn set(&mut self, name: &str, value: Cow<str>) -> Result<(), String> {
+        let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)) else {
+            return Ok(());
+        };
+        let slot = match i {
+            0 => &mut self.sdk_app_id,
+            1 => &mut self.command,
+            2 => &mut self.sign,
+            3 => &mut self.request_time,
+            4 => &mut self.client_ip,
+            _ => &mut self.platform,
+        };
+        if slot.is_some() {
+            return Err(format!(
+                "query parameter {} is given more than once",
+                NAMES[i]
+            ));
+        }
+        *slot = Some(value.into_owned());
+        Ok(())
     }
 }
 
