@@ -140,20 +140,21 @@ impl MemoryQueue {
         }
         self.metrics.queue_depth.set(self.depth() as i64);
         for (record, permit) in records.into_iter().zip(permits) {
-            let key = record.key.clone();
-            let topic = record.topic.clone();
             let lost = Arc::clone(&self.lost);
-            let room = Arc::clone(&self.room);
             let (capacity, metrics) = (self.capacity, Arc::clone(&self.metrics));
-            self.forwarder.dispatch(record, move |outcome| {
-                if outcome == Outcome::Abandoned {
-                    let key = key.unwrap_or_else(|| "(no key)".into());
-                    tracing::error!(topic = %topic, msg_key = %key, "Event lost: Kafka had not confirmed it at shutdown.");
-                    lost.lock().expect("lost lock").push(key);
-                }
-                drop(permit);
-                metrics.queue_depth.set((capacity - room.available_permits()) as i64);
-            });
+            self.forwarder.dispatch(
+                record,
+                Box::new(move |outcome, record| {
+                    if outcome == Outcome::Abandoned {
+                        let key = record.key.as_deref().unwrap_or("(no key)");
+                        tracing::error!(topic = %record.topic, msg_key = %key, "Event lost: Kafka had not confirmed it at shutdown.");
+                        lost.lock().expect("lost lock").push(key.to_owned());
+                    }
+                    let room = Arc::clone(permit.semaphore());
+                    drop(permit);
+                    metrics.queue_depth.set((capacity - room.available_permits()) as i64);
+                }),
+            );
         }
         Ok(())
     }

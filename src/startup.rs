@@ -32,18 +32,21 @@ impl Application {
         )?;
         let metrics = Arc::new(Metrics::default());
         metrics.preregister(&settings.topics());
-        let producer = kafka::create_producer(&settings, &brokers)
-            .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))?;
+        let producer_config = kafka::producer_config(&settings, &brokers)
+            .map_err(|e| anyhow::anyhow!("invalid Kafka security setting: {e}"))?;
         if settings.kafka.create_topics {
             if let Err(error) = kafka::create_topics(&settings, &brokers).await {
                 tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
             }
         }
-        let forwarder = Forwarder::new(
-            producer.clone(),
+        let forwarder = Forwarder::start(
+            &producer_config,
+            &settings.topics(),
             Duration::from_millis(settings.kafka.retry_max_delay_ms),
             Arc::clone(&metrics),
-        );
+        )
+        .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))?;
+        let producer = forwarder.producer().clone();
         let queue = match settings.ack {
             Ack::Memory => Queue::Memory(MemoryQueue::new(
                 Arc::clone(&forwarder),

@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -140,8 +140,6 @@ struct Activity {
     last_answer: AtomicU64,
     /// When the first byte of the head now being read arrived; 0: none yet.
     head_started: AtomicU64,
-    /// Wakes the watchdog when a head starts, to run its clock from then.
-    head_began: Notify,
 }
 
 impl Activity {
@@ -166,7 +164,6 @@ async fn connection<I>(
         served: AtomicU64::new(0),
         last_answer: AtomicU64::new(1),
         head_started: AtomicU64::new(0),
-        head_began: Notify::new(),
     });
     let max_requests = limits.max_requests_per_connection;
     let service = {
@@ -198,24 +195,31 @@ async fn connection<I>(
     let head_limit = limits.header_read_timeout_ms;
     let idle_limit = limits.keep_alive_idle_ms;
     let mut closing = false;
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    // The watchdog wakes on its timer, never per request: unless a head is being read
+    // it wakes at least once per head limit, and a head it then finds started is timed
+    // from its first byte, so that limit holds to the millisecond all the same.
     loop {
         let now = activity.now();
         let head = activity.head_started.load(Ordering::SeqCst);
         let busy = activity.in_flight.load(Ordering::SeqCst) > 0;
-        let (reason, deadline) = if busy {
-            (None, now + idle_limit)
+        let (reason, deadline, wake) = if busy {
+            (None, now + idle_limit, now + head_limit)
         } else if head > 0 {
-            (Some("header_timeout"), head + head_limit)
+            (Some("header_timeout"), head + head_limit, head + head_limit)
         } else {
             let last = activity.last_answer.load(Ordering::SeqCst);
-            (Some("idle"), last + idle_limit)
+            let deadline = last + idle_limit;
+            (Some("idle"), deadline, deadline.min(now + head_limit))
         };
         if let Some(reason) = reason.filter(|_| deadline <= now) {
             closed(state, reason);
             tracing::debug!(peer = %peer, reason, "Closed a connection.");
             return;
         }
-        let wait = Duration::from_millis(deadline.saturating_sub(now).max(1));
+        let wait = Duration::from_millis(wake.saturating_sub(now).max(1));
+        timer.as_mut().reset(Instant::now() + wait);
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -227,8 +231,7 @@ async fn connection<I>(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep(wait) => {}
-            _ = activity.head_began.notified() => {}
+            _ = timer.as_mut() => {}
         }
     }
 }
@@ -271,7 +274,6 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
             && a.head_started.load(Ordering::SeqCst) == 0
         {
             a.head_started.store(a.now(), Ordering::SeqCst);
-            a.head_began.notify_one();
         }
         poll
     }

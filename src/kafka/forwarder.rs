@@ -1,21 +1,28 @@
 //! Sends events to Kafka. `dispatch` hands a record to librdkafka at once, on the
 //! caller's thread, so records dispatched in order reach their partition in order
-//! (the producer is idempotent); waiting for Kafka's confirmation, and retrying with
-//! capped backoff, happens in the background.
+//! (the producer is idempotent). Kafka's confirmations arrive in librdkafka's delivery
+//! reports, handled on the producer's polling thread in batches: no task, channel or
+//! wake-up per record. Only a failed attempt goes to the Tokio runtime, to be sent
+//! again after a capped, jittered backoff.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use prometheus_client::metrics::counter::Counter;
+use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
-use tokio::runtime::Handle;
+use rdkafka::ClientContext;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::event;
 use crate::metrics::Metrics;
@@ -47,53 +54,113 @@ pub enum Outcome {
     Abandoned,
 }
 
+/// Called once with a dispatched record's fate, on whichever thread learns it.
+pub type Done = Box<dyn FnOnce(Outcome, &Record) + Send + Sync>;
+
+/// The producer as the bridge builds it: its delivery reports go to [`Deliveries`].
+pub type KafkaProducer = ThreadedProducer<Deliveries>;
+
 pub struct Forwarder {
-    producer: FutureProducer,
-    runtime: Handle,
+    producer: KafkaProducer,
+    shared: Arc<Shared>,
+}
+
+/// A record librdkafka holds, with what to do once its fate is known.
+pub struct InFlight {
+    record: Arc<Record>,
+    done: Done,
+    attempt: u32,
+}
+
+struct Shared {
     max_retry_delay: Duration,
-    tasks: TaskTracker,
     abandon: CancellationToken,
+    /// Dispatched records whose fate is not known yet.
+    in_flight: AtomicU64,
     delivered: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Each topic's counters, looked up once at start rather than per event.
+    counters: HashMap<String, TopicCounters>,
+    failed: mpsc::UnboundedSender<Box<InFlight>>,
+}
+
+#[derive(Clone)]
+struct TopicCounters {
+    produced: Counter,
+    failures: Counter,
+    dropped: Counter,
+}
+
+/// The producer's context: it receives librdkafka's delivery reports.
+pub struct Deliveries {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Box<InFlight>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, in_flight: Box<InFlight>) {
+        match result {
+            Ok(_) => self.shared.finish(*in_flight, Ok(())),
+            Err((error, _)) => self.shared.failed(in_flight, error.clone()),
+        }
+    }
 }
 
 impl Forwarder {
-    /// Must be called inside the Tokio runtime that will run the deliveries.
-    pub fn new(
-        producer: FutureProducer,
+    /// Creates the producer from `config`. Must be called inside the Tokio runtime
+    /// that will run the retries. `topics` get their metric handles up front.
+    pub fn start(
+        config: &ClientConfig,
+        topics: &[String],
         max_retry_delay: Duration,
         metrics: Arc<Metrics>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
-            producer,
-            runtime: Handle::current(),
+    ) -> Result<Arc<Self>, KafkaError> {
+        let (failed, retries) = mpsc::unbounded_channel();
+        let counters = topics
+            .iter()
+            .map(|t| (t.clone(), TopicCounters::of(&metrics, t)))
+            .collect();
+        let shared = Arc::new(Shared {
             max_retry_delay,
-            tasks: TaskTracker::new(),
             abandon: CancellationToken::new(),
+            in_flight: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             metrics,
-        })
+            counters,
+            failed,
+        });
+        let producer = config.create_with_context(Deliveries {
+            shared: Arc::clone(&shared),
+        })?;
+        let forwarder = Arc::new(Self { producer, shared });
+        tokio::spawn(retry_failed(Arc::downgrade(&forwarder), retries));
+        Ok(forwarder)
+    }
+
+    pub fn producer(&self) -> &KafkaProducer {
+        &self.producer
     }
 
     /// Enqueues `record` in librdkafka now, and calls `done` once its fate is known.
     /// Callable from any thread.
-    pub fn dispatch(self: &Arc<Self>, record: Record, done: impl FnOnce(Outcome) + Send + 'static) {
-        let first = self.enqueue(&record);
-        let this = Arc::clone(self);
-        self.tasks.spawn_on(
-            async move {
-                let outcome = this.deliver(&record, first).await;
-                done(outcome);
-            },
-            &self.runtime,
-        );
+    pub fn dispatch(&self, record: Record, done: Done) {
+        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.send(Box::new(InFlight {
+            record: Arc::new(record),
+            done,
+            attempt: 0,
+        }));
     }
 
     pub fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
+        self.shared.delivered.load(Ordering::Relaxed)
     }
 
-    fn enqueue(&self, record: &Record) -> Result<DeliveryFuture, KafkaError> {
+    fn send(&self, in_flight: Box<InFlight>) {
+        let record = Arc::clone(&in_flight.record);
         let sdk_app_id = record.sdk_app_id.to_string();
         let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header {
@@ -108,111 +175,153 @@ impl Forwarder {
                 key: "tim-sdkappid",
                 value: Some(&sdk_app_id),
             });
-        let mut kafka_record = FutureRecord::to(&record.topic)
+        let mut kafka_record = BaseRecord::with_opaque_to(&record.topic, in_flight)
             .payload(&record.payload)
             .headers(headers);
         if let Some(key) = &record.key {
             kafka_record = kafka_record.key(key);
         }
-        self.producer
-            .send_result(kafka_record)
-            .map_err(|(error, _)| error)
+        if let Err((error, kafka_record)) = self.producer.send(kafka_record) {
+            self.shared.failed(kafka_record.delivery_opaque, error);
+        }
     }
 
-    async fn deliver(&self, record: &Record, first: Result<DeliveryFuture, KafkaError>) -> Outcome {
-        let first = match first {
-            Ok(delivery) => tokio::select! {
-                result = delivery => match result {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((error, _))) => Err(error),
-                    Err(_) => Err(KafkaError::Canceled),
-                },
-                _ = self.abandon.cancelled() => return Outcome::Abandoned,
-            },
-            Err(error) => Err(error),
-        };
-        let result = match first {
-            Ok(()) => Ok(()),
-            Err(error) if !retriable(&error) => Err(error),
-            Err(error) => {
-                self.failed_attempt(record, &error, Duration::ZERO);
-                let backoff = ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(100))
-                    .with_max_delay(self.max_retry_delay)
-                    .with_jitter()
-                    .without_max_times();
-                let retries = (|| self.send_again(record))
-                    .retry(backoff)
-                    .when(retriable)
-                    .notify(|error, delay| self.failed_attempt(record, error, delay));
-                tokio::select! {
-                    result = retries => result,
-                    _ = self.abandon.cancelled() => return Outcome::Abandoned,
-                }
+    /// Waits up to `timeout` for every dispatched record's fate, then abandons the rest.
+    pub async fn shutdown(&self, timeout: Duration) {
+        if !self.settled_within(timeout).await {
+            self.shared.abandon.cancel();
+            // Purged records come back as delivery reports, and are abandoned.
+            self.producer
+                .purge(PurgeConfig::default().queue().inflight());
+            self.settled_within(Duration::from_secs(2)).await;
+        }
+        let _ = self
+            .producer
+            .flush(Timeout::After(Duration::from_millis(500)));
+    }
+
+    async fn settled_within(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.shared.in_flight.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
             }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+}
+
+/// Sends failed records again, each after its own backoff, until the forwarder goes.
+async fn retry_failed(
+    forwarder: Weak<Forwarder>,
+    mut failed: mpsc::UnboundedReceiver<Box<InFlight>>,
+) {
+    while let Some(in_flight) = failed.recv().await {
+        let Some(this) = forwarder.upgrade() else {
+            abandon_all(in_flight, failed);
+            return;
         };
-        let topic = Metrics::topic(&record.topic);
+        let delay = this.shared.backoff(in_flight.attempt);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => this.send(in_flight),
+                _ = this.shared.abandon.cancelled() => this.shared.finish_as(*in_flight, Outcome::Abandoned),
+            }
+        });
+    }
+}
+
+fn abandon_all(first: Box<InFlight>, mut rest: mpsc::UnboundedReceiver<Box<InFlight>>) {
+    let mut next = Some(first);
+    while let Some(in_flight) = next {
+        (in_flight.done)(Outcome::Abandoned, &in_flight.record);
+        next = rest.try_recv().ok();
+    }
+}
+
+impl Shared {
+    fn counters(&self, topic: &str) -> TopicCounters {
+        self.counters
+            .get(topic)
+            .cloned()
+            .unwrap_or_else(|| TopicCounters::of(&self.metrics, topic))
+    }
+
+    fn failed(&self, mut in_flight: Box<InFlight>, error: KafkaError) {
+        if !retriable(&error) {
+            return self.finish(*in_flight, Err(error));
+        }
+        if self.abandon.is_cancelled() {
+            return self.finish_as(*in_flight, Outcome::Abandoned);
+        }
+        in_flight.attempt += 1;
+        let record = &in_flight.record;
+        self.counters(&record.topic).failures.inc();
+        tracing::warn!(
+            topic = %record.topic,
+            msg_key = record.key.as_deref().unwrap_or(""),
+            error = %error,
+            attempt = in_flight.attempt,
+            "Kafka did not take an event; retrying."
+        );
+        if let Err(mpsc::error::SendError(in_flight)) = self.failed.send(in_flight) {
+            self.finish_as(*in_flight, Outcome::Abandoned);
+        }
+    }
+
+    fn finish(&self, in_flight: InFlight, result: Result<(), KafkaError>) {
+        let record = &in_flight.record;
         match result {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
-                self.metrics.events_produced.get_or_create(&topic).inc();
+                self.counters(&record.topic).produced.inc();
                 let latency_ms = now_ms().saturating_sub(record.accepted_at_ms);
                 self.metrics
                     .delivery_latency
                     .observe(latency_ms as f64 / 1000.0);
-                Outcome::Delivered
+                self.finish_as(in_flight, Outcome::Delivered);
             }
             Err(error) => {
-                self.metrics.events_dropped.get_or_create(&topic).inc();
+                self.counters(&record.topic).dropped.inc();
                 tracing::error!(
                     topic = %record.topic,
                     msg_key = record.key.as_deref().unwrap_or(""),
                     error = %error,
                     "Kafka refused an event for good; it is dropped."
                 );
-                Outcome::Dropped
+                self.finish_as(in_flight, Outcome::Dropped);
             }
         }
     }
 
-    async fn send_again(&self, record: &Record) -> Result<(), KafkaError> {
-        match self.enqueue(record) {
-            Ok(delivery) => match delivery.await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err((error, _))) => Err(error),
-                Err(_) => Err(KafkaError::Canceled),
-            },
-            Err(error) => Err(error),
-        }
+    fn finish_as(&self, in_flight: InFlight, outcome: Outcome) {
+        let InFlight { record, done, .. } = in_flight;
+        done(outcome, &record);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn failed_attempt(&self, record: &Record, error: &KafkaError, retry_in: Duration) {
-        self.metrics
-            .delivery_failures
-            .get_or_create(&Metrics::topic(&record.topic))
-            .inc();
-        tracing::warn!(
-            topic = %record.topic,
-            msg_key = record.key.as_deref().unwrap_or(""),
-            error = %error,
-            retry_in_ms = retry_in.as_millis() as u64,
-            "Kafka did not take an event; retrying."
-        );
+    /// The wait before attempt number `attempt` (1 for the first retry).
+    fn backoff(&self, attempt: u32) -> Duration {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(self.max_retry_delay)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempt.saturating_sub(1) as usize)
+            .unwrap_or(self.max_retry_delay)
     }
+}
 
-    /// Waits up to `timeout` for every dispatched record's fate, then abandons the rest.
-    pub async fn shutdown(&self, timeout: Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(timeout, self.tasks.wait())
-            .await
-            .is_err()
-        {
-            self.abandon.cancel();
-            self.tasks.wait().await;
+impl TopicCounters {
+    fn of(metrics: &Metrics, topic: &str) -> Self {
+        let labels = Metrics::topic(topic);
+        Self {
+            produced: metrics.events_produced.get_or_create(&labels).clone(),
+            failures: metrics.delivery_failures.get_or_create(&labels).clone(),
+            dropped: metrics.events_dropped.get_or_create(&labels).clone(),
         }
-        let _ = self
-            .producer
-            .flush(Timeout::After(Duration::from_millis(500)));
     }
 }
 

@@ -29,17 +29,17 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::kafka::{now_ms, Outcome, Record};
+use crate::kafka::{now_ms, Done, Outcome, Record};
 use crate::metrics::Metrics;
 use crate::queue::Rejected;
 
 /// Where the reader sends records: the Kafka forwarder, or a test's stand-in.
 pub trait Sink: Send + Sync + 'static {
-    fn dispatch(&self, record: Record, done: Box<dyn FnOnce(Outcome) + Send>);
+    fn dispatch(&self, record: Record, done: Done);
 }
 
 impl Sink for Arc<crate::kafka::Forwarder> {
-    fn dispatch(&self, record: Record, done: Box<dyn FnOnce(Outcome) + Send>) {
+    fn dispatch(&self, record: Record, done: Done) {
         crate::kafka::Forwarder::dispatch(self, record, done);
     }
 }
@@ -532,7 +532,7 @@ impl Reader {
                 let spool = Arc::clone(&self.spool);
                 self.spool.sink.dispatch(
                     spooled.record,
-                    Box::new(move |outcome| {
+                    Box::new(move |outcome, _| {
                         if outcome != Outcome::Abandoned {
                             spool.confirm(seq);
                         }

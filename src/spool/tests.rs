@@ -3,23 +3,21 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-type Done = Box<dyn FnOnce(Outcome) + Send>;
-
 /// Stands in for Kafka: records what it is sent, and confirms it or holds on to it.
 #[derive(Clone, Default)]
 struct Kafka {
     seen: Arc<Mutex<Vec<Record>>>,
-    held: Arc<Mutex<Vec<Done>>>,
+    held: Arc<Mutex<Vec<(Done, Record)>>>,
     away: bool,
 }
 
 impl Sink for Kafka {
     fn dispatch(&self, record: Record, done: Done) {
-        self.seen.lock().unwrap().push(record);
+        self.seen.lock().unwrap().push(record.clone());
         if self.away {
-            self.held.lock().unwrap().push(done);
+            self.held.lock().unwrap().push((done, record));
         } else {
-            done(Outcome::Delivered);
+            done(Outcome::Delivered, &record);
         }
     }
 }

@@ -163,6 +163,29 @@ async fn an_idle_kept_alive_connection_is_closed_and_a_busy_one_is_not() {
 }
 
 #[tokio::test]
+async fn a_slow_head_after_a_served_request_is_cut_off_by_the_head_limit_not_the_idle_one() {
+    let app = spawn_app_with(|s| {
+        s.limits.header_read_timeout_ms = 500;
+        s.limits.keep_alive_idle_ms = 60_000;
+    })
+    .await;
+    let mut stream = TcpStream::connect(host(&app)).await.unwrap();
+    assert!(send_callback(&mut stream, "served-first", "")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    stream.write_all(b"POST /callback?Sdk").await.unwrap();
+    assert!(closed_within(&mut stream, Duration::from_secs(3)).await);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(450),
+        "closed after {waited:?}, before the head limit"
+    );
+    assert_eq!(read_records(&app.topic, 1).await.len(), 1);
+    assert_eq!(record_count(&app.topic).await, 1);
+}
+
+#[tokio::test]
 async fn the_last_request_a_connection_may_carry_is_answered_with_connection_close() {
     let app = spawn_app_with(|s| s.limits.max_requests_per_connection = 3).await;
     let mut stream = TcpStream::connect(host(&app)).await.unwrap();
