@@ -5,8 +5,9 @@ import platform
 import subprocess
 import sys
 
-out, kafka, http64, http256, duration, rows, series = sys.argv[1:8]
+out, kafka, http64, http256, duration, rows, series, essential, fastapi, e2e = sys.argv[1:11]
 kafka, http64, http256 = json.loads(kafka), json.loads(http64), json.loads(http256)
+essential, fastapi = json.loads(essential), json.loads(fastapi)
 series = [line.split() for line in series.strip().splitlines()]
 
 
@@ -41,16 +42,35 @@ lines = [
     f"| HTTP: bare hyper server, read body, answer OK (64 / 256 connections) | {http64['rps']:.0f} / {http256['rps']:.0f} callbacks/s, p99 {http64['p99_ms']} / {http256['p99_ms']} ms |",
     f"| Kafka: bare rdkafka producer, the bridge's settings and event size | {kafka['records_per_second']:.0f} records/s |",
     "",
+    "## References, measured in the same run (64 connections)",
+    "",
+    "| reference | callbacks/s | p99 ms | ratio to the HTTP ceiling |",
+    "|---|---|---|---|",
+    f"| the essential work alone: bare hyper + the bridge's `http::admit` + librdkafka enqueue (bench/essential.rs) | {essential['rps']:.0f} | {essential['p99_ms']} | {essential['rps'] / max(http64['rps'], http256['rps']):.2f} |",
+    (f"| FastAPI + confluent-kafka, uvicorn (uvloop, httptools), one worker per core (bench/fastapi_service.py) | {fastapi['rps']:.0f} | {fastapi['p99_ms']} | {fastapi['rps'] / max(http64['rps'], http256['rps']):.3f} |"
+     if fastapi else "| FastAPI + confluent-kafka | not measured (could not install it) | | |"),
+    "",
     "## The bridge at saturation",
     "",
-    "| ack | connections | callbacks/s | non-200 | p50 ms | p99 ms | p99.9 ms | end-to-end p50 ms | end-to-end p99 ms | CPU s / 100k | peak RSS MiB | every 200 in Kafka exactly once |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| ack | connections | callbacks/s | non-200 | p50 ms | p99 ms | p99.9 ms | CPU s / 100k | peak RSS MiB | every 200 in Kafka exactly once (read back after the load) |",
+    "|---|---|---|---|---|---|---|---|---|---|",
     rows.strip(),
     "",
     "Ratio to the lower ceiling ("
     + f"{lower:.0f}/s): "
     + ", ".join(f"ack={k} {v / lower:.2f}" for k, v in best.items())
-    + ".",
+    + f". Ratio to the essential work alone: "
+    + ", ".join(f"ack={k} {v / essential['rps']:.2f}" for k, v in best.items())
+    + "."
+    + (" Ratio to FastAPI: " + ", ".join(f"ack={k} {v / fastapi['rps']:.1f}" for k, v in best.items()) + "." if fastapi else ""),
+    "",
+    "## End to end (64 connections, paced; a consumer reads the topic during the load)",
+    "",
+    "From the bridge receiving a callback (`data.received_at`) to a consumer on the same machine reading its event.",
+    "",
+    "| ack | offered/s | achieved/s | answer p99 ms | end-to-end p50 ms | end-to-end p99 ms | read back |",
+    "|---|---|---|---|---|---|---|",
+    e2e.strip(),
     "",
     "## Offered load (64 connections, paced by wrk's delay())",
     "",

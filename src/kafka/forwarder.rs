@@ -225,8 +225,9 @@ async fn retry_failed(
         let delay = this.shared.backoff(in_flight.attempt);
         tokio::spawn(async move {
             tokio::select! {
-                _ = tokio::time::sleep(delay) => this.send(in_flight),
+                biased;
                 _ = this.shared.abandon.cancelled() => this.shared.finish_as(*in_flight, Outcome::Abandoned),
+                _ = tokio::time::sleep(delay) => this.send(in_flight),
             }
         });
     }
