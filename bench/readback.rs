@@ -20,6 +20,9 @@ fn main() {
         .set("bootstrap.servers", &brokers)
         .set("group.id", "bench-readback")
         .set("enable.auto.commit", "false")
+        // tansu answers a fetch only when its wait runs out, even with data ready:
+        // librdkafka's 500 ms default would be measured as end-to-end latency.
+        .set("fetch.wait.max.ms", "5")
         .create()
         .expect("a consumer");
     let partitions = consumer
