@@ -48,6 +48,7 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 /// A drained active segment larger than this is closed so that it can be deleted.
 const ROLL_WHEN_DRAINED: u64 = 64 * 1024;
 const MAX_SEGMENT: u64 = 64 * 1024 * 1024;
+const READ_WINDOW: u64 = 1024 * 1024;
 
 /// One callback's events: written together, or refused together.
 struct Append {
@@ -498,16 +499,17 @@ impl Reader {
                         .0;
                 }
             };
-            let chunk = match read_range(&mut file, first_seq, &path, offset, end) {
-                Ok(chunk) => chunk,
+            let scan = match read_next(&mut file, first_seq, &path, offset, end) {
+                Ok((scan, read_to)) => {
+                    offset = read_to;
+                    scan
+                }
                 Err(error) => {
                     tracing::error!(error = %error, path = %path.display(), "Cannot read the spool; retrying.");
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
             };
-            offset = end;
-            let scan = frame::scan(&chunk);
             if scan.corrupt > 0 {
                 shared.metrics.spool_corrupt.inc_by(scan.corrupt);
                 tracing::error!(
@@ -542,6 +544,33 @@ impl Reader {
             }
         }
     }
+}
+
+/// Scans what follows `from` in a segment whose durable bytes end at `to`, at most
+/// `READ_WINDOW` of it at a time so that a reader catching up after an outage does
+/// not hold a whole segment in memory. A window ends inside a record: the scan stops
+/// before it and the next read starts there. Where a window holds a damaged record,
+/// or no whole one, the rest of the segment is scanned at once, as resynchronising
+/// after damage needs. Returns the scan and where the next read starts.
+fn read_next(
+    file: &mut Option<(u64, File)>,
+    first_seq: u64,
+    path: &Path,
+    from: u64,
+    to: u64,
+) -> io::Result<(frame::Scan, u64)> {
+    let window_end = to.min(from + READ_WINDOW);
+    if window_end < to {
+        let scan = frame::scan(&read_range(file, first_seq, path, from, window_end)?);
+        if scan.corrupt == 0 && scan.valid_end > 0 {
+            let next = from + scan.valid_end as u64;
+            return Ok((scan, next));
+        }
+    }
+    Ok((
+        frame::scan(&read_range(file, first_seq, path, from, to)?),
+        to,
+    ))
 }
 
 fn read_range(

@@ -238,6 +238,47 @@ async fn a_corrupted_middle_record_is_skipped_counted_and_the_others_sent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_several_read_windows_is_sent_in_order_past_a_damaged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..400).map(|i| format!("k{i:03}")).collect();
+    let away = Kafka::away();
+    let spool = open(dir.path(), 1 << 26, &away);
+    for key in &keys {
+        spool.append(vec![record(key, 7_000)]).await.unwrap();
+    }
+    assert_eq!(spool.finish().await, 400);
+    drop(spool);
+    let segment = segments(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&segment).unwrap();
+    assert!(bytes.len() as u64 > 2 * READ_WINDOW + 100_000);
+    // Damage the record that holds the byte just past two windows.
+    let target = (2 * READ_WINDOW + 50_000) as usize;
+    let (mut start, mut index) = (0, 0);
+    loop {
+        let len = u32::from_le_bytes(bytes[start + 4..start + 8].try_into().unwrap()) as usize;
+        if start + frame::HEADER + len > target {
+            break;
+        }
+        start += frame::HEADER + len;
+        index += 1;
+    }
+    bytes[target] ^= 0xff;
+    fs::write(&segment, bytes).unwrap();
+
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 26, &kafka);
+    eventually("dispatched", || kafka.seen.lock().unwrap().len() == 399).await;
+    let expected: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != index)
+        .map(|(_, k)| k.clone())
+        .collect();
+    assert_eq!(kafka.keys(), expected);
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_roll_over_and_are_deleted_once_confirmed() {
     let dir = tempfile::tempdir().unwrap();
     let first_run = Kafka::away();
