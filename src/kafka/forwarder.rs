@@ -84,7 +84,6 @@ struct Shared {
     failed: mpsc::UnboundedSender<Box<InFlight>>,
 }
 
-#[derive(Clone)]
 struct TopicCounters {
     produced: Counter,
     failures: Counter,
@@ -242,11 +241,12 @@ fn abandon_all(first: Box<InFlight>, mut rest: mpsc::UnboundedReceiver<Box<InFli
 }
 
 impl Shared {
-    fn counters(&self, topic: &str) -> TopicCounters {
-        self.counters
-            .get(topic)
-            .cloned()
-            .unwrap_or_else(|| TopicCounters::of(&self.metrics, topic))
+    /// Counts one event of `topic` in the counter `which` picks.
+    fn count(&self, topic: &str, which: fn(&TopicCounters) -> &Counter) {
+        match self.counters.get(topic) {
+            Some(counters) => which(counters).inc(),
+            None => which(&TopicCounters::of(&self.metrics, topic)).inc(),
+        };
     }
 
     fn failed(&self, mut in_flight: Box<InFlight>, error: KafkaError) {
@@ -258,7 +258,7 @@ impl Shared {
         }
         in_flight.attempt += 1;
         let record = &in_flight.record;
-        self.counters(&record.topic).failures.inc();
+        self.count(&record.topic, |c| &c.failures);
         tracing::warn!(
             topic = %record.topic,
             msg_key = record.key.as_deref().unwrap_or(""),
@@ -276,7 +276,7 @@ impl Shared {
         match result {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
-                self.counters(&record.topic).produced.inc();
+                self.count(&record.topic, |c| &c.produced);
                 let latency_ms = now_ms().saturating_sub(record.accepted_at_ms);
                 self.metrics
                     .delivery_latency
@@ -284,7 +284,7 @@ impl Shared {
                 self.finish_as(in_flight, Outcome::Delivered);
             }
             Err(error) => {
-                self.counters(&record.topic).dropped.inc();
+                self.count(&record.topic, |c| &c.dropped);
                 tracing::error!(
                     topic = %record.topic,
                     msg_key = record.key.as_deref().unwrap_or(""),
