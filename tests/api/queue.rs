@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tim_kafka_bridge::settings::Ack;
 
@@ -43,6 +43,49 @@ async fn a_full_memory_queue_answers_503_and_the_queued_events_arrive_once_kafka
         3,
         "the refused callback was not published"
     );
+}
+
+#[tokio::test]
+async fn events_librdkafka_gave_up_on_are_sent_again_by_the_bridge_and_arrive_once() {
+    let app = spawn_app_with(|s| {
+        s.ack = Ack::Memory;
+        s.kafka.create_topics = false;
+        s.kafka.retry_max_delay_ms = 200;
+        s.kafka
+            .producer
+            .insert("message.timeout.ms".into(), "300".into());
+    })
+    .await;
+    for i in 0..3 {
+        let answer = app
+            .callback("C2C.CallbackAfterSendMsg", &sent(&format!("r{i}")))
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    let failures = format!(
+        r#"tim_bridge_delivery_failures_total{{topic="{}"}} "#,
+        app.topic
+    );
+    let failed_attempts = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(failures.as_str()))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while failed_attempts(&app.get("/metrics").await.1) < 3 {
+        assert!(Instant::now() < deadline, "no attempt timed out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    create_topic(&app.topic).await;
+
+    let records = read_records(&app.topic, 3).await;
+    let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+    keys.sort();
+    assert_eq!(keys, ["r0", "r1", "r2"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(record_count(&app.topic).await, 3, "each event once");
 }
 
 #[tokio::test]
