@@ -34,11 +34,7 @@ impl Application {
         metrics.preregister(&settings.topics());
         let producer_config = kafka::producer_config(&settings, &brokers)
             .map_err(|e| anyhow::anyhow!("invalid Kafka security setting: {e}"))?;
-        if settings.kafka.create_topics {
-            if let Err(error) = kafka::create_topics(&settings, &brokers).await {
-                tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
-            }
-        }
+        // First, so that a bad producer property stops start-up before topics are created.
         let forwarder = Forwarder::start(
             &producer_config,
             &settings.topics(),
@@ -47,6 +43,11 @@ impl Application {
         )
         .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))?;
         let producer = forwarder.producer().clone();
+        if settings.kafka.create_topics {
+            if let Err(error) = kafka::create_topics(&settings, &brokers).await {
+                tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
+            }
+        }
         let queue = match settings.ack {
             Ack::Memory => Queue::Memory(MemoryQueue::new(
                 Arc::clone(&forwarder),
