@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use prometheus_client::metrics::counter::Counter;
@@ -48,7 +48,7 @@ pub fn now_ms() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
-    /// Kafka refused it for good (too large, not authorized); logged and counted.
+    /// Kafka refused it for good (too large, invalid); logged and counted.
     Dropped,
     /// The bridge shut down before Kafka confirmed it.
     Abandoned,
@@ -82,7 +82,20 @@ struct Shared {
     /// Each topic's counters, looked up once at start rather than per event.
     counters: HashMap<String, TopicCounters>,
     failed: mpsc::UnboundedSender<Box<InFlight>>,
+    problems: Mutex<Problems>,
 }
+
+/// What the cluster refuses us that an operator must fix, for `/readyz` to say.
+#[derive(Default)]
+struct Problems {
+    /// The last authentication or TLS failure librdkafka reported, and when.
+    credentials: Option<(Instant, String)>,
+    /// Topics whose last produce was refused for want of an ACL, with the error.
+    unauthorized: HashMap<String, String>,
+}
+
+/// How long a reported authentication or TLS failure explains a cluster that does not answer.
+const CREDENTIALS_PROBLEM_TTL: Duration = Duration::from_secs(60);
 
 struct TopicCounters {
     produced: Counter,
@@ -95,7 +108,53 @@ pub struct Deliveries {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let setting = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {
+                "kafka.security.sasl_username and kafka.security.sasl_password"
+            }
+            Some(RDKafkaErrorCode::SSL) => {
+                "kafka.security.ca_file, kafka.security.cert_file and kafka.security.key_file"
+            }
+            _ => {
+                tracing::warn!(error = %error, reason, "The Kafka client reports an error.");
+                return;
+            }
+        };
+        tracing::error!(error = %error, reason, "Kafka refuses the bridge's connection; check {setting}.");
+        let problem = format!("Kafka authentication failed ({reason}); check {setting}");
+        self.shared.problems().credentials = Some((Instant::now(), problem));
+    }
+}
+
+impl Deliveries {
+    /// A refusal an operator must act on: bad credentials or certificates, or topics
+    /// the bridge is not authorized to write. `None` when there is none.
+    pub fn problem(&self) -> Option<String> {
+        let problems = self.shared.problems();
+        if let Some((at, problem)) = &problems.credentials {
+            if at.elapsed() < CREDENTIALS_PROBLEM_TTL {
+                return Some(problem.clone());
+            }
+        }
+        let mut topics: Vec<_> = problems.unauthorized.iter().collect();
+        if topics.is_empty() {
+            return None;
+        }
+        topics.sort();
+        let refused: Vec<String> = topics
+            .into_iter()
+            .map(|(topic, error)| format!("not authorized to write {topic} ({error})"))
+            .collect();
+        Some(refused.join("; "))
+    }
+
+    /// The cluster answered us: an earlier authentication failure is over.
+    pub fn answered(&self) {
+        self.shared.problems().credentials = None;
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<InFlight>;
@@ -130,6 +189,7 @@ impl Forwarder {
             metrics,
             counters,
             failed,
+            problems: Mutex::default(),
         });
         let producer = config.create_with_context(Deliveries {
             shared: Arc::clone(&shared),
@@ -241,6 +301,10 @@ fn abandon_all(first: Box<InFlight>, mut rest: mpsc::UnboundedReceiver<Box<InFli
 }
 
 impl Shared {
+    fn problems(&self) -> std::sync::MutexGuard<'_, Problems> {
+        self.problems.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Counts one event of `topic` in the counter `which` picks.
     fn count(&self, topic: &str, which: fn(&TopicCounters) -> &Counter) {
         match self.counters.get(topic) {
@@ -259,6 +323,11 @@ impl Shared {
         in_flight.attempt += 1;
         let record = &in_flight.record;
         self.count(&record.topic, |c| &c.failures);
+        if unauthorized(&error) {
+            self.problems()
+                .unauthorized
+                .insert(record.topic.clone(), error.to_string());
+        }
         tracing::warn!(
             topic = %record.topic,
             msg_key = record.key.as_deref().unwrap_or(""),
@@ -276,6 +345,13 @@ impl Shared {
         match result {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
+                if self
+                    .problems
+                    .lock()
+                    .is_ok_and(|p| !p.unauthorized.is_empty())
+                {
+                    self.problems().unauthorized.remove(&record.topic);
+                }
                 self.count(&record.topic, |c| &c.produced);
                 let latency_ms = now_ms().saturating_sub(record.accepted_at_ms);
                 self.metrics
@@ -326,7 +402,8 @@ impl TopicCounters {
     }
 }
 
-/// Errors that no retry can fix.
+/// Errors that no retry can fix. A missing ACL is not one of them: an operator adds
+/// it, and until then the events wait and `/readyz` names the topic.
 fn retriable(error: &KafkaError) -> bool {
     !matches!(
         error.rdkafka_error_code(),
@@ -334,9 +411,17 @@ fn retriable(error: &KafkaError) -> bool {
             RDKafkaErrorCode::MessageSizeTooLarge
                 | RDKafkaErrorCode::InvalidMessageSize
                 | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::ClusterAuthorizationFailed
                 | RDKafkaErrorCode::InvalidTopic
+        )
+    )
+}
+
+fn unauthorized(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
         )
     )
 }

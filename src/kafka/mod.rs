@@ -146,7 +146,13 @@ fn check(producer: &KafkaProducer, topics: &[String]) -> Result<(), String> {
     let metadata = producer
         .client()
         .fetch_metadata(None, Duration::from_secs(5))
-        .map_err(|e| format!("the Kafka cluster does not answer: {e}"))?;
+        .map_err(|e| {
+            producer
+                .context()
+                .problem()
+                .unwrap_or_else(|| format!("the Kafka cluster does not answer: {e}"))
+        })?;
+    producer.context().answered();
     let missing: Vec<&str> = topics
         .iter()
         .filter(|t| {
@@ -156,11 +162,10 @@ fn check(producer: &KafkaProducer, topics: &[String]) -> Result<(), String> {
         })
         .map(String::as_str)
         .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("missing topics: {}", missing.join(", ")))
+    if !missing.is_empty() {
+        return Err(format!("missing topics: {}", missing.join(", ")));
     }
+    producer.context().problem().map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

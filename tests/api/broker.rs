@@ -1,194 +1,239 @@
-//! The real Kafka-protocol broker the tests talk to: `TIM_BRIDGE_TEST_BROKERS` when it
-//! names one, otherwise a tansu broker started once per test binary on a free port,
-//! with sqlite storage in a temporary directory. No broker, no pass: it never skips.
+//! The real broker the tests talk to: Apache Kafka in KRaft mode, run by
+//! `scripts/kafka` from Maven Central's jars. `TIM_BRIDGE_TEST_BROKERS` names a running
+//! broker instead; otherwise one node is started once per test binary, and the
+//! cluster, security and refusal tests start their own. No broker, no pass: a
+//! broker that does not come up fails the test, it never skips.
 
-use std::fs::OpenOptions;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 static BROKERS: OnceLock<String> = OnceLock::new();
 
+/// The shared single node's bootstrap address.
 pub fn brokers() -> &'static str {
     BROKERS.get_or_init(|| match std::env::var("TIM_BRIDGE_TEST_BROKERS") {
         Ok(b) if !b.trim().is_empty() => b,
-        _ => start_tansu(),
-    })
-}
-
-fn tansu_binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("TANSU_BIN") {
-        return bin.into();
-    }
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("tansu"))
-        .find(|p| p.is_file());
-    let in_cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
-        .map(|home| home.join("bin/tansu"))
-        .filter(|p| p.is_file());
-    on_path.or(in_cargo_home).unwrap_or_else(|| {
-        panic!(
-            "no tansu broker: install it with `cargo install tansu --version 0.6.0 --locked \
-             --features dynostore,libsql` (scripts/test does), or set TIM_BRIDGE_TEST_BROKERS"
-        )
-    })
-}
-
-fn start_tansu() -> String {
-    // The broker dies with the thread that started it, so that thread lives as long as the tests.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let broker = Tansu::start_new();
-        tx.send(broker.address()).ok();
-        let _keep = broker;
-        loop {
-            std::thread::park();
+        _ => {
+            let kafka = Kafka::start(Layout::default());
+            let bootstrap = kafka.bootstrap();
+            // Lives as long as the test binary; its nodes die with it.
+            std::mem::forget(kafka);
+            bootstrap
         }
-    });
-    rx.recv().expect("the broker thread answers")
+    })
 }
 
-/// A tansu broker a test can stop and start again on the same storage and port.
-pub struct Tansu {
-    port: u16,
-    /// The port clients are told to use: another than `port` behind a proxy.
-    advertised_port: u16,
-    authentication: bool,
+pub fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka")
+}
+
+/// What `scripts/kafka init` is asked for.
+#[derive(Clone, Default)]
+pub struct Layout {
+    pub nodes: usize,
+    /// A directory with `broker-keystore.pem`, `ca.pem` and `users` (one "name password"
+    /// per line): SASL_SSL (SCRAM-SHA-256 and -512) and SSL with client certificates
+    /// required, the StandardAuthorizer, no ACL meaning no access.
+    pub secure: Option<PathBuf>,
+    /// Topics created on first use; off by default, as on production clusters.
+    pub auto_create: bool,
+}
+
+/// A Kafka node or cluster on loopback that a test can stop, kill and start again on
+/// the same storage and ports.
+pub struct Kafka {
     dir: PathBuf,
-    child: Option<Child>,
+    nodes: usize,
+    port_base: u16,
+    children: Vec<Option<Child>>,
 }
 
-impl Tansu {
-    pub fn start_new() -> Self {
+/// The offset of each listener's port from a node's base port, as `scripts/kafka` lays them out.
+pub enum Listener {
+    Plaintext = 0,
+    SaslSsl = 2,
+    Ssl = 3,
+}
+
+impl Kafka {
+    pub fn start(layout: Layout) -> Self {
+        let nodes = layout.nodes.max(1);
         let dir = tempfile::Builder::new()
-            .prefix("tim-bridge-tansu-")
+            .prefix("tim-bridge-kafka-")
             .tempdir()
             .expect("a temporary directory")
             .keep();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut broker = Tansu {
-            port,
-            advertised_port: port,
-            authentication: false,
+        let port_base = free_port_range(nodes as u16 * 10);
+        let mut init = Command::new(script());
+        init.arg("init")
+            .arg(&dir)
+            .args(["--nodes", &nodes.to_string()])
+            .args(["--port-base", &port_base.to_string()]);
+        if let Some(pki) = &layout.secure {
+            init.arg("--secure").arg(pki);
+        }
+        if layout.auto_create {
+            init.arg("--auto-create");
+        }
+        run(&mut init, "scripts/kafka init");
+        let mut kafka = Kafka {
             dir,
-            child: None,
+            nodes,
+            port_base,
+            children: (0..nodes).map(|_| None).collect(),
         };
-        broker.start();
-        broker
-    }
-
-    /// A broker that tells clients to connect to `advertised_port` (a TLS proxy in
-    /// front of it) and, with `users`, requires SASL: each user gets SCRAM-SHA-256 and
-    /// -512 credentials, made before authentication is switched on (tansu asks for it
-    /// even to create users).
-    pub fn start_behind(advertised_port: u16, users: &[(&str, &str)]) -> Self {
-        let mut broker = Self::start_new();
-        for (user, password) in users {
-            for mechanism in ["scram256", "scram512"] {
-                let url = format!("tcp://{}", broker.address());
-                let status = Command::new(tansu_binary())
-                    .args(["user", "create", "--broker", &url, user, password])
-                    .args(["--mechanism", mechanism])
-                    .stdout(Stdio::null())
-                    .status()
-                    .expect("tansu user create runs");
-                assert!(status.success(), "tansu could not create user {user}");
-            }
+        for node in 1..=nodes {
+            kafka.start_node(node);
         }
-        broker.stop();
-        broker.advertised_port = advertised_port;
-        broker.authentication = !users.is_empty();
-        broker.start();
-        broker
+        kafka.wait_ready();
+        kafka
     }
 
-    pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    pub fn bootstrap(&self) -> String {
+        self.bootstrap_on(Listener::Plaintext)
     }
 
-    pub fn start(&mut self) {
-        let bin = tansu_binary();
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port);
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("tansu.log"))
-            .expect("a broker log file");
-        let mut command = Command::new(&bin);
+    pub fn bootstrap_on(&self, listener: Listener) -> String {
+        let offset = listener as u16;
+        (1..=self.nodes)
+            .map(|n| format!("127.0.0.1:{}", self.port(n, offset)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn port(&self, node: usize, offset: u16) -> u16 {
+        self.port_base + 10 * (node as u16 - 1) + offset
+    }
+
+    /// Starts node `node` (1-based) again; returns at once (see [`Kafka::wait_ready`]).
+    pub fn start_node(&mut self, node: usize) {
+        assert!(self.children[node - 1].is_none(), "node {node} runs");
+        let mut command = Command::new(script());
         command
-            .current_dir(&self.dir)
-            .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-            .args([
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &advertised,
-            ])
-            .args(self.authentication.then_some("--authentication"))
+            .arg("node")
+            .arg(&self.dir)
+            .arg(node.to_string())
             .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log);
-        kill_with_parent(&mut command);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default();
-                panic!(
-                    "tansu did not listen on port {} within 60 s; its log:\n{log}",
-                    self.port
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        index_headers(&self.dir.join("tansu.db"));
+            .stdout(Stdio::null());
+        self.children[node - 1] = Some(spawn_tied_to_tests(command));
     }
 
-    /// Kills the broker, as a crash or a network cut would look to its clients.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+    /// SIGKILL, as a crash looks to its clients.
+    pub fn kill_node(&mut self, node: usize) {
+        if let Some(mut child) = self.children[node - 1].take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
-}
 
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// tansu's sqlite schema has no index on `header(topition, offset_id)`: reading back
-/// records with headers is quadratic without it.
-fn index_headers(db: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let result = rusqlite::Connection::open(db).and_then(|c| {
-            c.busy_timeout(Duration::from_secs(5))?;
-            c.execute_batch(
-                "CREATE INDEX IF NOT EXISTS header_topition_offset ON header(topition, offset_id)",
-            )
-        });
-        match result {
-            Ok(()) => return,
-            Err(e) if Instant::now() > deadline => panic!("cannot index tansu's header table: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+    pub fn kill(&mut self) {
+        for node in 1..=self.nodes {
+            self.kill_node(node);
         }
     }
+
+    pub fn restart(&mut self) {
+        for node in 1..=self.nodes {
+            if self.children[node - 1].is_none() {
+                self.start_node(node);
+            }
+        }
+        self.wait_ready();
+    }
+
+    /// Until every broker is registered and unfenced and a probe record is written
+    /// with acks=all (`scripts/kafka wait`).
+    pub fn wait_ready(&self) {
+        let started = Instant::now();
+        let mut wait = Command::new(script());
+        wait.arg("wait").arg(&self.dir);
+        run(&mut wait, "scripts/kafka wait");
+        eprintln!(
+            "kafka: {} node(s) in {} ready in {:.1} s",
+            self.nodes,
+            self.dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// A Kafka tool class (`org.apache.kafka.tools.AclCommand`, ...) with its arguments;
+    /// its standard output.
+    pub fn tool(&self, class: &str, args: &[&str]) -> String {
+        let mut command = Command::new(script());
+        command.arg("tool").arg(class).args(args);
+        run(&mut command, class)
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn run(command: &mut Command, what: &str) -> String {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `len` consecutive free ports. Test threads start brokers at once, so each call
+/// searches its own stretch.
+fn free_port_range(len: u16) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let spread = (std::process::id() % 200) as u16 * 100;
+    for _ in 0..200 {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed) % 300;
+        let base = 21_000 + (spread + step * 100) % 39_000;
+        if (base..base + len).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {len} consecutive free ports on loopback");
+}
+
+/// Spawns from one thread that lives as long as the test binary: a node's parent-death
+/// signal (SIGKILL) fires when the thread that spawned it ends, and test threads end
+/// before the binary does.
+fn spawn_tied_to_tests(command: Command) -> Child {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut command, answer) in rx {
+                kill_with_parent(&mut command);
+                answer.send(command.spawn()).ok();
+            }
+            loop {
+                std::thread::park();
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, tx))
+        .expect("the spawner thread lives");
+    rx.recv()
+        .expect("the spawner answers")
+        .unwrap_or_else(|e| panic!("cannot start a Kafka node with {}: {e}", script().display()))
 }
 
 #[cfg(target_os = "linux")]

@@ -14,7 +14,7 @@ use hyper::Request;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::broker::{brokers, Tansu};
+use crate::broker::{brokers, Kafka, Layout};
 use crate::helpers::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tim-kafka-bridge");
@@ -192,8 +192,8 @@ async fn a_bridge_killed_with_sigkill_mid_load_loses_no_callback_it_answered_200
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_outage_under_load_gets_no_503_and_loses_nothing_and_keeps_order() {
     let outage = Duration::from_secs(setting("TIM_BRIDGE_OUTAGE_SECS", 30) as u64);
-    let mut broker = Tansu::start_new();
-    let address = broker.address();
+    let mut broker = Kafka::start(Layout::default());
+    let address = broker.bootstrap();
     let app = Arc::new(
         spawn_app_with(|s| {
             s.kafka.brokers = Some(address.clone());
@@ -225,12 +225,12 @@ async fn a_kafka_outage_under_load_gets_no_503_and_loses_nothing_and_keeps_order
         .collect();
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    broker.stop();
+    broker.kill();
     // The readiness check gives the cluster 5 s to answer before calling it gone.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let (ready_status, ready_body) = app.get("/readyz").await;
     tokio::time::sleep(outage.saturating_sub(Duration::from_secs(8))).await;
-    broker.start();
+    tokio::task::block_in_place(|| broker.restart());
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.store(false, Ordering::Relaxed);
     let mut keys = Vec::new();

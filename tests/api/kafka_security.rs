@@ -1,89 +1,282 @@
-//! The bridge against a broker reached over TLS, with and without SASL.
+//! The bridge against Kafka's own secured listeners: SASL_SSL with SCRAM, mutual TLS,
+//! and the StandardAuthorizer refusing a topic for real. No proxy in between.
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use tim_kafka_bridge::settings::{KafkaSecurity, Mechanism, Protocol, Secret};
+use tim_kafka_bridge::settings::{Ack, KafkaSecurity, Mechanism, Protocol, Secret};
 
-use crate::broker::Tansu;
+use crate::broker::{Kafka, Layout, Listener};
 use crate::helpers::*;
-use crate::tls_support::{tls_proxy, TestCa};
+use crate::tls_support::TestCa;
 
-/// A broker behind a TLS proxy, and the CA file that trusts it.
-async fn secured_broker(users: &[(&str, &str)]) -> (Tansu, String, tempfile::TempDir) {
-    let ca = TestCa::new();
-    let port = free_port();
-    let broker = Tansu::start_behind(port, users);
-    tls_proxy(&ca.issue("broker"), port, broker.address()).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-    (broker, format!("127.0.0.1:{port}"), dir)
+const PASSWORD: &str = "bridge-s3cret";
+
+/// One secured node for this file's tests: its certificates made here, users `bridge`
+/// (every ACL) and `alice` (those a test gives her), SCRAM-SHA-256 and -512 each.
+struct Secured {
+    kafka: Kafka,
+    pki: PathBuf,
 }
 
-async fn publish_and_read_back(security: KafkaSecurity, brokers: &str, keys: &[&str]) {
+fn secured() -> &'static Secured {
+    static SECURED: OnceLock<Secured> = OnceLock::new();
+    SECURED.get_or_init(|| {
+        let ca = TestCa::new();
+        let pki = tempfile::tempdir().unwrap().keep();
+        let broker = ca.issue("localhost");
+        std::fs::write(
+            pki.join("broker-keystore.pem"),
+            format!("{}{}", broker.key_pem, broker.cert_pem),
+        )
+        .unwrap();
+        std::fs::write(pki.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(
+            pki.join("users"),
+            format!("bridge {PASSWORD}\nalice {PASSWORD}\n"),
+        )
+        .unwrap();
+        let client = ca.issue("bridge");
+        std::fs::write(pki.join("bridge.pem"), &client.cert_pem).unwrap();
+        std::fs::write(pki.join("bridge.key"), &client.key_pem).unwrap();
+        let kafka = Kafka::start(Layout {
+            secure: Some(pki.clone()),
+            ..Layout::default()
+        });
+        acl(
+            &kafka,
+            &[
+                "--add",
+                "--allow-principal",
+                "User:bridge",
+                "--operation",
+                "All",
+            ],
+            &["--topic", "*", "--group", "*", "--cluster"],
+        );
+        Secured { kafka, pki }
+    })
+}
+
+fn acl(kafka: &Kafka, what: &[&str], on: &[&str]) {
+    let bootstrap = kafka.bootstrap();
+    let mut args = vec!["--bootstrap-server", &bootstrap];
+    args.extend_from_slice(what);
+    args.extend_from_slice(on);
+    kafka.tool("org.apache.kafka.tools.AclCommand", &args);
+}
+
+fn scram(mechanism: Mechanism, user: &str, password: &str, pki: &Path) -> KafkaSecurity {
+    let security = KafkaSecurity {
+        protocol: Protocol::SaslSsl,
+        ca_file: Some(pki.join("ca.pem")),
+        sasl_mechanism: Some(mechanism),
+        sasl_username: Some(user.into()),
+        sasl_password: Some(Secret::new(password)),
+        ..Default::default()
+    };
+    security.validate().unwrap();
+    security
+}
+
+fn mutual_tls(pki: &Path) -> KafkaSecurity {
+    let security = KafkaSecurity {
+        protocol: Protocol::Ssl,
+        ca_file: Some(pki.join("ca.pem")),
+        cert_file: Some(pki.join("bridge.pem")),
+        key_file: Some(pki.join("bridge.key")),
+        ..Default::default()
+    };
+    security.validate().unwrap();
+    security
+}
+
+/// Publishes `keys` through the bridge over `security`, reads them back over the same.
+async fn publish_and_read_back(security: KafkaSecurity, brokers: String, keys: &[&str]) {
     let app = spawn_app_with(|s| {
-        s.kafka.brokers = Some(brokers.to_owned());
+        s.kafka.brokers = Some(brokers.clone());
         s.kafka.security = security.clone();
     })
     .await;
+    app.wait_until_ready().await;
     for key in keys {
         assert_eq!(app.callback(SENT, &sent_body(key)).await.status, 200);
     }
-    let client = tim_kafka_bridge::kafka::client_config(&security, brokers).unwrap();
+    let client = tim_kafka_bridge::kafka::client_config(&security, &brokers).unwrap();
     let records = read_records_with(client, &app.topic, keys.len()).await;
     let mut read: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
     read.sort();
     let mut sent = keys.to_vec();
     sent.sort();
     assert_eq!(read, sent);
-    app.wait_until_ready().await;
 }
 
-#[tokio::test]
-async fn over_tls_the_bridge_creates_its_topics_publishes_and_the_events_read_back() {
-    let (_broker, brokers, dir) = secured_broker(&[]).await;
-    let security = KafkaSecurity {
-        protocol: Protocol::Ssl,
-        ca_file: Some(dir.path().join("ca.pem")),
-        ..Default::default()
-    };
-    security.validate().unwrap();
-    publish_and_read_back(security, &brokers, &["tls-1", "tls-2"]).await;
-}
-
-#[tokio::test]
-async fn over_tls_with_scram_the_events_read_back_and_a_wrong_password_is_not_ready() {
-    let (_broker, brokers, dir) = secured_broker(&[("bridge", "s3cret-pw")]).await;
-    let security = |mechanism, password: &str| KafkaSecurity {
-        protocol: Protocol::SaslSsl,
-        ca_file: Some(dir.path().join("ca.pem")),
-        sasl_mechanism: Some(mechanism),
-        sasl_username: Some("bridge".into()),
-        sasl_password: Some(Secret::new(password)),
-        ..Default::default()
-    };
-    // tansu 0.6.0 offers SCRAM-SHA-256 (and OAUTHBEARER) only: its SASL library is
-    // built without PLAIN and SCRAM-SHA-512, so those two are checked as settings.
-    publish_and_read_back(
-        security(Mechanism::ScramSha256, "s3cret-pw"),
-        &brokers,
-        &["scram-sha-256"],
-    )
-    .await;
-
-    let app = spawn_app_with(|s| {
-        s.ack = tim_kafka_bridge::settings::Ack::Memory;
-        s.kafka.brokers = Some(brokers.clone());
-        s.kafka.security = security(Mechanism::ScramSha256, "wrong");
-    })
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let body = loop {
+/// `/readyz` of a bridge whose every answer for 10 s is not 200; the last body.
+async fn never_ready(app: &TestApp) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         let (status, body) = app.get("/readyz").await;
-        assert_ne!(status, 200, "ready with a wrong password: {body}");
+        assert_ne!(status, 200, "ready: {body}");
         if Instant::now() > deadline {
-            break body;
+            return body;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert!(!body.contains("wrong"), "the password never shows: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_sasl_ssl_with_scram_sha_256_and_512_the_events_read_back() {
+    let s = tokio::task::block_in_place(secured);
+    let brokers = s.kafka.bootstrap_on(Listener::SaslSsl);
+    for (mechanism, key) in [
+        (Mechanism::ScramSha256, "scram-sha-256"),
+        (Mechanism::ScramSha512, "scram-sha-512"),
+    ] {
+        let security = scram(mechanism, "bridge", PASSWORD, &s.pki);
+        publish_and_read_back(security, brokers.clone(), &[key]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mutual_tls_the_events_read_back() {
+    let s = tokio::task::block_in_place(secured);
+    let brokers = s.kafka.bootstrap_on(Listener::Ssl);
+    publish_and_read_back(mutual_tls(&s.pki), brokers, &["mtls-1", "mtls-2"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_not_ready_and_readiness_names_authentication_and_the_setting() {
+    let s = tokio::task::block_in_place(secured);
+    let app = spawn_app_with(|c| {
+        c.ack = Ack::Memory;
+        c.kafka.create_topics = false;
+        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
+        c.kafka.security = scram(Mechanism::ScramSha256, "bridge", "wrong-pw", &s.pki);
+    })
+    .await;
+    let body = never_ready(&app).await;
+    assert!(body.contains("authentication"), "{body}");
+    assert!(body.contains("kafka.security.sasl_password"), "{body}");
+    assert!(
+        !body.contains("wrong-pw"),
+        "the password never shows: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_certificate_from_another_ca_is_not_ready_and_readiness_names_the_ca_setting() {
+    let s = tokio::task::block_in_place(secured);
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("ca.pem"), TestCa::new().pem()).unwrap();
+    let mut security = mutual_tls(&s.pki);
+    security.ca_file = Some(other.path().join("ca.pem"));
+    let app = spawn_app_with(|c| {
+        c.ack = Ack::Memory;
+        c.kafka.create_topics = false;
+        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::Ssl));
+        c.kafka.security = security;
+    })
+    .await;
+    let body = never_ready(&app).await;
+    assert!(body.contains("authentication"), "{body}");
+    assert!(body.contains("kafka.security.ca_file"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
+    let s = tokio::task::block_in_place(secured);
+    let topics = [
+        unique_topic("tim.c2c"),
+        unique_topic("tim.other"),
+        unique_topic("tim.group"),
+    ];
+    for topic in &topics {
+        create_topic_on(&s.kafka.bootstrap(), topic).await;
+    }
+    // alice may write the message topic (so her idempotent producer gets an id) and
+    // only see the other ones: Kafka answers TOPIC_AUTHORIZATION_FAILED for those.
+    acl(
+        &s.kafka,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "All",
+        ],
+        &["--topic", &topics[0], "--group", "*", "--cluster"],
+    );
+    for topic in &topics[1..] {
+        acl(
+            &s.kafka,
+            &[
+                "--add",
+                "--allow-principal",
+                "User:alice",
+                "--operation",
+                "Describe",
+            ],
+            &["--topic", topic],
+        );
+    }
+    let app = spawn_app_with(|c| {
+        c.kafka.create_topics = false;
+        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
+        c.kafka.security = scram(Mechanism::ScramSha256, "alice", PASSWORD, &s.pki);
+        [c.kafka.topic, c.kafka.other_topic, c.kafka.group_topic] = topics.clone();
+    })
+    .await;
+    let friend = r#"{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}],"ClientCmd":"friend_add"}"#;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut readiness, mut sent) = (String::new(), 0);
+    while !readiness.contains("not authorized to write") {
+        if Instant::now() > deadline {
+            let metrics = app.get("/metrics").await.1;
+            panic!("readiness never named the topic: {readiness}\n{metrics}");
+        }
+        let key = format!("allowed-{sent}");
+        assert_eq!(app.callback(SENT, &sent_body(&key)).await.status, 200);
+        assert_eq!(
+            app.callback("Sns.CallbackFriendAdd", friend).await.status,
+            200
+        );
+        sent += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        readiness = app.get("/readyz").await.1;
+    }
+    assert!(readiness.starts_with("degraded:"), "{readiness}");
+    assert!(readiness.contains(&app.other_topic), "{readiness}");
+    let plain = s.kafka.bootstrap();
+    assert_eq!(
+        read_records_from(&plain, &app.topic, sent).await.len(),
+        sent
+    );
+    assert_eq!(
+        record_count_on(&plain, &app.other_topic).await,
+        0,
+        "refused"
+    );
+
+    acl(
+        &s.kafka,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Write",
+        ],
+        &["--topic", &app.other_topic],
+    );
+    let records = read_records_from(&plain, &app.other_topic, sent).await;
+    assert!(records
+        .iter()
+        .all(|r| r.headers["tim-command"] == "Sns.CallbackFriendAdd"));
+    app.wait_until_ready().await;
+    assert_eq!(
+        record_count_on(&plain, &app.other_topic).await,
+        sent as i64,
+        "every kept friend-add arrived, once"
+    );
 }
