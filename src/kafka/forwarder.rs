@@ -6,7 +6,7 @@
 //! again after a capped, jittered backoff.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -77,12 +77,15 @@ struct Shared {
     abandon: CancellationToken,
     /// Dispatched records whose fate is not known yet.
     in_flight: AtomicU64,
+    /// When Kafka last confirmed a record, or records began to wait after none did.
+    progress_at_ms: AtomicU64,
     delivered: AtomicU64,
     metrics: Arc<Metrics>,
     /// Each topic's counters, looked up once at start rather than per event.
     counters: HashMap<String, TopicCounters>,
     failed: mpsc::UnboundedSender<Box<InFlight>>,
     problems: Mutex<Problems>,
+    any_failing: AtomicBool,
 }
 
 /// What the cluster refuses us that an operator must fix, for `/readyz` to say.
@@ -90,12 +93,18 @@ struct Shared {
 struct Problems {
     /// The last authentication or TLS failure librdkafka reported, and when.
     credentials: Option<(Instant, String)>,
-    /// Topics whose last produce was refused for want of an ACL, with the error.
-    unauthorized: HashMap<String, String>,
+    /// Topics whose last delivery attempt failed, with what to say of it; a delivery
+    /// to the topic clears it.
+    failing: HashMap<String, String>,
 }
 
 /// How long a reported authentication or TLS failure explains a cluster that does not answer.
 const CREDENTIALS_PROBLEM_TTL: Duration = Duration::from_secs(60);
+
+/// Records waiting this long with no confirmation at all: Kafka is not taking events
+/// (no leader for their partitions, too few in-sync replicas), long before librdkafka
+/// gives up on them at `message.timeout.ms`.
+const STALLED_AFTER_MS: u64 = 10_000;
 
 struct TopicCounters {
     produced: Counter,
@@ -129,8 +138,9 @@ impl ClientContext for Deliveries {
 }
 
 impl Deliveries {
-    /// A refusal an operator must act on: bad credentials or certificates, or topics
-    /// the bridge is not authorized to write. `None` when there is none.
+    /// Why Kafka does not take our events, if it does not: bad credentials or
+    /// certificates, topics the bridge may not write, or topics whose last delivery
+    /// failed (no leader, too few in-sync replicas, ...). `None` when there is none.
     pub fn problem(&self) -> Option<String> {
         let problems = self.shared.problems();
         if let Some((at, problem)) = &problems.credentials {
@@ -138,16 +148,21 @@ impl Deliveries {
                 return Some(problem.clone());
             }
         }
-        let mut topics: Vec<_> = problems.unauthorized.iter().collect();
-        if topics.is_empty() {
+        let waiting = self.shared.in_flight.load(Ordering::SeqCst);
+        let stalled_ms =
+            now_ms().saturating_sub(self.shared.progress_at_ms.load(Ordering::Relaxed));
+        if waiting > 0 && stalled_ms >= STALLED_AFTER_MS {
+            return Some(format!(
+                "Kafka has confirmed none of the {waiting} events sent to it for {} s",
+                stalled_ms / 1000
+            ));
+        }
+        if problems.failing.is_empty() {
             return None;
         }
-        topics.sort();
-        let refused: Vec<String> = topics
-            .into_iter()
-            .map(|(topic, error)| format!("not authorized to write {topic} ({error})"))
-            .collect();
-        Some(refused.join("; "))
+        let mut failing: Vec<&str> = problems.failing.values().map(String::as_str).collect();
+        failing.sort();
+        Some(failing.join("; "))
     }
 
     /// The cluster answered us: an earlier authentication failure is over.
@@ -185,11 +200,13 @@ impl Forwarder {
             max_retry_delay,
             abandon: CancellationToken::new(),
             in_flight: AtomicU64::new(0),
+            progress_at_ms: AtomicU64::new(now_ms()),
             delivered: AtomicU64::new(0),
             metrics,
             counters,
             failed,
             problems: Mutex::default(),
+            any_failing: AtomicBool::new(false),
         });
         let producer = config.create_with_context(Deliveries {
             shared: Arc::clone(&shared),
@@ -206,7 +223,11 @@ impl Forwarder {
     /// Enqueues `record` in librdkafka now, and calls `done` once its fate is known.
     /// Callable from any thread.
     pub fn dispatch(&self, record: Record, done: Done) {
-        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.shared.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.shared
+                .progress_at_ms
+                .store(now_ms(), Ordering::Relaxed);
+        }
         self.send(Box::new(InFlight {
             record: Arc::new(record),
             done,
@@ -323,11 +344,15 @@ impl Shared {
         in_flight.attempt += 1;
         let record = &in_flight.record;
         self.count(&record.topic, |c| &c.failures);
-        if unauthorized(&error) {
-            self.problems()
-                .unauthorized
-                .insert(record.topic.clone(), error.to_string());
-        }
+        let problem = if unauthorized(&error) {
+            format!("not authorized to write {} ({error})", record.topic)
+        } else {
+            format!("Kafka does not take events for {} ({error})", record.topic)
+        };
+        self.problems()
+            .failing
+            .insert(record.topic.clone(), problem);
+        self.any_failing.store(true, Ordering::Relaxed);
         tracing::warn!(
             topic = %record.topic,
             msg_key = record.key.as_deref().unwrap_or(""),
@@ -345,15 +370,17 @@ impl Shared {
         match result {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
-                if self
-                    .problems
-                    .lock()
-                    .is_ok_and(|p| !p.unauthorized.is_empty())
-                {
-                    self.problems().unauthorized.remove(&record.topic);
+                // One atomic load per delivery; the lock only while a topic is failing.
+                if self.any_failing.load(Ordering::Relaxed) {
+                    let mut problems = self.problems();
+                    problems.failing.remove(&record.topic);
+                    self.any_failing
+                        .store(!problems.failing.is_empty(), Ordering::Relaxed);
                 }
                 self.count(&record.topic, |c| &c.produced);
-                let latency_ms = now_ms().saturating_sub(record.accepted_at_ms);
+                let now = now_ms();
+                self.progress_at_ms.store(now, Ordering::Relaxed);
+                let latency_ms = now.saturating_sub(record.accepted_at_ms);
                 self.metrics
                     .delivery_latency
                     .observe(latency_ms as f64 / 1000.0);

@@ -131,6 +131,15 @@ impl Kafka {
         }
     }
 
+    /// SIGTERM, as a rolling restart stops a node.
+    pub fn stop_node(&mut self, node: usize) {
+        if let Some(mut child) = self.children[node - 1].take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+
     pub fn kill(&mut self) {
         for node in 1..=self.nodes {
             self.kill_node(node);

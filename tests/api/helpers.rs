@@ -347,12 +347,15 @@ pub async fn record_count_on(brokers: &str, topic: &str) -> i64 {
             .set("bootstrap.servers", &brokers)
             .create()
             .expect("a consumer");
+        // Right after a leader moves, the first answer can be NOT_LEADER_FOR_PARTITION.
+        let deadline = Instant::now() + Duration::from_secs(30);
         (0..PARTITIONS)
-            .map(|p| {
-                let (low, high) = consumer
-                    .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                    .expect("watermarks");
-                high - low
+            .map(|p| loop {
+                match consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)) {
+                    Ok((low, high)) => return high - low,
+                    Err(e) if Instant::now() > deadline => panic!("watermarks of {topic}: {e}"),
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
             })
             .sum()
     })

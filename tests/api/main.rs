@@ -3,6 +3,7 @@
 
 mod broker;
 mod callbacks;
+mod cluster;
 mod command_line;
 mod contract;
 mod deploy;
