@@ -30,9 +30,9 @@ for row in rows.strip().splitlines():
 lines = [
     f"# Benchmark {os.path.basename(out)}",
     "",
-    f"Machine: {os.cpu_count()} cores ({cpu}), {int(mem) // 1024} MiB; broker (tansu, memory engine), "
+    f"Machine: {os.cpu_count()} cores ({cpu}), {int(mem) // 1024} MiB; broker ({os.environ.get('BROKER_NAME', 'tansu, memory engine')}), "
     f"load generator (wrk) and bridge on the same machine. {duration} s per saturation run.",
-    f"Versions: {version(['rustc', '--version'])}; {version(['tansu', '--version'])}; "
+    f"Versions: {version(['rustc', '--version'])}; {os.environ.get('BROKER_NAME') or version(['tansu', '--version'])}; "
     f"{version(['wrk', '--version']) or 'wrk'}; {platform.platform()}.",
     "",
     "## Ceilings, measured in the same run",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One benchmark run on this machine: a tansu broker (memory engine), the bridge in
+# One benchmark run on this machine: a broker (Apache Kafka, or BROKER=tansu; see
+# bench/broker.sh), the bridge in
 # release mode, and wrk sending signed callbacks. Measures, in the same run, the
 # two ceilings (a bare hyper server; a bare rdkafka producer), then the bridge in
 # both ack modes at saturation (64 and 256 connections) and at a series of offered
@@ -14,23 +15,19 @@ RATES="${RATES:-5000 10000 20000 25000 30000 40000 50000}"
 E2E_RATE="${E2E_RATE:-20000}"
 BROKER_PORT="${BROKER_PORT:-19192}"
 command -v wrk >/dev/null || { echo "bench/run.sh: installing wrk" >&2; apt-get install -y wrk >/dev/null; }
-command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
 cargo build --release --bin tim-kafka-bridge --example bench-http-ceiling --example bench-kafka-ceiling --example bench-readback --example bench-essential
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/tim-kafka-bridge-bench-venv"
 [ -x "$VENV/bin/uvicorn" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q fastapi uvicorn uvloop httptools confluent-kafka; } \
   || echo "bench/run.sh: could not install the FastAPI comparison; it is left out" >&2
 
 WORK="$(mktemp -d)"
-BROKERS="127.0.0.1:$BROKER_PORT"
 REL=target/release
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+STOP_BROKER=true
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; $STOP_BROKER; wait 2>/dev/null || true; }
 trap cleanup EXIT
-
-(cd "$WORK" && exec tansu broker --storage-engine memory://tansu/ --listener-url "tcp://$BROKERS" \
-  --advertised-listener-url "tcp://$BROKERS" >"$WORK/tansu.log" 2>&1) &
-PIDS+=($!)
-until (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; do sleep 0.2; done
+. bench/broker.sh
+start_broker "$BROKER_PORT"
 
 export REQUEST_TIME="$(date +%s)"
 export SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
@@ -50,12 +47,12 @@ for c in 64 256; do CEILING[$c]="$(load "$c")"; echo "http ceiling, $c connectio
 kill "${PIDS[-1]}"
 
 # The Kafka ceiling: the same producer settings and event size as the bridge.
-tansu topic create bench.ceiling --partitions 4 --broker "tcp://$BROKERS" >/dev/null 2>&1 || true
+create_topic bench.ceiling 4
 KAFKA="$("$REL/examples/bench-kafka-ceiling" "$BROKERS" bench.ceiling 300000)"
 echo "kafka ceiling: $KAFKA"
 
 # The essential work alone (bench/essential.rs): what any implementation of the job costs here.
-tansu topic create bench.essential --partitions 12 --broker "tcp://$BROKERS" >/dev/null 2>&1 || true
+create_topic bench.essential 12
 "$REL/examples/bench-essential" 127.0.0.1:18091 "$BROKERS" bench.essential bench-token & PIDS+=($!); sleep 1
 URL=http://127.0.0.1:18091
 ESSENTIAL="$(load 64)"; echo "essential work, 64 connections: $ESSENTIAL"
@@ -64,7 +61,7 @@ kill "${PIDS[-1]}"
 # The service users would otherwise write (bench/fastapi_service.py), same load generator.
 FASTAPI=null
 if [ -x "$VENV/bin/uvicorn" ]; then
-  tansu topic create bench.fastapi --partitions 12 --broker "tcp://$BROKERS" >/dev/null 2>&1 || true
+  create_topic bench.fastapi 12
   (cd bench && BROKERS="$BROKERS" TOPIC=bench.fastapi TOKEN=bench-token exec "$VENV/bin/uvicorn" fastapi_service:app \
     --host 127.0.0.1 --port 18092 --workers "$(nproc)" --loop uvloop --http httptools --log-level warning) & PIDS+=($!)
   until curl -s -o /dev/null http://127.0.0.1:18092/ 2>/dev/null; do sleep 0.2; done

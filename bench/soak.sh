@@ -8,11 +8,11 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 RATE="${RATE:-6000}"; TOTAL="${SECONDS_TOTAL:-600}"; ACK="${ACK:-memory}"; PORT="${BROKER_PORT:-19193}"
 cargo build --release --bin tim-kafka-bridge
 WORK="$(mktemp -d)"
-(cd "$WORK" && exec tansu broker --storage-engine memory://tansu/ --listener-url "tcp://127.0.0.1:$PORT" \
-  --advertised-listener-url "tcp://127.0.0.1:$PORT" >"$WORK/tansu.log" 2>&1) &
-BROKER=$!
-trap 'kill $BROKER ${BRIDGE:-} 2>/dev/null || true' EXIT
-until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do sleep 0.2; done
+PIDS=()
+STOP_BROKER=true
+trap 'kill "${PIDS[@]}" ${BRIDGE:-} 2>/dev/null || true; $STOP_BROKER' EXIT
+. bench/broker.sh
+start_broker "$PORT"
 printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n' >"$WORK/bridge.toml"
 TIM_BRIDGE_ACK="$ACK" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18082 \
   TIM_BRIDGE_KAFKA_BROKERS="127.0.0.1:$PORT" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \

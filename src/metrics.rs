@@ -40,6 +40,8 @@ pub struct Metrics {
     pub spool_oldest_age: Gauge<f64, AtomicU64>,
     pub spool_fsync: Histogram,
     pub spool_corrupt: Counter,
+    pub spool_write_failures: Counter,
+    pub spool_write_failing: Gauge,
     pub duplicates: Family<KindLabels, Counter>,
     pub connections_open: Gauge,
     /// Connections closed by the server, by reason (over_limit, header_timeout, idle, tls_handshake).
@@ -65,6 +67,8 @@ impl Default for Metrics {
             spool_oldest_age: Gauge::default(),
             spool_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             spool_corrupt: Counter::default(),
+            spool_write_failures: Counter::default(),
+            spool_write_failing: Gauge::default(),
             duplicates: Family::default(),
             connections_open: Gauge::default(),
             connections_closed: Family::default(),
@@ -141,6 +145,16 @@ impl Default for Metrics {
             "tim_bridge_spool_corrupt_records",
             "Spooled records found torn or corrupt and skipped",
             m.spool_corrupt.clone(),
+        );
+        registry.register(
+            "tim_bridge_spool_write_failures",
+            "Writes or fsyncs of the spool that failed (a full disk, an I/O error); their callbacks were answered 503",
+            m.spool_write_failures.clone(),
+        );
+        registry.register(
+            "tim_bridge_spool_write_failing",
+            "1 while the spool cannot store events (its last write or fsync failed), else 0",
+            m.spool_write_failing.clone(),
         );
         registry.register(
             "tim_bridge_duplicates_dropped",

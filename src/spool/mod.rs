@@ -284,6 +284,9 @@ struct Writer {
     segment_bytes: u64,
     written_watermark: u64,
     buf: Vec<u8>,
+    /// The last write or fsync failed: the next write goes to a new segment, never
+    /// over bytes whose fsync failed (the kernel may have dropped those pages).
+    failing: bool,
 }
 
 impl Writer {
@@ -311,6 +314,7 @@ impl Writer {
             max_bytes,
             segment_bytes,
             buf: Vec::new(),
+            failing: false,
         })
     }
 
@@ -339,6 +343,14 @@ impl Writer {
     }
 
     fn write(&mut self, batch: Vec<Append>) {
+        if let Err(error) = self.leave_failed_segment() {
+            self.shared.metrics.spool_write_failures.inc();
+            tracing::debug!(error = %error, "Still cannot start a new spool segment.");
+            for append in batch {
+                let _ = append.done.send(Err(Rejected::SpoolFailed));
+            }
+            return;
+        }
         self.buf.clear();
         let on_disk = self.shared.log.lock().expect("log lock").bytes;
         let mut taken = Vec::with_capacity(batch.len());
@@ -371,16 +383,26 @@ impl Writer {
             .spool_fsync
             .observe(started.elapsed().as_secs_f64());
         if let Err(error) = result {
-            tracing::error!(error = %error, "Cannot write the spool; answering 503.");
-            let log = self.shared.log.lock().expect("log lock");
-            let committed = log.segments.last().expect("a segment").len;
+            self.shared.metrics.spool_write_failures.inc();
+            self.shared.metrics.spool_write_failing.set(1);
+            if !self.failing {
+                tracing::error!(error = %error, "Cannot store events in the spool; answering 503 until it can.");
+            }
+            self.failing = true;
+            // Those bytes were never acknowledged: cut them, so that a restart does not
+            // send them, and write nothing more to this segment.
+            let committed = self.shared.active_len();
             let _ = self.file.set_len(committed);
-            drop(log);
             self.next_seq -= records;
             for done in taken {
                 let _ = done.send(Err(Rejected::SpoolFailed));
             }
             return;
+        }
+        if self.failing {
+            self.failing = false;
+            self.shared.metrics.spool_write_failing.set(0);
+            tracing::info!("The spool stores events again.");
         }
         let written = self.buf.len() as u64;
         {
@@ -430,25 +452,34 @@ impl Writer {
         self.shared.publish_gauges();
     }
 
+    /// After a failed write, a new segment before anything else is written.
+    fn leave_failed_segment(&mut self) -> io::Result<()> {
+        if self.failing && self.shared.active_len() > 0 {
+            self.try_roll()?;
+        }
+        Ok(())
+    }
+
     fn roll(&mut self) {
-        match new_segment(&self.shared.dir, self.next_seq).and_then(|segment| {
-            let file = OpenOptions::new().append(true).open(&segment.path)?;
-            Ok((segment, file))
-        }) {
-            Ok((segment, file)) => {
-                self.file = file;
-                self.shared
-                    .log
-                    .lock()
-                    .expect("log lock")
-                    .segments
-                    .push(segment);
-                self.shared.appended.notify_all();
-            }
-            Err(error) => {
+        if let Err(error) = self.try_roll() {
+            if !self.failing {
                 tracing::error!(error = %error, "Cannot start a new spool segment; appending to the old one.")
             }
         }
+    }
+
+    fn try_roll(&mut self) -> io::Result<()> {
+        let segment = new_segment(&self.shared.dir, self.next_seq)?;
+        let file = OpenOptions::new().append(true).open(&segment.path)?;
+        self.file = file;
+        self.shared
+            .log
+            .lock()
+            .expect("log lock")
+            .segments
+            .push(segment);
+        self.shared.appended.notify_all();
+        Ok(())
     }
 }
 
@@ -481,6 +512,8 @@ impl Reader {
                         // Deleted under us: everything in it was confirmed; go to the oldest left.
                         first_seq = log.segments[0].first_seq;
                         offset = 0;
+                        // A deleted segment's space returns only once no handle is open on it.
+                        file = None;
                         continue;
                     };
                     let segment = &log.segments[i];
@@ -490,6 +523,7 @@ impl Reader {
                     if i + 1 < log.segments.len() {
                         first_seq = log.segments[i + 1].first_seq;
                         offset = 0;
+                        file = None;
                         continue;
                     }
                     log = shared

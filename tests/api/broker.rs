@@ -170,9 +170,14 @@ impl Kafka {
         );
     }
 
-    /// A Kafka tool class (`org.apache.kafka.tools.AclCommand`, ...) with its arguments;
+    /// A Kafka tool (`acls`, `console-consumer`, `topics` or a class name) with its arguments;
     /// its standard output.
     pub fn tool(&self, class: &str, args: &[&str]) -> String {
+        Self::tool_on_path(class, args)
+    }
+
+    /// [`Kafka::tool`] against any broker (the shared one has no `Kafka` handle).
+    pub fn tool_on_path(class: &str, args: &[&str]) -> String {
         let mut command = Command::new(script());
         command.arg("tool").arg(class).args(args);
         run(&mut command, class)

@@ -51,6 +51,8 @@ pub struct Record {
     pub key: Option<String>,
     pub headers: HashMap<String, String>,
     pub value: Value,
+    /// The value's bytes as the broker served them.
+    pub payload: Vec<u8>,
 }
 
 fn unique(prefix: &str) -> String {
@@ -330,6 +332,7 @@ fn read_blocking(mut client: ClientConfig, topic: &str, count: usize) -> Vec<Rec
             key: m.key().map(|k| String::from_utf8(k.to_vec()).unwrap()),
             headers,
             value,
+            payload: m.payload().unwrap_or_default().to_vec(),
         });
     }
     records

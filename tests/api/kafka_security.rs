@@ -64,7 +64,7 @@ fn acl(kafka: &Kafka, what: &[&str], on: &[&str]) {
     let mut args = vec!["--bootstrap-server", &bootstrap];
     args.extend_from_slice(what);
     args.extend_from_slice(on);
-    kafka.tool("org.apache.kafka.tools.AclCommand", &args);
+    kafka.tool("acls", &args);
 }
 
 fn scram(mechanism: Mechanism, user: &str, password: &str, pki: &Path) -> KafkaSecurity {

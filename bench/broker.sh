@@ -1,0 +1,34 @@
+# Sourced by bench/run.sh and bench/soak.sh: the broker a benchmark runs against.
+# BROKER=kafka (the default): Apache Kafka, one KRaft node, through scripts/kafka.
+# BROKER=tansu: tansu 0.6 with its memory engine, kept for comparison with the
+# results measured on it before (bench/results/2026-11-*), where a confirmation
+# costs a broker almost nothing; installed with cargo when missing.
+BROKER="${BROKER:-kafka}"
+
+start_broker() { # port; sets BROKERS, adds the broker's pid to PIDS where it owns one
+  BROKERS="127.0.0.1:$1"
+  case $BROKER in
+    kafka)
+      KAFKA_DIR="$WORK/kafka"
+      KAFKA_PORT="$1" scripts/kafka up --dir "$KAFKA_DIR" >/dev/null
+      STOP_BROKER="scripts/kafka down --dir $KAFKA_DIR"
+      export BROKER_NAME="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml), one KRaft node" ;;
+    tansu)
+      command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
+      (cd "$WORK" && exec tansu broker --storage-engine memory://tansu/ --listener-url "tcp://$BROKERS" \
+        --advertised-listener-url "tcp://$BROKERS" >"$WORK/tansu.log" 2>&1) &
+      PIDS+=($!)
+      STOP_BROKER=true
+      export BROKER_NAME="tansu 0.6, memory engine"
+      until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.2; done ;;
+    *) echo "BROKER is kafka or tansu, not $BROKER" >&2; exit 2 ;;
+  esac
+}
+
+create_topic() { # name partitions
+  case $BROKER in
+    kafka) scripts/kafka tool topics --bootstrap-server "$BROKERS" --create --if-not-exists \
+             --topic "$1" --partitions "$2" --replication-factor 1 >/dev/null ;;
+    tansu) tansu topic create "$1" --partitions "$2" --broker "tcp://$BROKERS" >/dev/null 2>&1 || true ;;
+  esac
+}
