@@ -38,6 +38,55 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         address: String,
     },
+    /// Look inside a spool directory, or send what it holds to Kafka without a bridge.
+    #[command(subcommand)]
+    Spool(SpoolCommand),
+}
+
+#[derive(Subcommand)]
+enum SpoolCommand {
+    /// Records waiting, bytes, segments, the oldest waiting record's age, corrupt
+    /// records, dead letters by topic and reason. Read-only: safe beside a running bridge.
+    Inspect {
+        #[command(flatten)]
+        spool: SpoolArgs,
+        /// List each dead letter: time, topic, key, command, reason.
+        #[arg(long)]
+        dead: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send every waiting record to Kafka in order (taking the directory's lock), then,
+    /// with --dead, every dead letter. Exits 0 only when nothing is left.
+    Drain {
+        #[command(flatten)]
+        spool: SpoolArgs,
+        #[arg(long)]
+        dead: bool,
+        /// Give up after this long without a confirmation.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        patience: std::time::Duration,
+    },
+}
+
+#[derive(clap::Args)]
+struct SpoolArgs {
+    /// The bridge's settings (TIM_BRIDGE_* variables win over it): brokers, security, spool_dir.
+    #[arg(long, env = "TIM_BRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The spool directory, instead of the settings' spool_dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+impl SpoolArgs {
+    fn settings(&self) -> Result<Settings, crate::settings::SettingsError> {
+        let mut settings = Settings::read(self.config.as_deref())?;
+        if let Some(dir) = &self.dir {
+            settings.spool_dir = dir.clone();
+        }
+        Ok(settings)
+    }
 }
 
 #[derive(clap::Args)]
@@ -67,6 +116,62 @@ pub async fn run() -> ExitCode {
         Command::Replay(args) => {
             init_logging(LogFormat::Text);
             crate::replay::run(*args).await
+        }
+        Command::Spool(command) => spool(command).await,
+    }
+}
+
+async fn spool(command: SpoolCommand) -> ExitCode {
+    use crate::spool::admin;
+    match command {
+        SpoolCommand::Inspect { spool, dead, json } => {
+            let settings = match spool.settings() {
+                Ok(s) => s,
+                Err(error) => return refuse(error),
+            };
+            match admin::inspect(&settings.spool_dir, dead) {
+                Ok(report) if json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).expect("a report serializes")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => refuse(error),
+            }
+        }
+        SpoolCommand::Drain {
+            spool,
+            dead,
+            patience,
+        } => {
+            init_logging(LogFormat::Text);
+            // Only what a drain uses is checked: no app needs to be configured.
+            let settings = match spool
+                .settings()
+                .and_then(|s| s.kafka.security.validate().map(|()| s))
+            {
+                Ok(s) => s,
+                Err(error) => return refuse(error),
+            };
+            match admin::drain(&settings, dead, patience).await {
+                Ok(drained) => {
+                    println!(
+                        "spool drain: sent {} records, {} left; dead letters: sent {}, refused again {}, left {}",
+                        drained.sent, drained.left, drained.dead_sent, drained.dead_refused_again, drained.dead_left
+                    );
+                    if drained.complete() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(error) => refuse(format!("{error:#}")),
+            }
         }
     }
 }

@@ -25,6 +25,12 @@ pub struct TopicLabels {
     pub topic: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadLabels {
+    pub topic: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub callbacks: Family<CallbackLabels, Counter>,
@@ -32,7 +38,9 @@ pub struct Metrics {
     pub keyed_by_conversation: Counter,
     pub events_produced: Family<TopicLabels, Counter>,
     pub delivery_failures: Family<TopicLabels, Counter>,
-    pub events_dropped: Family<TopicLabels, Counter>,
+    pub events_dead_lettered: Family<DeadLabels, Counter>,
+    pub dead_letters: Gauge,
+    pub producer_restarts: Counter,
     pub delivery_latency: Histogram,
     pub queue_depth: Gauge,
     pub kafka_ready: Gauge,
@@ -59,7 +67,9 @@ impl Default for Metrics {
             keyed_by_conversation: Counter::default(),
             events_produced: Family::default(),
             delivery_failures: Family::default(),
-            events_dropped: Family::default(),
+            events_dead_lettered: Family::default(),
+            dead_letters: Gauge::default(),
+            producer_restarts: Counter::default(),
             delivery_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
             queue_depth: Gauge::default(),
             kafka_ready: Gauge::default(),
@@ -103,9 +113,19 @@ impl Default for Metrics {
             m.delivery_failures.clone(),
         );
         registry.register(
-            "tim_bridge_events_dropped",
-            "Events Kafka refused for good (too large, not authorized), by topic",
-            m.events_dropped.clone(),
+            "tim_bridge_events_dead_lettered",
+            "Events Kafka refused for good (too large, invalid), kept in the dead-letter log, by topic and reason",
+            m.events_dead_lettered.clone(),
+        );
+        registry.register(
+            "tim_bridge_producer_restarts",
+            "Kafka producers replaced after librdkafka reported them fatal",
+            m.producer_restarts.clone(),
+        );
+        registry.register(
+            "tim_bridge_dead_letters",
+            "Events in the dead-letter log (<spool_dir>/dead), waiting for `spool drain --dead`",
+            m.dead_letters.clone(),
         );
         registry.register_with_unit(
             "tim_bridge_delivery_latency",
@@ -199,7 +219,10 @@ impl Metrics {
             let labels = Self::topic(topic);
             let _ = self.events_produced.get_or_create(&labels);
             let _ = self.delivery_failures.get_or_create(&labels);
-            let _ = self.events_dropped.get_or_create(&labels);
+            let _ = self.events_dead_lettered.get_or_create(&DeadLabels {
+                topic: topic.clone(),
+                reason: "message_too_large".into(),
+            });
         }
         for kind in ["request", "event"] {
             let _ = self.duplicates.get_or_create(&KindLabels { kind });

@@ -14,13 +14,14 @@ use crate::kafka::{self, Forwarder, Readiness};
 use crate::metrics::Metrics;
 use crate::queue::{MemoryQueue, Queue, ShutdownReport};
 use crate::settings::{Ack, Settings};
-use crate::spool::Spool;
+use crate::spool::{DeadLetters, Spool};
 
 pub struct Application {
     listener: TcpListener,
     certificates: Option<Arc<Certificates>>,
     state: Arc<State>,
     stop_monitor: CancellationToken,
+    forwarder: Arc<Forwarder>,
 }
 
 impl Application {
@@ -35,14 +36,21 @@ impl Application {
         let producer_config = kafka::producer_config(&settings, &brokers)
             .map_err(|e| anyhow::anyhow!("invalid Kafka security setting: {e}"))?;
         // First, so that a bad producer property stops start-up before topics are created.
+        let dead_letters = DeadLetters::open(&settings.spool_dir, Arc::clone(&metrics))
+            .with_context(|| {
+                format!(
+                    "cannot open the dead-letter log in {}/dead (setting `spool_dir`)",
+                    settings.spool_dir.display()
+                )
+            })?;
         let forwarder = Forwarder::start(
             &producer_config,
             &settings.topics(),
             Duration::from_millis(settings.kafka.retry_max_delay_ms),
             Arc::clone(&metrics),
+            dead_letters,
         )
         .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))?;
-        let producer = forwarder.producer().clone();
         if settings.kafka.create_topics {
             if let Err(error) = kafka::create_topics(&settings, &brokers).await {
                 tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
@@ -69,13 +77,13 @@ impl Application {
                         settings.spool_dir.display()
                     )
                 })?;
-                Queue::Durable(spool, forwarder)
+                Queue::Durable(spool, Arc::clone(&forwarder))
             }
         };
         let readiness = Arc::new(Readiness::default());
         let stop_monitor = CancellationToken::new();
         Arc::clone(&readiness).spawn_monitor(
-            producer,
+            Arc::clone(&forwarder),
             settings.topics(),
             Duration::from_millis(settings.kafka.readiness_interval_ms),
             Arc::clone(&metrics),
@@ -108,7 +116,14 @@ impl Application {
                 metrics,
             }),
             stop_monitor,
+            forwarder,
         })
+    }
+
+    /// The Kafka producer in use now: for librdkafka's fault injection in tests, and
+    /// for an embedding program's own statistics.
+    pub fn producer(&self) -> kafka::KafkaProducer {
+        self.forwarder.producer()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

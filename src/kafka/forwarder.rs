@@ -4,10 +4,15 @@
 //! reports, handled on the producer's polling thread in batches: no task, channel or
 //! wake-up per record. Only a failed attempt goes to the Tokio runtime, to be sent
 //! again after a capped, jittered backoff.
+//!
+//! A producer in librdkafka's fatal state (a fenced or out-of-sequence idempotent
+//! producer) takes nothing ever again: it is replaced by a new one with the same
+//! settings, and every record it had not confirmed is sent again on the new one in
+//! its original order, ahead of anything dispatched meanwhile.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -26,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event;
 use crate::metrics::Metrics;
+use crate::spool::DeadLetters;
 
 /// One event, ready for Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +54,8 @@ pub fn now_ms() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Delivered,
-    /// Kafka refused it for good (too large, invalid); logged and counted.
-    Dropped,
+    /// Kafka refused it for good (too large, invalid): kept in the dead-letter log.
+    DeadLettered,
     /// The bridge shut down before Kafka confirmed it.
     Abandoned,
 }
@@ -61,15 +67,27 @@ pub type Done = Box<dyn FnOnce(Outcome, &Record) + Send + Sync>;
 pub type KafkaProducer = ThreadedProducer<Deliveries>;
 
 pub struct Forwarder {
-    producer: KafkaProducer,
+    producer: RwLock<Current>,
+    /// What the producer was made from, to make its replacement.
+    config: ClientConfig,
     shared: Arc<Shared>,
+}
+
+/// The producer in use, and which one it is (0, then 1 after a replacement, ...).
+struct Current {
+    producer: KafkaProducer,
+    generation: u64,
 }
 
 /// A record librdkafka holds, with what to do once its fate is known.
 pub struct InFlight {
+    /// The generation of the producer it was handed to.
+    generation: u64,
     record: Arc<Record>,
     done: Done,
     attempt: u32,
+    /// Dispatch order, kept when records are sent again after a producer's replacement.
+    order: u64,
 }
 
 struct Shared {
@@ -84,8 +102,19 @@ struct Shared {
     /// Each topic's counters, looked up once at start rather than per event.
     counters: HashMap<String, TopicCounters>,
     failed: mpsc::UnboundedSender<Box<InFlight>>,
+    dead_letters: Arc<DeadLetters>,
     problems: Mutex<Problems>,
     any_failing: AtomicBool,
+    next_order: AtomicU64,
+    /// The producer is fatal and being replaced: records wait in `held` meanwhile.
+    replacing: AtomicBool,
+    // Boxed as librdkafka hands them back (the delivery opaque): no re-boxing per record.
+    #[allow(clippy::vec_box)]
+    held: Mutex<Vec<Box<InFlight>>>,
+    fatal: tokio::sync::Notify,
+    /// Records handed to each of the last two producer generations whose report has
+    /// not been handled yet (a replacement waits for the old one's to reach 0).
+    outstanding: [AtomicU64; 2],
 }
 
 /// What the cluster refuses us that an operator must fix, for `/readyz` to say.
@@ -109,7 +138,6 @@ const STALLED_AFTER_MS: u64 = 10_000;
 struct TopicCounters {
     produced: Counter,
     failures: Counter,
-    dropped: Counter,
 }
 
 /// The producer's context: it receives librdkafka's delivery reports.
@@ -119,6 +147,12 @@ pub struct Deliveries {
 
 impl ClientContext for Deliveries {
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(error = %error, reason, "The Kafka producer is in a fatal state; replacing it.");
+            self.shared.replacing.store(true, Ordering::SeqCst);
+            self.shared.fatal.notify_one();
+            return;
+        }
         let setting = match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed) => {
                 "kafka.security.sasl_username and kafka.security.sasl_password"
@@ -175,10 +209,13 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<InFlight>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, in_flight: Box<InFlight>) {
+        let outstanding = &self.shared.outstanding[(in_flight.generation % 2) as usize];
         match result {
             Ok(_) => self.shared.finish(*in_flight, Ok(())),
             Err((error, _)) => self.shared.failed(in_flight, error.clone()),
         }
+        // After the record is finished or held, so that a replacement sees it there.
+        outstanding.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -190,6 +227,7 @@ impl Forwarder {
         topics: &[String],
         max_retry_delay: Duration,
         metrics: Arc<Metrics>,
+        dead_letters: Arc<DeadLetters>,
     ) -> Result<Arc<Self>, KafkaError> {
         let (failed, retries) = mpsc::unbounded_channel();
         let counters = topics
@@ -205,19 +243,41 @@ impl Forwarder {
             metrics,
             counters,
             failed,
+            dead_letters,
             problems: Mutex::default(),
             any_failing: AtomicBool::new(false),
+            next_order: AtomicU64::new(0),
+            replacing: AtomicBool::new(false),
+            held: Mutex::default(),
+            fatal: tokio::sync::Notify::new(),
+            outstanding: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         let producer = config.create_with_context(Deliveries {
             shared: Arc::clone(&shared),
         })?;
-        let forwarder = Arc::new(Self { producer, shared });
+        let forwarder = Arc::new(Self {
+            producer: RwLock::new(Current {
+                producer,
+                generation: 0,
+            }),
+            config: config.clone(),
+            shared,
+        });
         tokio::spawn(retry_failed(Arc::downgrade(&forwarder), retries));
+        tokio::spawn(replace_when_fatal(
+            Arc::clone(&forwarder.shared),
+            Arc::downgrade(&forwarder),
+        ));
         Ok(forwarder)
     }
 
-    pub fn producer(&self) -> &KafkaProducer {
-        &self.producer
+    /// The producer in use now (a replacement after a fatal error).
+    pub fn producer(&self) -> KafkaProducer {
+        self.current().producer.clone()
+    }
+
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.producer.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Enqueues `record` in librdkafka now, and calls `done` once its fate is known.
@@ -232,6 +292,8 @@ impl Forwarder {
             record: Arc::new(record),
             done,
             attempt: 0,
+            order: self.shared.next_order.fetch_add(1, Ordering::Relaxed),
+            generation: 0,
         }));
     }
 
@@ -240,6 +302,86 @@ impl Forwarder {
     }
 
     fn send(&self, in_flight: Box<InFlight>) {
+        let in_flight = match self.shared.hold_while_replacing(in_flight) {
+            Some(in_flight) => in_flight,
+            None => return,
+        };
+        if let Err((error, in_flight)) = self.shared.produce(&self.current(), in_flight) {
+            self.shared.failed(in_flight, error);
+        }
+    }
+
+    /// Makes a new producer if the current one is fatal, lets go of the fatal one (whose
+    /// records come back through `failed` into `held`), then sends what was held in
+    /// dispatch order, ahead of anything dispatched meanwhile.
+    fn replace(&self) {
+        let fatal = self.current().producer.client().fatal_error();
+        if let Some((code, reason)) = &fatal {
+            let fresh = match self.config.create_with_context(Deliveries {
+                shared: Arc::clone(&self.shared),
+            }) {
+                Ok(fresh) => fresh,
+                Err(error) => {
+                    tracing::error!(error = %error, "Cannot make a new Kafka producer; trying again in a second.");
+                    std::thread::sleep(Duration::from_secs(1));
+                    self.shared.fatal.notify_one();
+                    return;
+                }
+            };
+            let old = {
+                let mut current = self
+                    .producer
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let generation = current.generation + 1;
+                std::mem::replace(
+                    &mut *current,
+                    Current {
+                        producer: fresh,
+                        generation,
+                    },
+                )
+            };
+            // Its records come back as purged, into `held`; wait until every one has.
+            old.producer
+                .purge(PurgeConfig::default().queue().inflight());
+            let outstanding = &self.shared.outstanding[(old.generation % 2) as usize];
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while outstanding.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(old);
+            self.shared.metrics.producer_restarts.inc();
+            tracing::warn!(fatal_error = %code, reason, "Replaced the fatal Kafka producer; what it had not confirmed is sent again, in order.");
+        }
+        let mut again = Vec::new();
+        {
+            let mut held = self.shared.held();
+            held.sort_by_key(|in_flight| in_flight.order);
+            let current = self.current();
+            for in_flight in held.drain(..) {
+                if let Err((error, in_flight)) = self.shared.produce(&current, in_flight) {
+                    again.push((in_flight, error));
+                }
+            }
+            self.shared.replacing.store(false, Ordering::SeqCst);
+        }
+        for (in_flight, error) in again {
+            self.shared.failed(in_flight, error);
+        }
+    }
+}
+
+impl Shared {
+    /// Hands `in_flight` to librdkafka; gives it back with the error when it is refused at once.
+    fn produce(
+        &self,
+        current: &Current,
+        mut in_flight: Box<InFlight>,
+    ) -> Result<(), (KafkaError, Box<InFlight>)> {
+        in_flight.generation = current.generation;
+        let outstanding = &self.outstanding[(current.generation % 2) as usize];
+        outstanding.fetch_add(1, Ordering::SeqCst);
         let record = Arc::clone(&in_flight.record);
         let sdk_app_id = record.sdk_app_id.to_string();
         let headers = OwnedHeaders::new_with_capacity(3)
@@ -261,22 +403,28 @@ impl Forwarder {
         if let Some(key) = &record.key {
             kafka_record = kafka_record.key(key);
         }
-        if let Err((error, kafka_record)) = self.producer.send(kafka_record) {
-            self.shared.failed(kafka_record.delivery_opaque, error);
-        }
+        current
+            .producer
+            .send(kafka_record)
+            .map_err(|(error, kafka_record)| {
+                outstanding.fetch_sub(1, Ordering::SeqCst);
+                (error, kafka_record.delivery_opaque)
+            })
     }
+}
 
+impl Forwarder {
     /// Waits up to `timeout` for every dispatched record's fate, then abandons the rest.
     pub async fn shutdown(&self, timeout: Duration) {
         if !self.settled_within(timeout).await {
             self.shared.abandon.cancel();
             // Purged records come back as delivery reports, and are abandoned.
-            self.producer
+            self.producer()
                 .purge(PurgeConfig::default().queue().inflight());
             self.settled_within(Duration::from_secs(2)).await;
         }
         let _ = self
-            .producer
+            .producer()
             .flush(Timeout::After(Duration::from_millis(500)));
     }
 
@@ -313,6 +461,22 @@ async fn retry_failed(
     }
 }
 
+/// Replaces the producer each time librdkafka reports it fatal, until the forwarder goes.
+async fn replace_when_fatal(shared: Arc<Shared>, forwarder: Weak<Forwarder>) {
+    loop {
+        shared.fatal.notified().await;
+        let Some(this) = forwarder.upgrade() else {
+            return;
+        };
+        if tokio::task::spawn_blocking(move || this.replace())
+            .await
+            .is_err()
+        {
+            tracing::error!("Replacing the Kafka producer panicked.");
+        }
+    }
+}
+
 fn abandon_all(first: Box<InFlight>, mut rest: mpsc::UnboundedReceiver<Box<InFlight>>) {
     let mut next = Some(first);
     while let Some(in_flight) = next {
@@ -334,7 +498,46 @@ impl Shared {
         };
     }
 
+    #[allow(clippy::vec_box)]
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<Box<InFlight>>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `in_flight` for the replacement producer while one is being made; gives
+    /// it back otherwise.
+    fn hold_while_replacing(&self, in_flight: Box<InFlight>) -> Option<Box<InFlight>> {
+        if !self.replacing.load(Ordering::SeqCst) {
+            return Some(in_flight);
+        }
+        let mut held = self.held();
+        if self.replacing.load(Ordering::SeqCst) {
+            held.push(in_flight);
+            return None;
+        }
+        Some(in_flight)
+    }
+
     fn failed(&self, mut in_flight: Box<InFlight>, error: KafkaError) {
+        if self.abandon.is_cancelled() {
+            return self.finish_as(*in_flight, Outcome::Abandoned);
+        }
+        // Only a fatal producer fails records with these when we are not shutting down:
+        // librdkafka purges its queue before it reports the fatal error itself.
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::Fatal
+                    | RDKafkaErrorCode::PurgeQueue
+                    | RDKafkaErrorCode::PurgeInflight
+            )
+        ) {
+            self.replacing.store(true, Ordering::SeqCst);
+            self.fatal.notify_one();
+        }
+        in_flight = match self.hold_while_replacing(in_flight) {
+            Some(in_flight) => in_flight,
+            None => return,
+        };
         if !retriable(&error) {
             return self.finish(*in_flight, Err(error));
         }
@@ -387,14 +590,20 @@ impl Shared {
                 self.finish_as(in_flight, Outcome::Delivered);
             }
             Err(error) => {
-                self.count(&record.topic, |c| &c.dropped);
-                tracing::error!(
-                    topic = %record.topic,
-                    msg_key = record.key.as_deref().unwrap_or(""),
-                    error = %error,
-                    "Kafka refused an event for good; it is dropped."
-                );
-                self.finish_as(in_flight, Outcome::Dropped);
+                let reason = refusal(&error);
+                let key = record.key.as_deref().unwrap_or("");
+                match self.dead_letters.keep(record, reason) {
+                    Ok(()) => {
+                        tracing::error!(topic = %record.topic, msg_key = key, error = %error, reason,
+                            "Kafka refused an event for good; it is kept in the dead-letter log.");
+                        self.finish_as(in_flight, Outcome::DeadLettered);
+                    }
+                    Err(dead_error) => {
+                        tracing::error!(topic = %record.topic, msg_key = key, error = %error, dead_letter_error = %dead_error,
+                            "Kafka refused an event for good and the dead-letter log cannot take it; with ack = durable it stays in the spool, with ack = memory it is lost.");
+                        self.finish_as(in_flight, Outcome::Abandoned);
+                    }
+                }
             }
         }
     }
@@ -424,7 +633,6 @@ impl TopicCounters {
         Self {
             produced: metrics.events_produced.get_or_create(&labels).clone(),
             failures: metrics.delivery_failures.get_or_create(&labels).clone(),
-            dropped: metrics.events_dropped.get_or_create(&labels).clone(),
         }
     }
 }
@@ -441,6 +649,17 @@ fn retriable(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::InvalidTopic
         )
     )
+}
+
+/// The `reason` label of a refusal no retry can fix.
+fn refusal(error: &KafkaError) -> &'static str {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "message_too_large",
+        Some(RDKafkaErrorCode::InvalidMessageSize) => "invalid_message_size",
+        Some(RDKafkaErrorCode::InvalidRecord) => "invalid_record",
+        Some(RDKafkaErrorCode::InvalidTopic) => "invalid_topic",
+        _ => "refused",
+    }
 }
 
 fn unauthorized(error: &KafkaError) -> bool {

@@ -119,7 +119,7 @@ impl Readiness {
     /// Checks now, then every `kafka.readiness_interval_ms`, until the token is cancelled.
     pub fn spawn_monitor(
         self: Arc<Self>,
-        producer: KafkaProducer,
+        forwarder: Arc<Forwarder>,
         topics: Vec<String>,
         interval: Duration,
         metrics: Arc<Metrics>,
@@ -127,7 +127,8 @@ impl Readiness {
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                let producer = producer.clone();
+                // The producer in use now: a replacement's after a fatal error.
+                let producer = forwarder.producer();
                 let topics = topics.clone();
                 let result = tokio::task::spawn_blocking(move || check(&producer, &topics))
                     .await
@@ -180,7 +181,10 @@ mod tests {
             .producer
             .insert("linger.mss".into(), "5".into());
         let config = producer_config(&settings, "127.0.0.1:1").unwrap();
-        let error = Forwarder::start(&config, &[], Duration::ZERO, Arc::default())
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let dead = crate::spool::DeadLetters::open(dir.path(), Arc::clone(&metrics)).unwrap();
+        let error = Forwarder::start(&config, &[], Duration::ZERO, metrics, dead)
             .err()
             .unwrap();
         assert!(error.to_string().contains("linger.mss"), "{error}");

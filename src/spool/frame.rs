@@ -1,6 +1,7 @@
 //! The spool's on-disk record: `MAGIC | length | CRC32 | body`, all little-endian.
 //! The magic lets a scan find the next record after a corrupted one, whose length
-//! field cannot be trusted.
+//! field cannot be trusted. A dead letter is the same frame with the refusal's
+//! reason and time after the record.
 
 use crate::kafka::Record;
 
@@ -16,7 +17,27 @@ pub struct Spooled {
     pub record: Record,
 }
 
+/// A record Kafka refused for good, as the dead-letter log keeps it.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub seq: u64,
+    pub record: Record,
+    pub reason: String,
+    pub dead_at_ms: u64,
+}
+
 pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
+    encode_with(seq, record, out, |_| {});
+}
+
+pub fn encode_dead(seq: u64, record: &Record, reason: &str, dead_at_ms: u64, out: &mut Vec<u8>) {
+    encode_with(seq, record, out, |out| {
+        put_bytes(out, reason.as_bytes());
+        out.extend_from_slice(&dead_at_ms.to_le_bytes());
+    });
+}
+
+fn encode_with(seq: u64, record: &Record, out: &mut Vec<u8>, trailer: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&[0; 8]);
@@ -31,6 +52,7 @@ pub fn encode(seq: u64, record: &Record, out: &mut Vec<u8>) {
         None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
     }
     put_bytes(out, &record.payload);
+    trailer(out);
     let len = (out.len() - body) as u32;
     let crc = crc32fast::hash(&out[body..]);
     out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
@@ -43,23 +65,38 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// What a scan of a buffer found.
-#[derive(Debug, Default)]
-pub struct Scan {
-    pub records: Vec<Spooled>,
+#[derive(Debug)]
+pub struct Frames<T> {
+    pub records: Vec<T>,
     /// Records whose checksum or shape was wrong, skipped.
     pub corrupt: u64,
     /// Where the last whole record ends; bytes after it are a torn write.
     pub valid_end: usize,
 }
 
+pub type Scan = Frames<Spooled>;
+
 /// Decodes every intact record in `buf`. A damaged record is skipped by searching for
 /// the next magic that starts an intact record; an incomplete record at the end is
 /// reported through `valid_end`.
 pub fn scan(buf: &[u8]) -> Scan {
-    let mut scan = Scan::default();
+    scan_with(buf, decode)
+}
+
+/// [`scan`] for the dead-letter log.
+pub fn scan_dead(buf: &[u8]) -> Frames<DeadLetter> {
+    scan_with(buf, decode_dead)
+}
+
+fn scan_with<T>(buf: &[u8], decode: fn(&[u8]) -> Option<T>) -> Frames<T> {
+    let mut scan = Frames {
+        records: Vec::new(),
+        corrupt: 0,
+        valid_end: 0,
+    };
     let mut pos = 0;
     while pos < buf.len() {
-        match read_at(buf, pos) {
+        match read_at(buf, pos, decode) {
             Read::Record(spooled, next) => {
                 scan.records.push(spooled);
                 pos = next;
@@ -67,7 +104,7 @@ pub fn scan(buf: &[u8]) -> Scan {
             }
             Read::Incomplete => {
                 // A torn tail, unless an intact record follows: then this one is corrupt.
-                match next_intact(buf, pos + 1) {
+                match next_intact(buf, pos + 1, decode) {
                     Some(next) => {
                         scan.corrupt += 1;
                         pos = next;
@@ -77,7 +114,7 @@ pub fn scan(buf: &[u8]) -> Scan {
             }
             Read::Damaged => {
                 scan.corrupt += 1;
-                match next_intact(buf, pos + 1) {
+                match next_intact(buf, pos + 1, decode) {
                     Some(next) => pos = next,
                     None => {
                         scan.valid_end = buf.len();
@@ -90,13 +127,13 @@ pub fn scan(buf: &[u8]) -> Scan {
     scan
 }
 
-enum Read {
-    Record(Spooled, usize),
+enum Read<T> {
+    Record(T, usize),
     Incomplete,
     Damaged,
 }
 
-fn read_at(buf: &[u8], pos: usize) -> Read {
+fn read_at<T>(buf: &[u8], pos: usize, decode: fn(&[u8]) -> Option<T>) -> Read<T> {
     let Some(header) = buf.get(pos..pos + HEADER) else {
         return Read::Incomplete;
     };
@@ -119,11 +156,11 @@ fn read_at(buf: &[u8], pos: usize) -> Read {
     }
 }
 
-fn next_intact(buf: &[u8], from: usize) -> Option<usize> {
+fn next_intact<T>(buf: &[u8], from: usize, decode: fn(&[u8]) -> Option<T>) -> Option<usize> {
     let magic = MAGIC.to_le_bytes();
     (from..buf.len().saturating_sub(HEADER - 1))
         .filter(|&p| buf[p..p + 4] == magic)
-        .find(|&p| matches!(read_at(buf, p), Read::Record(..)))
+        .find(|&p| matches!(read_at(buf, p, decode), Read::Record(..)))
 }
 
 fn u32_at(buf: &[u8], at: usize) -> u32 {
@@ -132,6 +169,24 @@ fn u32_at(buf: &[u8], at: usize) -> u32 {
 
 fn decode(body: &[u8]) -> Option<Spooled> {
     let mut r = Reader { buf: body, pos: 0 };
+    let spooled = decode_record(&mut r)?;
+    (r.pos == body.len()).then_some(spooled)
+}
+
+fn decode_dead(body: &[u8]) -> Option<DeadLetter> {
+    let mut r = Reader { buf: body, pos: 0 };
+    let Spooled { seq, record } = decode_record(&mut r)?;
+    let reason = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+    let dead_at_ms = r.u64()?;
+    (r.pos == body.len()).then_some(DeadLetter {
+        seq,
+        record,
+        reason,
+        dead_at_ms,
+    })
+}
+
+fn decode_record(r: &mut Reader<'_>) -> Option<Spooled> {
     let seq = r.u64()?;
     let accepted_at_ms = r.u64()?;
     let sdk_app_id = r.u64()?;
@@ -145,7 +200,7 @@ fn decode(body: &[u8]) -> Option<Spooled> {
         _ => Some(String::from_utf8(r.bytes()?.to_vec()).ok()?),
     };
     let payload = r.bytes()?.to_vec();
-    (r.pos == body.len()).then_some(Spooled {
+    Some(Spooled {
         seq,
         record: Record {
             topic,
@@ -223,6 +278,20 @@ mod tests {
         assert_eq!(scan.records[2].seq, 2);
         assert_eq!(scan.records[0].record.payload, record("a").payload);
         assert_eq!((scan.corrupt, scan.valid_end), (0, buf.len()));
+    }
+
+    #[test]
+    fn a_dead_letter_reads_back_with_its_reason_and_time_and_is_not_a_spool_record() {
+        let mut buf = Vec::new();
+        encode_dead(3, &record("d"), "message_too_large", 42, &mut buf);
+        let dead = scan_dead(&buf);
+        assert_eq!(dead.records.len(), 1);
+        assert_eq!(dead.records[0].record, record("d"));
+        assert_eq!(
+            (dead.records[0].reason.as_str(), dead.records[0].dead_at_ms),
+            ("message_too_large", 42)
+        );
+        assert!(scan(&buf).records.is_empty());
     }
 
     #[test]

@@ -16,7 +16,12 @@
 //!   deleted. After a crash, records between the written watermark and what Kafka
 //!   had really confirmed are sent again: at-least-once, with the same event `id`.
 
+pub mod admin;
+mod dead;
 mod frame;
+
+pub use dead::{read as read_dead_letters, DeadLetters, Found as DeadLettersFound};
+pub use frame::DeadLetter;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -624,6 +629,22 @@ fn read_range(
     Ok(chunk)
 }
 
+/// The first sequence of every segment in `dir`, in order.
+fn segment_firsts(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut firsts: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_prefix("seg-")?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    firsts.sort_unstable();
+    Ok(firsts)
+}
+
 fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("seg-{first_seq:020}.log"))
 }
@@ -656,17 +677,7 @@ fn write_watermark(dir: &Path, watermark: u64) -> io::Result<()> {
 /// wholly confirmed. Returns the segments left, the next sequence, and how many
 /// records wait for Kafka.
 fn recover(dir: &Path, watermark: u64, metrics: &Metrics) -> io::Result<(Vec<Segment>, u64, u64)> {
-    let mut firsts: Vec<u64> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("seg-")?
-                .strip_suffix(".log")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    firsts.sort_unstable();
+    let firsts = segment_firsts(dir)?;
     let mut segments = Vec::new();
     let (mut next_seq, mut waiting) = (watermark, 0u64);
     for (i, &first_seq) in firsts.iter().enumerate() {

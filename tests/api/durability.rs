@@ -27,12 +27,12 @@ fn setting(name: &str, default: usize) -> usize {
 }
 
 /// The bridge as its own process, so that it can be killed.
-struct BridgeProcess {
+pub struct BridgeProcess {
     child: Child,
 }
 
 impl BridgeProcess {
-    fn start(port: u16, spool: &Path, topic: &str, brokers: &str) -> Self {
+    pub fn start(port: u16, spool: &Path, topic: &str, brokers: &str) -> Self {
         let mut command = Command::new(BINARY);
         for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("TIM_BRIDGE_")) {
             command.env_remove(name);
@@ -68,7 +68,7 @@ impl BridgeProcess {
         BridgeProcess { child }
     }
 
-    fn kill_9(&mut self) {
+    pub fn kill_9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }

@@ -1,9 +1,15 @@
 //! The faults of daily operation, made for real: a spool on a filesystem that is
-//! really full while Kafka is away.
+//! really full while Kafka is away; a producer librdkafka declares fatal (made so by
+//! librdkafka's own fault injection, the one fault no broker here can cause on demand).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tim_kafka_bridge::settings::Ack;
 
 use crate::broker::{Kafka, Layout};
 use crate::helpers::*;
@@ -40,6 +46,8 @@ impl Drop for SmallFilesystem {
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
+
+const WITHDRAWN: &str = "C2C.CallbackAfterMsgWithDraw";
 
 fn text_body(key: &str) -> String {
     format!(
@@ -150,4 +158,129 @@ async fn a_spool_on_a_full_disk_answers_503_then_200_again_by_itself_once_kafka_
     let mut expected = acked.clone();
     expected.sort();
     assert_eq!(read, expected, "every callback answered 200 is in Kafka");
+}
+
+/// Makes the bridge's producer fatal with librdkafka's own fault injection, as an
+/// idempotent producer fenced or out of sequence would be.
+fn make_fatal(app: &TestApp) {
+    use rdkafka::producer::Producer as _;
+    let producer = app.producer.as_ref().expect("an in-process bridge");
+    let reason = std::ffi::CString::new("injected by the test").unwrap();
+    // SAFETY: a live client's pointer; librdkafka copies the reason.
+    let code = unsafe {
+        rdkafka_sys::rd_kafka_test_fatal_error(
+            producer.client().native_ptr(),
+            rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+            reason.as_ptr(),
+        )
+    };
+    assert_eq!(
+        code,
+        rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_producer_librdkafka_made_fatal_is_replaced_and_every_event_arrives_in_order() {
+    for ack in [Ack::Durable, Ack::Memory] {
+        let app = Arc::new(spawn_app_with(|s| s.ack = ack).await);
+        app.wait_until_ready().await;
+        let running = Arc::new(AtomicBool::new(true));
+        let senders: Vec<_> = (0..8)
+            .map(|sender| {
+                let (app, running) = (Arc::clone(&app), Arc::clone(&running));
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    let mut n = 0;
+                    while running.load(Ordering::Relaxed) {
+                        let key = format!("fatal-{sender}-{n}");
+                        n += 1;
+                        let recall = format!(
+                            r#"{{"CallbackCommand":"{WITHDRAWN}","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
+                        );
+                        if app.callback(SENT, &sent_body(&key)).await.status == 200
+                            && app.callback(WITHDRAWN, &recall).await.status == 200
+                        {
+                            acked.push(key);
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        make_fatal(&app);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        running.store(false, Ordering::Relaxed);
+        let mut acked = Vec::new();
+        for sender in senders {
+            acked.extend(sender.await.unwrap());
+        }
+        // Settled: at least one record per answer, and no more arriving.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = -1;
+        let count = loop {
+            let now = record_count(&app.topic).await;
+            if now >= 2 * acked.len() as i64 && now == last {
+                break now as usize;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ack:?}: not everything answered 200 arrived"
+            );
+            last = now;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        };
+        let records = read_records(&app.topic, count).await;
+        let mut stories: HashMap<&str, Vec<&Record>> = HashMap::new();
+        for r in &records {
+            stories
+                .entry(r.key.as_deref().unwrap())
+                .or_default()
+                .push(r);
+        }
+        for key in &acked {
+            let Some(story) = stories.get(key.as_str()) else {
+                panic!(
+                    "{ack:?}: {key} answered 200 and never arrived ({} records for {} answered)",
+                    records.len(),
+                    2 * acked.len()
+                );
+            };
+            let first = |kind: &str| {
+                story
+                    .iter()
+                    .filter(|r| r.value["type"] == kind)
+                    .map(|r| r.offset)
+                    .min()
+            };
+            assert!(
+                first("tim.c2c.message.sent").is_some(),
+                "{ack:?}: {key} lost"
+            );
+            assert!(
+                first("tim.c2c.message.sent") < first("tim.c2c.message.withdrawn"),
+                "{ack:?}: {key} recalled before it was sent: {:?}",
+                story
+                    .iter()
+                    .map(|r| (
+                        r.partition,
+                        r.offset,
+                        r.value["type"].as_str().unwrap_or("")
+                    ))
+                    .collect::<Vec<_>>()
+            );
+        }
+        let metrics = app.get("/metrics").await.1;
+        assert!(
+            metrics.contains("tim_bridge_producer_restarts_total 1"),
+            "{metrics}"
+        );
+        println!(
+            "fatal producer, ack={ack:?}: {} sends and recalls answered 200, {} records, duplicates {}",
+            acked.len(),
+            records.len(),
+            records.len() - 2 * acked.len()
+        );
+    }
 }

@@ -32,6 +32,8 @@ pub struct TestApp {
     pub other_topic: String,
     pub group_topic: String,
     pub spool_dir: std::path::PathBuf,
+    /// The bridge's producer as it started (for librdkafka's fault injection).
+    pub producer: Option<tim_kafka_bridge::kafka::KafkaProducer>,
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<ShutdownReport>>,
@@ -104,6 +106,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("the bridge starts");
     let address = format!("http://{}", app.local_addr());
+    let producer = Some(app.producer());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(app.run_until(async {
         let _ = stopped.await;
@@ -114,9 +117,27 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         other_topic: settings.kafka.other_topic.clone(),
         group_topic: settings.kafka.group_topic.clone(),
         spool_dir: settings.spool_dir.clone(),
+        producer,
         client: Client::builder(TokioExecutor::new()).build_http(),
         stop: Some(stop),
         running: Some(running),
+    }
+}
+
+impl TestApp {
+    /// A bridge running as its own process at `address`.
+    pub fn at(address: &str) -> Self {
+        TestApp {
+            address: address.to_owned(),
+            topic: String::new(),
+            other_topic: String::new(),
+            group_topic: String::new(),
+            spool_dir: std::path::PathBuf::new(),
+            producer: None,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop: None,
+            running: None,
+        }
     }
 }
 

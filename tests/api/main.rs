@@ -22,4 +22,5 @@ mod refusals;
 mod rejections;
 mod replay;
 mod second_reader;
+mod spool_tool;
 mod tls_support;

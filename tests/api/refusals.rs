@@ -44,14 +44,18 @@ async fn metric(app: &TestApp, name: &str, topic: &str) -> u64 {
     let metrics = app.get("/metrics").await.1;
     metrics
         .lines()
-        .find(|l| l.starts_with(name) && l.contains(&format!("topic=\"{topic}\"")))
+        .find(|l| {
+            l.starts_with(name)
+                && l.contains(&format!("topic=\"{topic}\""))
+                && l.contains("reason=\"message_too_large\"")
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
 #[tokio::test]
-async fn an_event_over_the_topics_max_message_bytes_is_refused_by_the_broker_and_counted() {
+async fn an_event_over_the_topics_max_message_bytes_is_refused_by_the_broker_and_dead_lettered() {
     let topic = unique_topic("tim.limited");
     create_topic_with_limit(&topic, "2048").await;
     let app = spawn_app_with(|s| {
@@ -68,10 +72,10 @@ async fn an_event_over_the_topics_max_message_bytes_is_refused_by_the_broker_and
     // broker can refuse it.
     assert_eq!(app.callback(SENT, &big).await.status, 200);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&app, "tim_bridge_events_dropped_total", &topic).await == 0 {
+    while metric(&app, "tim_bridge_events_dead_lettered_total", &topic).await == 0 {
         assert!(
             Instant::now() < deadline,
-            "the broker's refusal was never counted"
+            "the broker's refusal was never dead-lettered"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -1,0 +1,271 @@
+//! `tim-kafka-bridge spool inspect | drain`: what an operator needs for a spool that has
+//! no bridge (a replica scaled in, a host retired) or a dead-letter log to replay.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use super::{frame, read_watermark, segment_firsts, segment_path, DeadLetters, Spool};
+use crate::kafka::{self, now_ms, Forwarder, Outcome};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// What `spool inspect` reports. Read-only: safe while a bridge runs on the directory.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub dir: String,
+    pub waiting: u64,
+    pub bytes: u64,
+    pub segments: usize,
+    pub oldest_waiting_age_secs: Option<u64>,
+    pub corrupt: u64,
+    pub dead_letters: u64,
+    /// Dead letters by topic, then reason.
+    pub dead_by_topic: BTreeMap<String, BTreeMap<String, u64>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dead: Vec<DeadLine>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeadLine {
+    pub topic: String,
+    pub key: Option<String>,
+    pub command: String,
+    pub reason: String,
+    pub time: String,
+}
+
+pub fn inspect(dir: &Path, list_dead: bool) -> std::io::Result<Inspection> {
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not a spool directory", dir.display()),
+        ));
+    }
+    let watermark = read_watermark(dir);
+    let firsts = segment_firsts(dir)?;
+    let mut report = Inspection {
+        dir: dir.display().to_string(),
+        waiting: 0,
+        bytes: 0,
+        segments: firsts.len(),
+        oldest_waiting_age_secs: None,
+        corrupt: 0,
+        dead_letters: 0,
+        dead_by_topic: BTreeMap::new(),
+        dead: Vec::new(),
+    };
+    let mut oldest: Option<u64> = None;
+    for first in firsts {
+        let bytes = match std::fs::read(segment_path(dir, first)) {
+            Ok(bytes) => bytes,
+            // Deleted by a running bridge between the listing and the read: all confirmed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        report.bytes += bytes.len() as u64;
+        let scan = frame::scan(&bytes);
+        report.corrupt += scan.corrupt;
+        for spooled in scan.records.iter().filter(|s| s.seq >= watermark) {
+            report.waiting += 1;
+            let at = spooled.record.accepted_at_ms;
+            oldest = Some(oldest.map_or(at, |o| o.min(at)));
+        }
+    }
+    report.oldest_waiting_age_secs = oldest.map(|at| now_ms().saturating_sub(at) / 1000);
+    let found = super::read_dead_letters(&dir.join("dead"))?;
+    report.corrupt += found.corrupt;
+    report.dead_letters = found.letters.len() as u64;
+    for letter in &found.letters {
+        *report
+            .dead_by_topic
+            .entry(letter.record.topic.clone())
+            .or_default()
+            .entry(letter.reason.clone())
+            .or_default() += 1;
+        if list_dead {
+            report.dead.push(DeadLine {
+                topic: letter.record.topic.clone(),
+                key: letter.record.key.clone(),
+                command: letter.record.command.clone(),
+                reason: letter.reason.clone(),
+                time: humantime::format_rfc3339_millis(
+                    UNIX_EPOCH + Duration::from_millis(letter.dead_at_ms),
+                )
+                .to_string(),
+            });
+        }
+    }
+    Ok(report)
+}
+
+impl std::fmt::Display for Inspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "spool {}: {} records waiting for Kafka, {} bytes in {} segments",
+            self.dir, self.waiting, self.bytes, self.segments
+        )?;
+        if let Some(age) = self.oldest_waiting_age_secs {
+            write!(f, ", the oldest waiting {age} s")?;
+        }
+        writeln!(f, "; {} corrupt records", self.corrupt)?;
+        writeln!(f, "dead letters: {}", self.dead_letters)?;
+        for (topic, reasons) in &self.dead_by_topic {
+            for (reason, n) in reasons {
+                writeln!(f, "  {topic} {reason}: {n}")?;
+            }
+        }
+        for d in &self.dead {
+            writeln!(
+                f,
+                "  {} {} {} {} {}",
+                d.time,
+                d.topic,
+                d.key.as_deref().unwrap_or("-"),
+                d.command,
+                d.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What `spool drain` did.
+#[derive(Debug, Default)]
+pub struct Drained {
+    pub sent: u64,
+    pub left: u64,
+    pub dead_sent: u64,
+    pub dead_refused_again: u64,
+    pub dead_left: u64,
+}
+
+impl Drained {
+    pub fn complete(&self) -> bool {
+        self.left == 0 && self.dead_left == 0 && self.dead_refused_again == 0
+    }
+}
+
+/// Sends every record waiting in the spool at `settings.spool_dir` to Kafka in order
+/// (the spool's own reader, under its lock), then, with `dead`, every dead letter.
+/// Gives up once `patience` passes with no confirmation.
+pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyhow::Result<Drained> {
+    settings.require_brokers()?;
+    let brokers = settings.kafka.brokers.clone().unwrap_or_default();
+    let metrics = Arc::new(Metrics::default());
+    let config = kafka::producer_config(settings, &brokers).map_err(anyhow::Error::msg)?;
+    let dead_letters = DeadLetters::open(&settings.spool_dir, Arc::clone(&metrics))?;
+    let forwarder = Forwarder::start(
+        &config,
+        &settings.topics(),
+        Duration::from_millis(settings.kafka.retry_max_delay_ms),
+        Arc::clone(&metrics),
+        Arc::clone(&dead_letters),
+    )?;
+    let spool = Spool::open(
+        &settings.spool_dir,
+        settings.spool_max_bytes,
+        settings.queue_capacity,
+        Arc::clone(&forwarder),
+        Arc::clone(&metrics),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the spool {}: {e}",
+            settings.spool_dir.display()
+        )
+    })?;
+    spool.close_appends();
+    let total = spool.waiting();
+    eprintln!(
+        "spool drain: {total} records waiting in {}",
+        settings.spool_dir.display()
+    );
+    let mut last = (total, Instant::now());
+    while spool.waiting() > 0 && last.1.elapsed() < patience {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = spool.waiting();
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        eprintln!("spool drain: {} of {total} confirmed", total - now);
+    }
+    spool.stop_reading();
+    forwarder.shutdown(Duration::from_secs(5)).await;
+    let left = spool.finish().await;
+    let mut drained = Drained {
+        sent: total - left,
+        left,
+        ..Drained::default()
+    };
+    if dead && left == 0 {
+        drain_dead(&forwarder, &dead_letters, patience, &mut drained).await?;
+    }
+    Ok(drained)
+}
+
+async fn drain_dead(
+    forwarder: &Arc<Forwarder>,
+    dead_letters: &DeadLetters,
+    patience: Duration,
+    drained: &mut Drained,
+) -> anyhow::Result<()> {
+    // New refusals (these letters refused again) go to a new file: they stay dead letters.
+    dead_letters.set_aside()?;
+    let found = super::read_dead_letters(dead_letters.dir())?;
+    let draining: Vec<_> = found
+        .files
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("draining-"))
+        })
+        .cloned()
+        .collect();
+    let letters = found.letters;
+    let total = letters.len() as u64;
+    eprintln!("spool drain: {total} dead letters to send");
+    let (delivered, refused, pending) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(total)),
+    );
+    for letter in letters {
+        let (delivered, refused, pending) = (
+            Arc::clone(&delivered),
+            Arc::clone(&refused),
+            Arc::clone(&pending),
+        );
+        forwarder.dispatch(
+            letter.record,
+            Box::new(move |outcome, _| {
+                match outcome {
+                    Outcome::Delivered => delivered.fetch_add(1, Ordering::Relaxed),
+                    Outcome::DeadLettered => refused.fetch_add(1, Ordering::Relaxed),
+                    Outcome::Abandoned => 0,
+                };
+                pending.fetch_sub(1, Ordering::Relaxed);
+            }),
+        );
+    }
+    let started = Instant::now();
+    while pending.load(Ordering::Relaxed) > 0 && started.elapsed() < patience {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    forwarder.shutdown(Duration::from_secs(5)).await;
+    drained.dead_sent = delivered.load(Ordering::Relaxed);
+    drained.dead_refused_again = refused.load(Ordering::Relaxed);
+    drained.dead_left = total - drained.dead_sent - drained.dead_refused_again;
+    if drained.dead_left == 0 {
+        // Every letter was delivered or is a dead letter again, in the new file.
+        for path in draining {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}

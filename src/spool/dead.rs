@@ -1,0 +1,166 @@
+//! The dead-letter log: events Kafka refused for good (larger than the topic allows,
+//! an invalid record or topic), kept on disk under `<spool_dir>/dead/` in both ack
+//! modes instead of being let go of. Same frames and CRC as the spool, each with the
+//! refusal's reason and time. `tim-kafka-bridge spool drain --dead` sends them again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::frame::{self, DeadLetter};
+use crate::kafka::{now_ms, Record};
+use crate::metrics::Metrics;
+
+/// The file new dead letters are appended to; `spool drain --dead` renames it to
+/// `draining-<ms>.log` while it sends them.
+const CURRENT: &str = "letters.log";
+
+pub struct DeadLetters {
+    dir: PathBuf,
+    file: Mutex<Option<File>>,
+    next_seq: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// Every dead letter in a directory, and how many frames were damaged.
+pub struct Found {
+    pub letters: Vec<DeadLetter>,
+    pub corrupt: u64,
+    pub files: Vec<PathBuf>,
+}
+
+impl DeadLetters {
+    /// Opens `<spool_dir>/dead/`, creating it, and counts what it holds.
+    pub fn open(spool_dir: &Path, metrics: Arc<Metrics>) -> io::Result<Arc<Self>> {
+        let dir = spool_dir.join("dead");
+        fs::create_dir_all(&dir)?;
+        let found = read(&dir)?;
+        let next_seq = found.letters.iter().map(|d| d.seq + 1).max().unwrap_or(0);
+        metrics.dead_letters.set(found.letters.len() as i64);
+        Ok(Arc::new(Self {
+            dir,
+            file: Mutex::new(None),
+            next_seq: AtomicU64::new(next_seq),
+            metrics,
+        }))
+    }
+
+    /// Appends `record` with `reason` and fsyncs it.
+    pub fn keep(&self, record: &Record, reason: &str) -> io::Result<()> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut buf = Vec::new();
+        frame::encode_dead(seq, record, reason, now_ms(), &mut buf);
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        if file.is_none() {
+            *file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join(CURRENT))?,
+            );
+            File::open(&self.dir)?.sync_all()?;
+        }
+        let f = file.as_mut().expect("just opened");
+        if let Err(error) = f.write_all(&buf).and_then(|()| f.sync_data()) {
+            // Never append after a failed write: the next letter opens the file again.
+            *file = None;
+            return Err(error);
+        }
+        self.metrics.dead_letters.inc();
+        self.metrics
+            .events_dead_lettered
+            .get_or_create(&crate::metrics::DeadLabels {
+                topic: record.topic.clone(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+        Ok(())
+    }
+
+    /// Moves the letters kept so far aside for a drain: new refusals go to a new file.
+    pub fn set_aside(&self) -> io::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        *file = None;
+        let current = self.dir.join(CURRENT);
+        if current.exists() {
+            fs::rename(
+                &current,
+                self.dir.join(format!("draining-{}.log", now_ms())),
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Reads every dead-letter file in `dir` (`<spool_dir>/dead`), oldest first.
+pub fn read(dir: &Path) -> io::Result<Found> {
+    let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    // draining-<ms>.log sort before letters.log, and among themselves by time.
+    files.sort();
+    let mut found = Found {
+        letters: Vec::new(),
+        corrupt: 0,
+        files: Vec::new(),
+    };
+    for path in files {
+        let scan = frame::scan_dead(&fs::read(&path)?);
+        found.letters.extend(scan.records);
+        found.corrupt += scan.corrupt;
+        found.files.push(path);
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str) -> Record {
+        Record {
+            topic: "tim.c2c.messages".into(),
+            key: Some(key.into()),
+            payload: b"{}".to_vec(),
+            command: "C2C.CallbackAfterSendMsg".into(),
+            sdk_app_id: 1400000000,
+            accepted_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn kept_letters_survive_a_reopen_and_a_set_aside_file_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let dead = DeadLetters::open(dir.path(), Arc::clone(&metrics)).unwrap();
+        dead.keep(&record("a"), "message_too_large").unwrap();
+        dead.set_aside().unwrap();
+        dead.keep(&record("b"), "invalid_record").unwrap();
+        drop(dead);
+
+        let again = DeadLetters::open(dir.path(), Arc::clone(&metrics)).unwrap();
+        let found = read(again.dir()).unwrap();
+        let keys: Vec<_> = found
+            .letters
+            .iter()
+            .map(|d| d.record.key.clone().unwrap())
+            .collect();
+        assert_eq!(keys, ["a", "b"]);
+        assert_eq!(found.letters[0].reason, "message_too_large");
+        assert_eq!(found.files.len(), 2);
+        assert_eq!(metrics.dead_letters.get(), 2);
+        again.keep(&record("c"), "invalid_topic").unwrap();
+        assert_eq!(read(again.dir()).unwrap().letters[2].seq, 2);
+    }
+}
