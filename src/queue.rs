@@ -2,7 +2,8 @@
 //! in the on-disk spool (`ack = durable`). Either way the callback is answered as soon
 //! as `accept` returns.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -16,6 +17,7 @@ pub enum Rejected {
     QueueFull,
     SpoolFull,
     SpoolFailed,
+    ShuttingDown,
 }
 
 #[derive(Debug, Default)]
@@ -64,10 +66,15 @@ impl Queue {
     pub async fn shutdown(&self, bound: Duration) -> ShutdownReport {
         match self {
             Queue::Memory(q) => {
+                // First: a late callback gets 503, never a 200 for an event that is
+                // neither delivered nor listed as lost.
+                q.closed.store(true, Ordering::SeqCst);
                 q.forwarder.shutdown(bound).await;
                 ShutdownReport {
                     delivered: q.forwarder.delivered(),
-                    unconfirmed: std::mem::take(&mut *q.lost.lock().expect("lost lock")),
+                    unconfirmed: std::mem::take(
+                        &mut *q.lost.lock().unwrap_or_else(PoisonError::into_inner),
+                    ),
                     left_in_spool: 0,
                 }
             }
@@ -106,6 +113,7 @@ pub struct MemoryQueue {
     enqueue_timeout: Duration,
     lost: Arc<Mutex<Vec<String>>>,
     metrics: Arc<Metrics>,
+    closed: AtomicBool,
 }
 
 impl MemoryQueue {
@@ -122,22 +130,30 @@ impl MemoryQueue {
             enqueue_timeout,
             lost: Arc::default(),
             metrics,
+            closed: AtomicBool::new(false),
         }
     }
 
     async fn accept(&self, records: Vec<Record>) -> Result<(), Rejected> {
-        let mut permits = Vec::with_capacity(records.len());
-        for _ in &records {
-            permits.push(match self.room.clone().try_acquire_owned() {
-                Ok(permit) => permit,
-                Err(_) => {
-                    tokio::time::timeout(self.enqueue_timeout, self.room.clone().acquire_owned())
-                        .await
-                        .map_err(|_| Rejected::QueueFull)?
-                        .map_err(|_| Rejected::QueueFull)?
-                }
-            });
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Rejected::ShuttingDown);
         }
+        // Room for every event of the callback at once, under one timeout: a recall of
+        // N messages waits at most `enqueue_timeout`, not N times it.
+        let n = u32::try_from(records.len()).map_err(|_| Rejected::QueueFull)?;
+        let mut all = match self.room.clone().try_acquire_many_owned(n) {
+            Ok(permits) => permits,
+            Err(_) => tokio::time::timeout(
+                self.enqueue_timeout,
+                self.room.clone().acquire_many_owned(n),
+            )
+            .await
+            .map_err(|_| Rejected::QueueFull)?
+            .map_err(|_| Rejected::QueueFull)?,
+        };
+        let permits: Vec<_> = (0..records.len())
+            .map(|_| all.split(1).expect("one permit of those acquired"))
+            .collect();
         self.metrics.queue_depth.set(self.depth() as i64);
         for (record, permit) in records.into_iter().zip(permits) {
             let lost = Arc::clone(&self.lost);
@@ -148,7 +164,9 @@ impl MemoryQueue {
                     if outcome == Outcome::Abandoned {
                         let key = record.key.as_deref().unwrap_or("(no key)");
                         tracing::error!(topic = %record.topic, msg_key = %key, "Event lost: Kafka had not confirmed it at shutdown.");
-                        lost.lock().expect("lost lock").push(key.to_owned());
+                        lost.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(key.to_owned());
                     }
                     let room = Arc::clone(permit.semaphore());
                     drop(permit);
@@ -161,5 +179,69 @@ impl MemoryQueue {
 
     fn depth(&self) -> usize {
         self.capacity - self.room.available_permits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::now_ms;
+
+    fn record(key: &str) -> Record {
+        Record {
+            topic: "t".into(),
+            key: Some(key.into()),
+            payload: b"{}".to_vec(),
+            command: "C2C.CallbackAfterSendMsg".into(),
+            sdk_app_id: 1,
+            accepted_at_ms: now_ms(),
+        }
+    }
+
+    /// A memory queue whose Kafka never answers (nothing listens on port 1).
+    fn memory_queue(capacity: usize, dir: &std::path::Path) -> Queue {
+        let metrics = Arc::new(Metrics::default());
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", "127.0.0.1:1");
+        let dead = crate::spool::DeadLetters::open(dir, Arc::clone(&metrics)).unwrap();
+        let forwarder = Forwarder::start(
+            &config,
+            &[],
+            Duration::from_millis(100),
+            Arc::clone(&metrics),
+            dead,
+        )
+        .unwrap();
+        Queue::Memory(MemoryQueue::new(
+            forwarder,
+            capacity,
+            Duration::from_millis(50),
+            metrics,
+        ))
+    }
+
+    #[tokio::test]
+    async fn after_shutdown_began_a_memory_queue_refuses_rather_than_answering_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = memory_queue(10, dir.path());
+        assert_eq!(queue.accept(vec![record("before")]).await, Ok(()));
+        let report = queue.shutdown(Duration::from_millis(10)).await;
+        assert_eq!(report.unconfirmed, ["before"]);
+        assert_eq!(
+            queue.accept(vec![record("late")]).await,
+            Err(Rejected::ShuttingDown),
+            "a late callback is refused, not accepted and forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_callback_with_more_events_than_room_takes_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = memory_queue(3, dir.path());
+        assert_eq!(queue.accept(vec![record("a"), record("b")]).await, Ok(()));
+        let all = vec![record("c"), record("d")];
+        assert_eq!(queue.accept(all).await, Err(Rejected::QueueFull));
+        assert_eq!(queue.depth(), 2, "the refused callback holds no room");
+        assert_eq!(queue.accept(vec![record("e")]).await, Ok(()));
     }
 }

@@ -65,6 +65,7 @@ impl CallbackError {
             CallbackError::Unavailable(Rejected::QueueFull) => "queue_full",
             CallbackError::Unavailable(Rejected::SpoolFull) => "spool_full",
             CallbackError::Unavailable(Rejected::SpoolFailed) => "spool_error",
+            CallbackError::Unavailable(Rejected::ShuttingDown) => "shutting_down",
             CallbackError::Internal => "internal_error",
         }
     }
@@ -95,6 +96,9 @@ impl CallbackError {
             }
             CallbackError::Unavailable(Rejected::SpoolFailed) => {
                 "the bridge cannot store the event".into()
+            }
+            CallbackError::Unavailable(Rejected::ShuttingDown) => {
+                "the bridge is shutting down; try again".into()
             }
             CallbackError::Internal => "the bridge failed on this request; try again".into(),
         }

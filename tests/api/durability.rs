@@ -178,7 +178,7 @@ async fn a_bridge_killed_with_sigkill_mid_load_loses_no_callback_it_answered_200
         .count();
     let duplicated: usize = copies.values().map(|n| n - 1).sum();
     println!(
-        "chaos: callbacks={total} kills={kills} acked={} delivered={} records={} lost={lost} duplicated={duplicated}",
+        "chaos: scenario=kill callbacks={total} kills={kills} acked={} delivered={} records={} lost={lost} duplicated={duplicated}",
         acked.len(),
         copies.len(),
         records.len()

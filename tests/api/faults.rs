@@ -152,6 +152,11 @@ async fn a_spool_on_a_full_disk_answers_503_then_200_again_by_itself_once_kafka_
     }
     let count = record_count_on(&bootstrap, &app.topic).await as usize;
     let records = read_records_from(&bootstrap, &app.topic, count).await;
+    assert_eq!(
+        chaos_report("disk-full", &acked, 1, &records),
+        0,
+        "callbacks answered 200 lost"
+    );
     let mut read: Vec<String> = records.iter().map(|r| r.key.clone().unwrap()).collect();
     read.sort();
     read.dedup();
@@ -232,6 +237,8 @@ async fn a_producer_librdkafka_made_fatal_is_replaced_and_every_event_arrives_in
             tokio::time::sleep(Duration::from_secs(2)).await;
         };
         let records = read_records(&app.topic, count).await;
+        let scenario = format!("fatal-producer-{ack:?}").to_lowercase();
+        assert_eq!(chaos_report(&scenario, &acked, 2, &records), 0);
         let mut stories: HashMap<&str, Vec<&Record>> = HashMap::new();
         for r in &records {
             stories

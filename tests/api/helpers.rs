@@ -443,3 +443,25 @@ pub async fn create_topic(name: &str) {
 pub fn unique_topic(prefix: &str) -> String {
     unique(prefix)
 }
+
+/// Prints the `chaos:` line `scripts/chaos.sh` reports: how many callbacks were
+/// answered 200 (`acked`, by key), how many of those are in `records`, how many are
+/// not, and how many records are extra copies (each key has `per_key` events).
+/// Returns the number lost.
+pub fn chaos_report(scenario: &str, acked: &[String], per_key: usize, records: &[Record]) -> usize {
+    let mut copies: HashMap<&str, usize> = HashMap::new();
+    for r in records {
+        *copies.entry(r.key.as_deref().unwrap_or("")).or_default() += 1;
+    }
+    let lost = acked
+        .iter()
+        .filter(|k| !copies.contains_key(k.as_str()))
+        .count();
+    let delivered = acked.len() - lost;
+    let duplicated = records.len().saturating_sub(per_key * copies.len());
+    println!(
+        "chaos: scenario={scenario} acked={} delivered={delivered} lost={lost} duplicated={duplicated}",
+        acked.len()
+    );
+    lost
+}

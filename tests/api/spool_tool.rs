@@ -139,6 +139,7 @@ async fn an_orphaned_spool_of_a_killed_bridge_is_drained_into_the_restarted_brok
     let out = drain(&[], &spool, &bootstrap);
     assert!(out.contains("sent 300 records, 0 left"), "{out}");
     let records = read_records_from(&bootstrap, &topic, 300).await;
+    assert_eq!(chaos_report("orphaned-spool", &acked, 1, &records), 0);
     let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
     keys.sort();
     acked.sort();
