@@ -3,7 +3,7 @@
 //! OK and not published twice.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -40,15 +40,43 @@ impl Seen {
         }
     }
 
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn contains(&self, key: &Fingerprint) -> bool {
-        let inner = self.inner.lock().expect("seen lock");
+        let inner = self.inner();
         inner.at.get(key).is_some_and(|t| t.elapsed() < self.window)
+    }
+
+    /// Records `key` unless it was seen inside the window, in one step: of two
+    /// concurrent copies exactly one gets `true`. [`Seen::release`] undoes it when
+    /// what it guarded did not happen.
+    pub fn reserve(&self, key: Fingerprint) -> bool {
+        let mut inner = self.inner();
+        if inner
+            .at
+            .get(&key)
+            .is_some_and(|t| t.elapsed() < self.window)
+        {
+            return false;
+        }
+        self.insert_locked(&mut inner, key);
+        true
+    }
+
+    pub fn release(&self, key: &Fingerprint) {
+        self.inner().at.remove(key);
     }
 
     /// Records `key`; forgets what is older than the window, and the oldest beyond capacity.
     pub fn insert(&self, key: Fingerprint) {
+        let mut inner = self.inner();
+        self.insert_locked(&mut inner, key);
+    }
+
+    fn insert_locked(&self, inner: &mut Inner, key: Fingerprint) {
         let now = Instant::now();
-        let mut inner = self.inner.lock().expect("seen lock");
         while let Some(&(old, t)) = inner.order.front() {
             if now.duration_since(t) < self.window && inner.order.len() < self.capacity {
                 break;

@@ -89,7 +89,7 @@ async fn process(
     } = admit(&state.settings, query, &body, now_secs, now)?;
     // A signed request is only valid inside its freshness window: one seen in it already
     // is a replay (or Tencent's retry of the very same request).
-    if replay_key.is_some_and(|k| state.requests_seen.contains(&k)) {
+    if replay_key.is_some_and(|k| !state.requests_seen.reserve(k)) {
         state
             .metrics
             .duplicates
@@ -106,7 +106,7 @@ async fn process(
             let mut ids = Vec::with_capacity(events.len());
             events.retain(|e| {
                 let id = fingerprint(&[e.id.as_bytes()]);
-                let fresh = !seen.contains(&id);
+                let fresh = seen.reserve(id);
                 if fresh {
                     ids.push(id);
                 } else {
@@ -122,9 +122,6 @@ async fn process(
         }
     };
     let Some(first_key) = events.first().map(|e| e.key.clone()) else {
-        if let Some(k) = replay_key {
-            state.requests_seen.insert(k);
-        }
         return Ok(None);
     };
     if events.iter().any(|e| e.keyed_by_conversation) {
@@ -143,16 +140,16 @@ async fn process(
             accepted_at_ms,
         })
         .collect();
-    state
-        .queue
-        .accept(records)
-        .await
-        .map_err(CallbackError::Unavailable)?;
-    if let Some(k) = replay_key {
-        state.requests_seen.insert(k);
-    }
-    if let Some(seen) = &state.events_seen {
-        ids.into_iter().for_each(|id| seen.insert(id));
+    let accepted = state.queue.accept(records).await;
+    if let Err(rejected) = accepted {
+        // Not taken: Tencent's retry of this request, or these events, must get in.
+        if let Some(k) = replay_key {
+            state.requests_seen.release(&k);
+        }
+        if let Some(seen) = &state.events_seen {
+            ids.iter().for_each(|id| seen.release(id));
+        }
+        return Err(CallbackError::Unavailable(rejected));
     }
     Ok(first_key)
 }

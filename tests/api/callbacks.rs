@@ -279,3 +279,58 @@ async fn with_a_dedup_window_an_event_sent_again_is_published_once() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copies_of_one_signed_request_sent_at_once_are_published_once() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let query = signed_at(SENT, now());
+    let copies: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, query) = (std::sync::Arc::clone(&app), query.clone());
+            tokio::spawn(async move {
+                app.post(&query, Some("application/json"), SEED_000)
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    for copy in copies {
+        assert_eq!(copy.await.unwrap(), 200);
+    }
+    let records = read_records(&app.topic, 1).await;
+    assert_eq!(records.len(), 1);
+    // Whatever was published has landed by the time a later event has.
+    assert_eq!(app.callback(SENT, &sent_body("after")).await.status, 200);
+    read_records(&app.topic, 2).await;
+    assert_eq!(
+        record_count(&app.topic).await,
+        2,
+        "one copy published, then the later event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_dedup_window_re_signed_copies_sent_at_once_are_published_once() {
+    let app = std::sync::Arc::new(spawn_app_with(|s| s.dedup_window_secs = 300).await);
+    let copies: Vec<_> = (0..8)
+        .map(|i| {
+            let app = std::sync::Arc::clone(&app);
+            let query = signed_at(SENT, now() - i);
+            tokio::spawn(async move {
+                app.post(&query, Some("application/json"), SEED_000)
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    for copy in copies {
+        assert_eq!(copy.await.unwrap(), 200);
+    }
+    assert_eq!(app.callback(SENT, &sent_body("after")).await.status, 200);
+    read_records(&app.topic, 2).await;
+    assert_eq!(
+        record_count(&app.topic).await,
+        2,
+        "one copy published, then the later event"
+    );
+}

@@ -215,3 +215,35 @@ async fn a_full_spool_answers_503_and_everything_answered_200_still_arrives() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(record_count(&app.topic).await, accepted.len() as i64);
 }
+
+#[tokio::test]
+async fn the_very_same_signed_request_refused_503_is_taken_when_tencent_sends_it_again() {
+    let app = spawn_app_with(|s| {
+        s.ack = Ack::Memory;
+        s.kafka.create_topics = false;
+        s.queue_capacity = 1;
+        s.enqueue_timeout_ms = 50;
+        s.dedup_window_secs = 300;
+    })
+    .await;
+    assert_eq!(app.callback(SENT, &sent("first")).await.status, 200);
+    // One query, signed once: what Tencent sends again after a failure.
+    let query = format!("/callback?{}", signed_query(SENT));
+    let refused = app
+        .post(&query, Some("application/json"), &sent("retried"))
+        .await;
+    assert_eq!(refused.status, 503);
+    create_topic(&app.topic).await;
+    read_records(&app.topic, 1).await;
+
+    let again = app
+        .post(&query, Some("application/json"), &sent("retried"))
+        .await;
+    assert_eq!(again.status, 200);
+    let records = read_records(&app.topic, 2).await;
+    assert_eq!(
+        records[1].key.as_deref(),
+        Some("retried"),
+        "published, not taken for a replay"
+    );
+}
