@@ -125,6 +125,33 @@ struct Problems {
     /// Topics whose last delivery attempt failed, with what to say of it; a delivery
     /// to the topic clears it.
     failing: HashMap<String, String>,
+    /// Per topic: when a retry was last logged, and the failures since.
+    logged: HashMap<String, (Instant, u64)>,
+}
+
+/// At most one WARN line per topic this often about failed attempts.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Problems {
+    /// Counts a failure of `topic`; `Some(failures since the last line)` when one is due.
+    fn quieted(&mut self, topic: &str) -> Option<u64> {
+        let now = Instant::now();
+        match self.logged.get_mut(topic) {
+            Some((at, count)) if now.duration_since(*at) < FAILURE_LOG_INTERVAL => {
+                *count += 1;
+                None
+            }
+            Some((at, count)) => {
+                let failures = *count + 1;
+                (*at, *count) = (now, 0);
+                Some(failures)
+            }
+            None => {
+                self.logged.insert(topic.to_owned(), (now, 0));
+                Some(1)
+            }
+        }
+    }
 }
 
 /// How long a reported authentication or TLS failure explains a cluster that does not answer.
@@ -552,17 +579,23 @@ impl Shared {
         } else {
             format!("Kafka does not take events for {} ({error})", record.topic)
         };
-        self.problems()
-            .failing
-            .insert(record.topic.clone(), problem);
+        let since_last_line = {
+            let mut problems = self.problems();
+            problems.failing.insert(record.topic.clone(), problem);
+            problems.quieted(&record.topic)
+        };
         self.any_failing.store(true, Ordering::Relaxed);
-        tracing::warn!(
-            topic = %record.topic,
-            msg_key = record.key.as_deref().unwrap_or(""),
-            error = %error,
-            attempt = in_flight.attempt,
-            "Kafka did not take an event; retrying."
-        );
+        // One line per topic per interval, whatever the outage's size; the metric counts each.
+        if let Some(failures) = since_last_line {
+            tracing::warn!(
+                topic = %record.topic,
+                msg_key = record.key.as_deref().unwrap_or(""),
+                error = %error,
+                attempt = in_flight.attempt,
+                failures_since_last_line = failures,
+                "Kafka did not take an event; retrying."
+            );
+        }
         if let Err(mpsc::error::SendError(in_flight)) = self.failed.send(in_flight) {
             self.finish_as(*in_flight, Outcome::Abandoned);
         }
@@ -670,4 +703,29 @@ fn unauthorized(error: &KafkaError) -> bool {
                 | RDKafkaErrorCode::ClusterAuthorizationFailed
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_of_a_topic_are_logged_once_per_interval_with_their_count() {
+        let mut problems = Problems::default();
+        assert_eq!(problems.quieted("t"), Some(1), "the first is logged");
+        for _ in 0..9_999 {
+            assert_eq!(problems.quieted("t"), None);
+        }
+        assert_eq!(
+            problems.quieted("u"),
+            Some(1),
+            "another topic has its own line"
+        );
+        problems.logged.get_mut("t").unwrap().0 -= FAILURE_LOG_INTERVAL;
+        assert_eq!(
+            problems.quieted("t"),
+            Some(10_000),
+            "the next line counts the quiet ones"
+        );
+    }
 }
