@@ -2,6 +2,7 @@
 //! creation, the readiness monitor and the forwarder.
 
 mod forwarder;
+mod problems;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
