@@ -33,24 +33,8 @@ impl Application {
         )?;
         let metrics = Arc::new(Metrics::default());
         metrics.preregister(&settings.topics());
-        let producer_config = kafka::producer_config(&settings, &brokers)
-            .map_err(|e| anyhow::anyhow!("invalid Kafka security setting: {e}"))?;
         // First, so that a bad producer property stops start-up before topics are created.
-        let dead_letters = DeadLetters::open(&settings.spool_dir, Arc::clone(&metrics))
-            .with_context(|| {
-                format!(
-                    "cannot open the dead-letter log in {}/dead (setting `spool_dir`)",
-                    settings.spool_dir.display()
-                )
-            })?;
-        let forwarder = Forwarder::start(
-            &producer_config,
-            &settings.topics(),
-            Duration::from_millis(settings.kafka.retry_max_delay_ms),
-            Arc::clone(&metrics),
-            dead_letters,
-        )
-        .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))?;
+        let forwarder = start_forwarder(&settings, &brokers, &metrics)?;
         if settings.kafka.create_topics {
             if let Err(error) = kafka::create_topics(&settings, &brokers).await {
                 tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
@@ -64,19 +48,7 @@ impl Application {
                 Arc::clone(&metrics),
             )),
             Ack::Durable => {
-                let spool = Spool::open(
-                    &settings.spool_dir,
-                    settings.spool_max_bytes,
-                    settings.queue_capacity,
-                    Arc::clone(&forwarder),
-                    Arc::clone(&metrics),
-                )
-                .with_context(|| {
-                    format!(
-                        "cannot open the spool (setting `spool_dir`: {})",
-                        settings.spool_dir.display()
-                    )
-                })?;
+                let spool = open_spool(&settings, &forwarder, &metrics)?;
                 Queue::Durable(spool, Arc::clone(&forwarder))
             }
         };
@@ -210,4 +182,52 @@ fn reload_on_sighup(certificates: Arc<Certificates>, metrics: Arc<Metrics>) {
                 .inc();
         }
     });
+}
+
+/// The forwarder as `serve` and `spool drain` make it: the producer from the settings,
+/// with the dead-letter log in `spool_dir`.
+pub(crate) fn start_forwarder(
+    settings: &Settings,
+    brokers: &str,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<Forwarder>> {
+    let producer_config = kafka::producer_config(settings, brokers)
+        .map_err(|e| anyhow::anyhow!("invalid Kafka security setting: {e}"))?;
+    let dead_letters =
+        DeadLetters::open(&settings.spool_dir, Arc::clone(metrics)).with_context(|| {
+            format!(
+                "cannot open the dead-letter log in {}/dead (setting `spool_dir`)",
+                settings.spool_dir.display()
+            )
+        })?;
+    Forwarder::start(
+        &producer_config,
+        &settings.topics(),
+        Duration::from_millis(settings.kafka.retry_max_delay_ms),
+        Arc::clone(metrics),
+        dead_letters,
+    )
+    .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))
+}
+
+/// The spool in `spool_dir`, recovered and sending to `forwarder`; fails while another
+/// process holds the directory.
+pub(crate) fn open_spool(
+    settings: &Settings,
+    forwarder: &Arc<Forwarder>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<Spool>> {
+    Spool::open(
+        &settings.spool_dir,
+        settings.spool_max_bytes,
+        settings.queue_capacity,
+        Arc::clone(forwarder),
+        Arc::clone(metrics),
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the spool (setting `spool_dir`: {})",
+            settings.spool_dir.display()
+        )
+    })
 }

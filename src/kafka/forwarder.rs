@@ -261,6 +261,11 @@ impl Forwarder {
         self.current().producer.clone()
     }
 
+    /// Where the events Kafka refuses for good are kept.
+    pub fn dead_letters(&self) -> &Arc<DeadLetters> {
+        &self.shared.dead_letters
+    }
+
     fn current(&self) -> std::sync::RwLockReadGuard<'_, Current> {
         self.producer.read().unwrap_or_else(PoisonError::into_inner)
     }

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{frame, read_watermark, segment_firsts, segment_path, DeadLetters, Spool};
-use crate::kafka::{self, now_ms, Forwarder, Outcome};
+use super::{frame, read_watermark, segment_firsts, segment_path, DeadLetters};
+use crate::kafka::{now_ms, Forwarder, Outcome};
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::startup;
 
 /// What `spool inspect` reports. Read-only: safe while a bridge runs on the directory.
 #[derive(Debug, Serialize)]
@@ -158,28 +159,8 @@ pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyho
     settings.require_brokers()?;
     let brokers = settings.kafka.brokers.clone().unwrap_or_default();
     let metrics = Arc::new(Metrics::default());
-    let config = kafka::producer_config(settings, &brokers).map_err(anyhow::Error::msg)?;
-    let dead_letters = DeadLetters::open(&settings.spool_dir, Arc::clone(&metrics))?;
-    let forwarder = Forwarder::start(
-        &config,
-        &settings.topics(),
-        Duration::from_millis(settings.kafka.retry_max_delay_ms),
-        Arc::clone(&metrics),
-        Arc::clone(&dead_letters),
-    )?;
-    let spool = Spool::open(
-        &settings.spool_dir,
-        settings.spool_max_bytes,
-        settings.queue_capacity,
-        Arc::clone(&forwarder),
-        Arc::clone(&metrics),
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the spool {}: {e}",
-            settings.spool_dir.display()
-        )
-    })?;
+    let forwarder = startup::start_forwarder(settings, &brokers, &metrics)?;
+    let spool = startup::open_spool(settings, &forwarder, &metrics)?;
     spool.close_appends();
     let total = spool.waiting();
     eprintln!(
@@ -204,7 +185,7 @@ pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyho
         ..Drained::default()
     };
     if dead && left == 0 {
-        drain_dead(&forwarder, &dead_letters, patience, &mut drained).await?;
+        drain_dead(&forwarder, forwarder.dead_letters(), patience, &mut drained).await?;
     }
     Ok(drained)
 }
@@ -253,9 +234,13 @@ async fn drain_dead(
             }),
         );
     }
-    let started = Instant::now();
-    while pending.load(Ordering::Relaxed) > 0 && started.elapsed() < patience {
+    let mut last = (total, Instant::now());
+    while pending.load(Ordering::Relaxed) > 0 && last.1.elapsed() < patience {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = pending.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
     }
     forwarder.shutdown(Duration::from_secs(5)).await;
     drained.dead_sent = delivered.load(Ordering::Relaxed);

@@ -3,7 +3,6 @@
 //! idempotence, 16 senders, and nodes killed, stopped and restarted under the load.
 //! Every callback answered 200 is read back. The tests share one cluster, one at a time.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,65 +129,13 @@ async fn every_answered_callback_is_in_kafka(
         "{scenario}: only {} sends answered 200",
         sent.sends.len()
     );
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let mut last = -1;
-    let count = loop {
-        let now = record_count_on(&kafka.bootstrap(), topic).await;
-        if now >= answered as i64 && now == last {
-            break now as usize;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{scenario}: {now} records, {answered} answered 200"
-        );
-        last = now;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    };
+    let count = settled_count(&kafka.bootstrap(), topic, answered).await;
     let records = read_records_from(&kafka.bootstrap(), topic, count).await;
-    let mut stories: HashMap<&str, Vec<&Record>> = HashMap::new();
-    for r in &records {
-        stories
-            .entry(r.key.as_deref().unwrap())
-            .or_default()
-            .push(r);
-    }
-    let lost_sends = sent
-        .sends
-        .iter()
-        .filter(|k| {
-            !stories
-                .get(k.as_str())
-                .is_some_and(|s| s.iter().any(|r| r.value["type"] == "tim.c2c.message.sent"))
-        })
-        .count();
-    let lost_recalls = sent
-        .recalls
-        .iter()
-        .filter(|k| {
-            !stories.get(k.as_str()).is_some_and(|s| {
-                s.iter()
-                    .any(|r| r.value["type"] == "tim.c2c.message.withdrawn")
-            })
-        })
-        .count();
-    for key in &sent.recalls {
-        let story = &stories[key.as_str()];
-        let first = |kind: &str| {
-            story
-                .iter()
-                .filter(|r| r.value["type"] == kind)
-                .map(|r| r.offset)
-                .min()
-        };
-        assert!(
-            story.iter().all(|r| r.partition == story[0].partition),
-            "{scenario}: {key} on two partitions"
-        );
-        assert!(
-            first("tim.c2c.message.sent") < first("tim.c2c.message.withdrawn"),
-            "{scenario}: {key} recalled before it was sent"
-        );
-    }
+    let stories = stories(&records);
+    let lost =
+        |keys: &[String], kind: &str| keys.iter().filter(|k| !landed(&stories, k, kind)).count();
+    let lost_sends = lost(&sent.sends, "tim.c2c.message.sent");
+    let lost_recalls = lost(&sent.recalls, "tim.c2c.message.withdrawn");
     let duplicates = records.len() - answered.min(records.len());
     println!(
         "{scenario}: answered 200: {} sends + {} recalls; refused: {}; records: {}; lost: {}; duplicates: {duplicates}",
@@ -203,6 +150,7 @@ async fn every_answered_callback_is_in_kafka(
         0,
         "{scenario}: callbacks answered 200 that never reached Kafka"
     );
+    assert_each_recall_after_its_send(scenario, &sent.recalls, &records);
     duplicates
 }
 

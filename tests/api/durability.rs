@@ -87,24 +87,6 @@ fn sent(key: &str) -> String {
     )
 }
 
-/// Waits until the topic stops growing and holds at least `at_least` records.
-async fn settled_count(brokers: &str, topic: &str, at_least: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last = -1;
-    loop {
-        let now = record_count_on(brokers, topic).await;
-        if now >= at_least as i64 && now == last {
-            return now as usize;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the topic holds {now} records, {at_least} expected"
-        );
-        last = now;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bridge_killed_with_sigkill_mid_load_loses_no_callback_it_answered_200() {
     let total = setting("TIM_BRIDGE_CHAOS_CALLBACKS", 20_000);

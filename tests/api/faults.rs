@@ -2,7 +2,6 @@
 //! really full while Kafka is away; a producer librdkafka declares fatal (made so by
 //! librdkafka's own fault injection, the one fault no broker here can cause on demand).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tim_kafka_bridge::settings::Ack;
 
-use crate::broker::{Kafka, Layout};
+use crate::broker::{brokers, Kafka, Layout};
 use crate::helpers::*;
 
 /// A tmpfs of `size` mounted for the test, unmounted when dropped.
@@ -50,11 +49,7 @@ impl Drop for SmallFilesystem {
 const WITHDRAWN: &str = "C2C.CallbackAfterMsgWithDraw";
 
 fn text_body(key: &str) -> String {
-    format!(
-        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}",
-        "MsgBody":[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{}"}}}}]}}"#,
-        "磁盘已满 ".repeat(60)
-    )
+    text_message(key, &"磁盘已满 ".repeat(60))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,15 +137,7 @@ async fn a_spool_on_a_full_disk_answers_503_then_200_again_by_itself_once_kafka_
         "{metrics}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while record_count_on(&bootstrap, &app.topic).await < acked.len() as i64 {
-        assert!(
-            Instant::now() < deadline,
-            "not everything answered 200 reached Kafka"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let count = record_count_on(&bootstrap, &app.topic).await as usize;
+    let count = settled_count(&bootstrap, &app.topic, acked.len()).await;
     let records = read_records_from(&bootstrap, &app.topic, count).await;
     assert_eq!(
         chaos_report("disk-full", &acked, 1, &records),
@@ -221,63 +208,11 @@ async fn a_producer_librdkafka_made_fatal_is_replaced_and_every_event_arrives_in
         for sender in senders {
             acked.extend(sender.await.unwrap());
         }
-        // Settled: at least one record per answer, and no more arriving.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut last = -1;
-        let count = loop {
-            let now = record_count(&app.topic).await;
-            if now >= 2 * acked.len() as i64 && now == last {
-                break now as usize;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{ack:?}: not everything answered 200 arrived"
-            );
-            last = now;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        };
+        let count = settled_count(brokers(), &app.topic, 2 * acked.len()).await;
         let records = read_records(&app.topic, count).await;
         let scenario = format!("fatal-producer-{ack:?}").to_lowercase();
         assert_eq!(chaos_report(&scenario, &acked, 2, &records), 0);
-        let mut stories: HashMap<&str, Vec<&Record>> = HashMap::new();
-        for r in &records {
-            stories
-                .entry(r.key.as_deref().unwrap())
-                .or_default()
-                .push(r);
-        }
-        for key in &acked {
-            let Some(story) = stories.get(key.as_str()) else {
-                panic!(
-                    "{ack:?}: {key} answered 200 and never arrived ({} records for {} answered)",
-                    records.len(),
-                    2 * acked.len()
-                );
-            };
-            let first = |kind: &str| {
-                story
-                    .iter()
-                    .filter(|r| r.value["type"] == kind)
-                    .map(|r| r.offset)
-                    .min()
-            };
-            assert!(
-                first("tim.c2c.message.sent").is_some(),
-                "{ack:?}: {key} lost"
-            );
-            assert!(
-                first("tim.c2c.message.sent") < first("tim.c2c.message.withdrawn"),
-                "{ack:?}: {key} recalled before it was sent: {:?}",
-                story
-                    .iter()
-                    .map(|r| (
-                        r.partition,
-                        r.offset,
-                        r.value["type"].as_str().unwrap_or("")
-                    ))
-                    .collect::<Vec<_>>()
-            );
-        }
+        assert_each_recall_after_its_send(&scenario, &acked, &records);
         let metrics = app.get("/metrics").await.1;
         assert!(
             metrics.contains("tim_bridge_producer_restarts_total 1"),

@@ -150,6 +150,15 @@ pub fn sent_body(key: &str) -> String {
     )
 }
 
+/// A sent-message body keyed `key` whose one text element says `text` (JSON-escaped
+/// already, where it needs to be).
+pub fn text_message(key: &str, text: &str) -> String {
+    format!(
+        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}","MsgTime":1557481126,
+        "MsgBody":[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{text}"}}}}]}}"#
+    )
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -464,4 +473,86 @@ pub fn chaos_report(scenario: &str, acked: &[String], per_key: usize, records: &
         acked.len()
     );
     lost
+}
+
+/// Waits until `topic` on `brokers` stops growing and holds at least `at_least` records;
+/// how many it holds.
+pub async fn settled_count(brokers: &str, topic: &str, at_least: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut last = -1;
+    loop {
+        let now = record_count_on(brokers, topic).await;
+        if now >= at_least as i64 && now == last {
+            return now as usize;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} holds {now} records, {at_least} expected"
+        );
+        last = now;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Each key's records, in the order read.
+pub fn stories(records: &[Record]) -> HashMap<&str, Vec<&Record>> {
+    let mut stories: HashMap<&str, Vec<&Record>> = HashMap::new();
+    for r in records {
+        stories
+            .entry(r.key.as_deref().unwrap_or(""))
+            .or_default()
+            .push(r);
+    }
+    stories
+}
+
+/// Whether `key`'s story holds an event of type `kind`.
+pub fn landed(stories: &HashMap<&str, Vec<&Record>>, key: &str, kind: &str) -> bool {
+    stories
+        .get(key)
+        .is_some_and(|story| story.iter().any(|r| r.value["type"] == kind))
+}
+
+/// For every key of `recalled`: its send and its recall are in `records`, on one
+/// partition, the first send before the first recall.
+pub fn assert_each_recall_after_its_send(scenario: &str, recalled: &[String], records: &[Record]) {
+    let stories = stories(records);
+    for key in recalled {
+        let story = stories
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("{scenario}: {key} answered 200 and never arrived"));
+        let first = |kind: &str| {
+            story
+                .iter()
+                .filter(|r| r.value["type"] == kind)
+                .map(|r| r.offset)
+                .min()
+        };
+        let (sent, recalled) = (
+            first("tim.c2c.message.sent"),
+            first("tim.c2c.message.withdrawn"),
+        );
+        let told: Vec<_> = story
+            .iter()
+            .map(|r| {
+                (
+                    r.partition,
+                    r.offset,
+                    r.value["type"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert!(
+            sent.is_some() && recalled.is_some(),
+            "{scenario}: {key} incomplete: {told:?}"
+        );
+        assert!(
+            story.iter().all(|r| r.partition == story[0].partition),
+            "{scenario}: {key} on two partitions: {told:?}"
+        );
+        assert!(
+            sent < recalled,
+            "{scenario}: {key} recalled before it was sent: {told:?}"
+        );
+    }
 }

@@ -44,26 +44,28 @@ fn secured() -> &'static Secured {
             secure: Some(pki.clone()),
             ..Layout::default()
         });
-        acl(
+        allow(
             &kafka,
-            &[
-                "--add",
-                "--allow-principal",
-                "User:bridge",
-                "--operation",
-                "All",
-            ],
+            "bridge",
+            "All",
             &["--topic", "*", "--group", "*", "--cluster"],
         );
         Secured { kafka, pki }
     })
 }
 
-fn acl(kafka: &Kafka, what: &[&str], on: &[&str]) {
-    let bootstrap = kafka.bootstrap();
-    let mut args = vec!["--bootstrap-server", &bootstrap];
-    args.extend_from_slice(what);
-    args.extend_from_slice(on);
+/// kafka-acls.sh --add: `user` may do `operation` on `resources` (`--topic T`, `--cluster`, ...).
+fn allow(kafka: &Kafka, user: &str, operation: &str, resources: &[&str]) {
+    let (bootstrap, principal) = (kafka.bootstrap(), format!("User:{user}"));
+    let mut args = vec![
+        "--bootstrap-server",
+        &bootstrap,
+        "--add",
+        "--allow-principal",
+        &principal,
+    ];
+    args.extend(["--operation", operation]);
+    args.extend_from_slice(resources);
     kafka.tool("acls", &args);
 }
 
@@ -196,29 +198,14 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
     }
     // alice may write the message topic (so her idempotent producer gets an id) and
     // only see the other ones: Kafka answers TOPIC_AUTHORIZATION_FAILED for those.
-    acl(
+    allow(
         &s.kafka,
-        &[
-            "--add",
-            "--allow-principal",
-            "User:alice",
-            "--operation",
-            "All",
-        ],
+        "alice",
+        "All",
         &["--topic", &topics[0], "--group", "*", "--cluster"],
     );
     for topic in &topics[1..] {
-        acl(
-            &s.kafka,
-            &[
-                "--add",
-                "--allow-principal",
-                "User:alice",
-                "--operation",
-                "Describe",
-            ],
-            &["--topic", topic],
-        );
+        allow(&s.kafka, "alice", "Describe", &["--topic", topic]);
     }
     let app = spawn_app_with(|c| {
         c.kafka.create_topics = false;
@@ -258,17 +245,7 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
         "refused"
     );
 
-    acl(
-        &s.kafka,
-        &[
-            "--add",
-            "--allow-principal",
-            "User:alice",
-            "--operation",
-            "Write",
-        ],
-        &["--topic", &app.other_topic],
-    );
+    allow(&s.kafka, "alice", "Write", &["--topic", &app.other_topic]);
     let records = read_records_from(&plain, &app.other_topic, sent).await;
     assert!(records
         .iter()

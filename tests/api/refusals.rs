@@ -63,11 +63,7 @@ async fn an_event_over_the_topics_max_message_bytes_is_refused_by_the_broker_and
         s.kafka.topic = topic.clone();
     })
     .await;
-    let big = format!(
-        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"too-big",
-        "MsgBody":[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{}"}}}}]}}"#,
-        incompressible(8 * 1024)
-    );
+    let big = text_message("too-big", &incompressible(8 * 1024));
     // The producer's own limit (message.max.bytes, 1 MB) lets it through: only the
     // broker can refuse it.
     assert_eq!(app.callback(SENT, &big).await.status, 200);

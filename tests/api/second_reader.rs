@@ -9,20 +9,13 @@ use crate::helpers::*;
 /// What the console consumer printed of one record: its key, headers and value bytes.
 type Printed = (String, HashMap<String, String>, Vec<u8>);
 
-fn text_body(key: &str, text: &str) -> String {
-    format!(
-        r#"{{"CallbackCommand":"{SENT}","From_Account":"jared","To_Account":"Jonh","MsgKey":"{key}","MsgTime":1557481126,
-        "MsgBody":[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{text}"}}}}]}}"#
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafkas_console_consumer_reads_the_same_keys_headers_and_bytes_as_librdkafka() {
     let app = spawn_app().await;
     let texts = ["red packet 红包 🧧", "tab\\tand \\\"quotes\\\"", "plain"];
     for (i, text) in texts.iter().enumerate() {
         let answer = app
-            .callback(SENT, &text_body(&format!("console-{i}"), text))
+            .callback(SENT, &text_message(&format!("console-{i}"), text))
             .await;
         assert_eq!(answer.status, 200);
     }

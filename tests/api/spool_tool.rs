@@ -49,14 +49,6 @@ fn drain(args: &[&str], dir: &Path, brokers: &str) -> String {
     text
 }
 
-fn big_body(key: &str) -> String {
-    format!(
-        r#"{{"CallbackCommand":"{SENT}","From_Account":"a","To_Account":"b","MsgKey":"{key}",
-        "MsgBody":[{{"MsgType":"TIMTextElem","MsgContent":{{"Text":"{}"}}}}]}}"#,
-        "大".repeat(2000)
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_the_producer_refuses_is_a_dead_letter_and_spool_drain_dead_delivers_it() {
     let app = spawn_app_with(|s| {
@@ -65,7 +57,12 @@ async fn an_event_the_producer_refuses_is_a_dead_letter_and_spool_drain_dead_del
             .insert("message.max.bytes".into(), "3000".into());
     })
     .await;
-    assert_eq!(app.callback(SENT, &big_body("too-big")).await.status, 200);
+    assert_eq!(
+        app.callback(SENT, &text_message("too-big", &"大".repeat(2000)))
+            .await
+            .status,
+        200
+    );
     assert_eq!(app.callback(SENT, &sent_body("fits")).await.status, 200);
     assert_eq!(
         read_records(&app.topic, 1).await[0].key.as_deref(),
