@@ -122,7 +122,7 @@ pub async fn run() -> ExitCode {
 }
 
 async fn spool(command: SpoolCommand) -> ExitCode {
-    use crate::spool::admin;
+    use crate::admin;
     match command {
         SpoolCommand::Inspect { spool, dead, json } => {
             let settings = match spool.settings() {
@@ -256,7 +256,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         let _ = tail.await;
     }
     drop(dev_cluster);
-    if report.unconfirmed.is_empty() {
+    if report.unconfirmed.is_empty() && report.broken.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -11,6 +11,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::route::Routes;
 use crate::settings::{App, Secret, Settings};
 
 pub const SDKAPPID: u64 = 1400000000;
@@ -34,9 +35,9 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<Option<DevCluster>> {
         return Ok(None);
     }
     let cluster = MockCluster::new(1).context("cannot start librdkafka's mock cluster")?;
-    for topic in settings.topics() {
+    for topic in Routes::new(settings).topics() {
         cluster
-            .create_topic(&topic, settings.kafka.partitions, 1)
+            .create_topic(topic, settings.kafka.partitions, 1)
             .with_context(|| format!("cannot create topic {topic} in the mock cluster"))?;
     }
     settings.kafka.brokers = Some(cluster.bootstrap_servers());
@@ -82,9 +83,9 @@ pub fn spawn_tail(settings: &Settings) -> anyhow::Result<tokio::task::JoinHandle
         .create()
         .context("cannot create the dev consumer")?;
     let mut assignment = TopicPartitionList::new();
-    for topic in settings.topics() {
+    for topic in Routes::new(settings).topics() {
         for partition in 0..settings.kafka.partitions {
-            assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
         }
     }
     consumer.assign(&assignment)?;

@@ -50,6 +50,7 @@ pub struct Metrics {
     pub spool_corrupt: Counter,
     pub spool_write_failures: Counter,
     pub spool_write_failing: Gauge,
+    pub spool_thread_deaths: Counter,
     pub duplicates: Family<KindLabels, Counter>,
     pub connections_open: Gauge,
     /// Connections closed by the server, by reason (over_limit, header_timeout, idle, tls_handshake).
@@ -79,6 +80,7 @@ impl Default for Metrics {
             spool_corrupt: Counter::default(),
             spool_write_failures: Counter::default(),
             spool_write_failing: Gauge::default(),
+            spool_thread_deaths: Counter::default(),
             duplicates: Family::default(),
             connections_open: Gauge::default(),
             connections_closed: Family::default(),
@@ -175,6 +177,11 @@ impl Default for Metrics {
             "tim_bridge_spool_write_failing",
             "1 while the spool cannot store events (its last write or fsync failed), else 0",
             m.spool_write_failing.clone(),
+        );
+        registry.register(
+            "tim_bridge_spool_thread_deaths",
+            "Spool threads that panicked; the bridge stops (exit 1) for a supervisor to restart it",
+            m.spool_thread_deaths.clone(),
         );
         registry.register(
             "tim_bridge_duplicates_dropped",

@@ -9,10 +9,11 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::{Buffer, MemoryBuffer, ShutdownReport};
 use crate::http::{self, Certificates, State};
 use crate::kafka::{self, Forwarder, Readiness};
 use crate::metrics::Metrics;
-use crate::queue::{MemoryQueue, Queue, ShutdownReport};
+use crate::route::Routes;
 use crate::settings::{Ack, Settings};
 use crate::spool::{DeadLetters, Spool};
 
@@ -32,31 +33,39 @@ impl Application {
             "no Kafka brokers: set TIM_BRIDGE_KAFKA_BROKERS (or kafka.brokers), or run `serve --dev` for an in-process cluster",
         )?;
         let metrics = Arc::new(Metrics::default());
-        metrics.preregister(&settings.topics());
+        let routes = Routes::new(&settings);
+        metrics.preregister(routes.topics());
         // First, so that a bad producer property stops start-up before topics are created.
         let forwarder = start_forwarder(&settings, &brokers, &metrics)?;
         if settings.kafka.create_topics {
-            if let Err(error) = kafka::create_topics(&settings, &brokers).await {
+            if let Err(error) = kafka::create_topics(&settings, routes.topics(), &brokers).await {
                 tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
             }
         }
-        let queue = match settings.ack {
-            Ack::Memory => Queue::Memory(MemoryQueue::new(
-                Arc::clone(&forwarder),
+        let buffer: Arc<dyn Buffer> = match settings.ack {
+            Ack::Memory => Arc::new(MemoryBuffer::new(
+                Arc::clone(&forwarder) as _,
                 settings.queue_capacity,
                 Duration::from_millis(settings.enqueue_timeout_ms),
                 Arc::clone(&metrics),
             )),
             Ack::Durable => {
-                let spool = open_spool(&settings, &forwarder, &metrics)?;
-                Queue::Durable(spool, Arc::clone(&forwarder))
+                // Recovery reads what the last run left: off the runtime's threads.
+                let (settings, forwarder, metrics) = (
+                    settings.clone(),
+                    Arc::clone(&forwarder),
+                    Arc::clone(&metrics),
+                );
+                tokio::task::spawn_blocking(move || open_spool(&settings, &forwarder, &metrics))
+                    .await
+                    .context("opening the spool panicked")??
             }
         };
         let readiness = Arc::new(Readiness::default());
         let stop_monitor = CancellationToken::new();
         Arc::clone(&readiness).spawn_monitor(
             Arc::clone(&forwarder),
-            settings.topics(),
+            routes.topics().to_vec(),
             Duration::from_millis(settings.kafka.readiness_interval_ms),
             Arc::clone(&metrics),
             stop_monitor.clone(),
@@ -83,7 +92,8 @@ impl Application {
                     )
                 }),
                 settings,
-                queue,
+                buffer,
+                routes,
                 readiness,
                 metrics,
             }),
@@ -117,6 +127,22 @@ impl Application {
             reload_on_sighup(Arc::clone(c), Arc::clone(&self.state.metrics));
             c.acceptor()
         });
+        let buffer = Arc::clone(&self.state.buffer);
+        let broke = async move {
+            loop {
+                if let Some(reason) = buffer.broken() {
+                    return reason;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let (tell, told) = tokio::sync::oneshot::channel();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                reason = broke => { let _ = tell.send(reason); }
+            }
+        };
         http::serve(
             self.listener,
             acceptor,
@@ -127,10 +153,14 @@ impl Application {
         .await;
         self.stop_monitor.cancel();
         tracing::info!(
-            in_flight = self.state.queue.depth(),
+            in_flight = self.state.buffer.depth(),
             "Stopped accepting; flushing Kafka."
         );
-        let report = self.state.queue.shutdown(bound).await;
+        let mut report = self.state.buffer.shutdown(bound).await;
+        report.broken = told.await.ok();
+        if let Some(reason) = &report.broken {
+            tracing::error!(reason = %reason, "Stopped because the spool broke; what it holds is sent at the next start.");
+        }
         if report.left_in_spool > 0 {
             tracing::info!(
                 delivered = report.delivered,
@@ -202,7 +232,7 @@ pub(crate) fn start_forwarder(
         })?;
     Forwarder::start(
         &producer_config,
-        &settings.topics(),
+        Routes::new(settings).topics(),
         Duration::from_millis(settings.kafka.retry_max_delay_ms),
         Arc::clone(metrics),
         dead_letters,
@@ -221,7 +251,7 @@ pub(crate) fn open_spool(
         &settings.spool_dir,
         settings.spool_max_bytes,
         settings.queue_capacity,
-        Arc::clone(forwarder),
+        Arc::clone(forwarder) as _,
         Arc::clone(metrics),
     )
     .with_context(|| {

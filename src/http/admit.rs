@@ -5,21 +5,11 @@
 use std::time::SystemTime;
 
 use super::error::CallbackError;
-use crate::dedup::{fingerprint, Fingerprint};
-use crate::event::{self, Context, Normalized};
+use crate::dedup::fingerprint;
+use crate::event::{self, Context};
+use crate::route::Admitted;
 use crate::settings::Settings;
 use crate::tencent::{command, sign, Callback, CallbackQuery};
-
-/// What a callback that passed every check asks the bridge to do.
-#[derive(Debug)]
-pub struct Admitted {
-    pub sdk_app_id: u64,
-    pub command: String,
-    /// Empty when the callback is answered without publishing anything.
-    pub events: Vec<Normalized>,
-    /// Identifies a signed request, to recognise it when it is sent again.
-    pub replay_key: Option<Fingerprint>,
-}
 
 /// Checks in the documented order and normalizes. `now_secs` is the local clock for
 /// the `RequestTime` check.

@@ -10,11 +10,10 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request};
 
-use super::admit::{admit, Admitted};
+use super::admit::admit;
 use super::error::CallbackError;
 use super::State;
 use crate::dedup::{fingerprint, Fingerprint};
-use crate::kafka::{now_ms, Record};
 use crate::metrics::KindLabels;
 use crate::tencent::{command, CallbackQuery};
 
@@ -81,12 +80,8 @@ async fn process(
             .to_bytes();
     let now = SystemTime::now();
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let Admitted {
-        sdk_app_id,
-        command,
-        mut events,
-        replay_key,
-    } = admit(&state.settings, query, &body, now_secs, now)?;
+    let mut admitted = admit(&state.settings, query, &body, now_secs, now)?;
+    let replay_key = admitted.replay_key;
     // A signed request is only valid inside its freshness window: one seen in it already
     // is a replay (or Tencent's retry of the very same request).
     if replay_key.is_some_and(|k| !state.requests_seen.reserve(k)) {
@@ -103,8 +98,8 @@ async fn process(
     let ids: Vec<Fingerprint> = match &state.events_seen {
         None => Vec::new(),
         Some(seen) => {
-            let mut ids = Vec::with_capacity(events.len());
-            events.retain(|e| {
+            let mut ids = Vec::with_capacity(admitted.events.len());
+            admitted.events.retain(|e| {
                 let id = fingerprint(&[e.id.as_bytes()]);
                 let fresh = seen.reserve(id);
                 if fresh {
@@ -121,26 +116,14 @@ async fn process(
             ids
         }
     };
-    let Some(first_key) = events.first().map(|e| e.key.clone()) else {
+    let Some(first_key) = admitted.events.first().map(|e| e.key.clone()) else {
         return Ok(None);
     };
-    if events.iter().any(|e| e.keyed_by_conversation) {
+    if admitted.events.iter().any(|e| e.keyed_by_conversation) {
         state.metrics.keyed_by_conversation.inc();
     }
-    let topic = state.settings.topic_for(&command);
-    let accepted_at_ms = now_ms();
-    let records = events
-        .into_iter()
-        .map(|e| Record {
-            topic: topic.to_owned(),
-            key: e.key,
-            payload: e.payload,
-            command: command.clone(),
-            sdk_app_id,
-            accepted_at_ms,
-        })
-        .collect();
-    let accepted = state.queue.accept(records).await;
+    let records = state.routes.route(admitted);
+    let accepted = state.buffer.accept(records).await;
     if let Err(rejected) = accepted {
         // Not taken: Tencent's retry of this request, or these events, must get in.
         if let Some(k) = replay_key {

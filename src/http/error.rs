@@ -7,7 +7,7 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::queue::Rejected;
+use crate::delivery::Rejected;
 use crate::tencent::sign::SignError;
 
 #[derive(Debug)]

@@ -17,14 +17,16 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-pub use admit::{admit, Admitted};
+pub use crate::route::Admitted;
+pub use admit::admit;
 pub use error::{CallbackError, OK_BODY};
 pub use server::serve;
 pub use tls::Certificates;
 
+use crate::delivery::Buffer;
 use crate::kafka::Readiness;
 use crate::metrics::Metrics;
-use crate::queue::Queue;
+use crate::route::Routes;
 use crate::settings::{client_address, Settings};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -35,7 +37,8 @@ pub struct State {
     pub requests_seen: crate::dedup::Seen,
     /// Event ids published recently, when `dedup_window_secs` is set.
     pub events_seen: Option<crate::dedup::Seen>,
-    pub queue: Queue,
+    pub buffer: Arc<dyn Buffer>,
+    pub routes: Routes,
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
 }
@@ -48,10 +51,16 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
         }
         return answer_callback(req, state).await;
     }
+    let broken = (path == "/readyz").then(|| state.buffer.broken()).flatten();
     let page = match path {
         "/healthz" => Some((
             StatusCode::OK,
             "ok\n".to_owned(),
+            "text/plain; charset=utf-8",
+        )),
+        "/readyz" if broken.is_some() => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", broken.unwrap_or_default()),
             "text/plain; charset=utf-8",
         )),
         "/readyz" if state.readiness.is_ready() => Some((
@@ -60,7 +69,7 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
             "text/plain; charset=utf-8",
         )),
         // With the spool, callbacks are safe while Kafka is away: degraded, not unready.
-        "/readyz" if state.queue.is_durable() && !state.queue.is_full() => Some((
+        "/readyz" if state.buffer.is_durable() && !state.buffer.is_full() => Some((
             StatusCode::OK,
             format!(
                 "degraded: {}; events wait in the spool\n",

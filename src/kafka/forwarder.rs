@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use prometheus_client::metrics::counter::Counter;
@@ -32,39 +32,10 @@ use tokio_util::sync::CancellationToken;
 use super::problems::{
     refusal, retriable, unauthorized, Problems, CREDENTIALS_PROBLEM_TTL, STALLED_AFTER_MS,
 };
+use crate::delivery::{now_ms, BoxFuture, Done, Outcome, Record, Sink};
 use crate::event;
 use crate::metrics::Metrics;
 use crate::spool::DeadLetters;
-
-/// One event, ready for Kafka.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub topic: String,
-    pub key: Option<String>,
-    pub payload: Vec<u8>,
-    pub command: String,
-    pub sdk_app_id: u64,
-    /// When the callback was accepted, unix milliseconds.
-    pub accepted_at_ms: u64,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    /// Kafka refused it for good (too large, invalid): kept in the dead-letter log.
-    DeadLettered,
-    /// The bridge shut down before Kafka confirmed it.
-    Abandoned,
-}
-
-/// Called once with a dispatched record's fate, on whichever thread learns it.
-pub type Done = Box<dyn FnOnce(Outcome, &Record) + Send + Sync>;
 
 /// The producer as the bridge builds it: its delivery reports go to [`Deliveries`].
 pub type KafkaProducer = ThreadedProducer<Deliveries>;
@@ -427,6 +398,20 @@ impl Forwarder {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         true
+    }
+}
+
+impl Sink for Forwarder {
+    fn dispatch(&self, record: Record, done: Done) {
+        Forwarder::dispatch(self, record, done);
+    }
+
+    fn shutdown(&self, bound: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(Forwarder::shutdown(self, bound))
+    }
+
+    fn delivered(&self) -> u64 {
+        Forwarder::delivered(self)
     }
 }
 

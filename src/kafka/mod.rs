@@ -14,7 +14,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use forwarder::{now_ms, Done, Forwarder, KafkaProducer, Outcome, Record};
+pub use forwarder::{Deliveries, Forwarder, KafkaProducer};
 
 use crate::metrics::Metrics;
 use crate::settings::{KafkaSecurity, Settings};
@@ -50,12 +50,15 @@ pub fn producer_config(settings: &Settings, brokers: &str) -> Result<ClientConfi
 
 /// Creates the configured topics that do not exist yet (the test broker, like many
 /// production clusters, does not create topics on first use).
-pub async fn create_topics(settings: &Settings, brokers: &str) -> Result<(), String> {
+pub async fn create_topics(
+    settings: &Settings,
+    topics: &[String],
+    brokers: &str,
+) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(&settings.kafka.security, brokers)?
             .create()
             .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
-    let topics = settings.topics();
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|t| {

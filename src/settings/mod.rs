@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::tencent::command;
-
 mod kafka_security;
 mod network;
 
@@ -578,32 +576,6 @@ impl Settings {
     pub fn app(&self, sdk_app_id: u64) -> Option<&App> {
         self.apps.iter().find(|a| a.sdk_app_id == sdk_app_id)
     }
-
-    /// The topic a command's events go to.
-    pub fn topic_for(&self, callback_command: &str) -> &str {
-        if let Some(topic) = self.kafka.command_topics.get(callback_command) {
-            return topic;
-        }
-        if command::C2C_TYPED.contains(&callback_command) {
-            &self.kafka.topic
-        } else if command::GROUP_TYPED.contains(&callback_command) {
-            &self.kafka.group_topic
-        } else {
-            &self.kafka.other_topic
-        }
-    }
-
-    /// Every topic this configuration may publish to.
-    pub fn topics(&self) -> Vec<String> {
-        let mut topics = vec![self.kafka.topic.clone(), self.kafka.group_topic.clone()];
-        if self.forward_other_commands || self.publish_before_send {
-            topics.push(self.kafka.other_topic.clone());
-        }
-        topics.extend(self.kafka.command_topics.values().cloned());
-        topics.sort();
-        topics.dedup();
-        topics
-    }
 }
 
 fn check_topic_name(setting: &str, topic: &str) -> Result<(), SettingsError> {
@@ -717,19 +689,6 @@ mod tests {
         let mut s = Settings::from_toml("[[apps]]\nsdk_app_id = 7").unwrap();
         s.kafka.topic = "has space".into();
         assert_eq!(s.validate().unwrap_err().setting, "kafka.topic");
-    }
-
-    #[test]
-    fn a_messages_story_shares_a_topic_groups_have_theirs_and_others_go_to_the_other_topic() {
-        let s = Settings::default();
-        assert_eq!(s.topic_for(command::AFTER_SEND_MSG), "tim.c2c.messages");
-        assert_eq!(s.topic_for(command::AFTER_MSG_WITHDRAW), "tim.c2c.messages");
-        assert_eq!(s.topic_for(command::AFTER_MODIFY_MSG), "tim.c2c.messages");
-        assert_eq!(
-            s.topic_for(command::GROUP_AFTER_RECALL_MSG),
-            "tim.group.messages"
-        );
-        assert_eq!(s.topic_for("State.StateChange"), "tim.callbacks.other");
     }
 
     #[test]

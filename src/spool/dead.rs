@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::frame::{self, DeadLetter};
-use crate::kafka::{now_ms, Record};
+use crate::delivery::{now_ms, Record};
 use crate::metrics::Metrics;
 
 /// The file new dead letters are appended to; `spool drain --dead` renames it to

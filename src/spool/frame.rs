@@ -3,7 +3,7 @@
 //! field cannot be trusted. A dead letter is the same frame with the refusal's
 //! reason and time after the record.
 
-use crate::kafka::Record;
+use crate::delivery::Record;
 
 pub const MAGIC: u32 = 0x5449_4d31; // "TIM1"
 pub const HEADER: usize = 12;

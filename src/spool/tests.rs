@@ -1,7 +1,9 @@
+use std::fs::OpenOptions;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::delivery::{Done, Outcome};
 
 /// Stands in for Kafka: records what it is sent, and confirms it or holds on to it.
 #[derive(Clone, Default)]
@@ -19,6 +21,12 @@ impl Sink for Kafka {
         } else {
             done(Outcome::Delivered, &record);
         }
+    }
+    fn shutdown(&self, _: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn delivered(&self) -> u64 {
+        (self.seen.lock().unwrap().len() - self.held.lock().unwrap().len()) as u64
     }
 }
 
@@ -55,7 +63,7 @@ fn open(dir: &Path, max_bytes: u64, kafka: &Kafka) -> Arc<Spool> {
         dir,
         max_bytes,
         100_000,
-        kafka.clone(),
+        Arc::new(kafka.clone()),
         Arc::new(Metrics::default()),
     )
     .unwrap()
@@ -116,7 +124,7 @@ async fn concurrent_appends_share_fsyncs_and_all_arrive() {
         dir.path(),
         1 << 24,
         100_000,
-        kafka.clone(),
+        Arc::new(kafka.clone()),
         Arc::clone(&metrics),
     )
     .unwrap();
@@ -221,7 +229,7 @@ async fn a_corrupted_middle_record_is_skipped_counted_and_the_others_sent() {
         dir.path(),
         1 << 20,
         100,
-        kafka.clone(),
+        Arc::new(kafka.clone()),
         Arc::clone(&metrics),
     )
     .unwrap();
@@ -352,10 +360,64 @@ async fn a_second_bridge_cannot_open_the_same_spool() {
         dir.path(),
         1 << 20,
         10,
-        kafka.clone(),
+        Arc::new(kafka.clone()),
         Arc::new(Metrics::default()),
     );
 
     assert!(second.err().unwrap().to_string().contains("in use"));
     spool.finish().await;
+}
+
+/// A Kafka whose client code panics on the first record it is handed, on the
+/// spool's reader thread, as a bug there would.
+struct Panicking;
+
+impl Sink for Panicking {
+    fn dispatch(&self, _: Record, _: Done) {
+        panic!("a bug in the sink");
+    }
+    fn shutdown(&self, _: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    fn delivered(&self) -> u64 {
+        0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_thread_that_dies_marks_the_spool_broken_and_keeps_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let spool = Spool::open(
+        dir.path(),
+        1 << 20,
+        100,
+        Arc::new(Panicking),
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    assert_eq!(spool.broken(), None);
+    spool.append(vec![record("a", 10)]).await.unwrap();
+    eventually("the spool says it is broken", || spool.broken().is_some()).await;
+    let reason = spool.broken().unwrap();
+    assert!(
+        reason.contains("spool-reader") && reason.contains("a bug in the sink"),
+        "{reason}"
+    );
+    assert_eq!(metrics.spool_thread_deaths.get(), 1);
+    assert_eq!(
+        spool
+            .shutdown(Duration::from_millis(50))
+            .await
+            .left_in_spool,
+        1
+    );
+    drop(spool);
+    let kafka = Kafka::default();
+    let reopened = open(dir.path(), 1 << 20, &kafka);
+    eventually("the record is sent after a restart", || {
+        kafka.keys() == ["a"]
+    })
+    .await;
+    assert_eq!(reopened.broken(), None);
 }

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
-use tim_kafka_bridge::queue::ShutdownReport;
+use tim_kafka_bridge::delivery::ShutdownReport;
 use tim_kafka_bridge::settings::{App, Secret, Settings};
 use tim_kafka_bridge::startup::Application;
 use tim_kafka_bridge::tencent::sign::sign_hex;

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::{frame, read_watermark, segment_firsts, segment_path, DeadLetters};
-use crate::kafka::{now_ms, Forwarder, Outcome};
+use crate::delivery::{now_ms, Outcome};
+use crate::kafka::Forwarder;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
+use crate::spool::{frame, read_watermark, segment_firsts, segment_path, DeadLetters};
 use crate::startup;
 
 /// What `spool inspect` reports. Read-only: safe while a bridge runs on the directory.
@@ -78,7 +79,7 @@ pub fn inspect(dir: &Path, list_dead: bool) -> std::io::Result<Inspection> {
         }
     }
     report.oldest_waiting_age_secs = oldest.map(|at| now_ms().saturating_sub(at) / 1000);
-    let found = super::read_dead_letters(&dir.join("dead"))?;
+    let found = crate::spool::read_dead_letters(&dir.join("dead"))?;
     report.corrupt += found.corrupt;
     report.dead_letters = found.letters.len() as u64;
     for letter in &found.letters {
@@ -198,7 +199,7 @@ async fn drain_dead(
 ) -> anyhow::Result<()> {
     // New refusals (these letters refused again) go to a new file: they stay dead letters.
     dead_letters.set_aside()?;
-    let found = super::read_dead_letters(dead_letters.dir())?;
+    let found = crate::spool::read_dead_letters(dead_letters.dir())?;
     let draining: Vec<_> = found
         .files
         .iter()

@@ -1,0 +1,124 @@
+//! Which topic a callback's events go to: the one place that decides it (policy),
+//! above the delivery core that only carries records (mechanism).
+
+use std::collections::BTreeMap;
+
+use crate::dedup::Fingerprint;
+use crate::delivery::{now_ms, Record};
+use crate::event::Normalized;
+use crate::settings::Settings;
+use crate::tencent::command;
+
+/// What a callback that passed every check asks the bridge to do.
+#[derive(Debug)]
+pub struct Admitted {
+    pub sdk_app_id: u64,
+    pub command: String,
+    /// Empty when the callback is answered without publishing anything.
+    pub events: Vec<Normalized>,
+    /// Identifies a signed request, to recognise it when it is sent again.
+    pub replay_key: Option<Fingerprint>,
+}
+
+/// The topics of one configuration: one-to-one messages, group messages, every other
+/// command, and per-command overrides.
+#[derive(Debug, Clone)]
+pub struct Routes {
+    c2c: String,
+    group: String,
+    other: String,
+    by_command: BTreeMap<String, String>,
+    all: Vec<String>,
+}
+
+impl Routes {
+    pub fn new(settings: &Settings) -> Self {
+        let kafka = &settings.kafka;
+        let mut all = vec![kafka.topic.clone(), kafka.group_topic.clone()];
+        if settings.forward_other_commands || settings.publish_before_send {
+            all.push(kafka.other_topic.clone());
+        }
+        all.extend(kafka.command_topics.values().cloned());
+        all.sort();
+        all.dedup();
+        Self {
+            c2c: kafka.topic.clone(),
+            group: kafka.group_topic.clone(),
+            other: kafka.other_topic.clone(),
+            by_command: kafka.command_topics.clone(),
+            all,
+        }
+    }
+
+    /// The topic a command's events go to.
+    pub fn topic_for(&self, callback_command: &str) -> &str {
+        if let Some(topic) = self.by_command.get(callback_command) {
+            return topic;
+        }
+        if command::C2C_TYPED.contains(&callback_command) {
+            &self.c2c
+        } else if command::GROUP_TYPED.contains(&callback_command) {
+            &self.group
+        } else {
+            &self.other
+        }
+    }
+
+    /// Every topic this configuration may publish to, sorted.
+    pub fn topics(&self) -> &[String] {
+        &self.all
+    }
+
+    /// The admitted callback's events as records for its topic, in the callback's order.
+    pub fn route(&self, admitted: Admitted) -> Vec<Record> {
+        let topic = self.topic_for(&admitted.command);
+        let accepted_at_ms = now_ms();
+        admitted
+            .events
+            .into_iter()
+            .map(|e| Record {
+                topic: topic.to_owned(),
+                key: e.key,
+                payload: e.payload,
+                command: admitted.command.clone(),
+                sdk_app_id: admitted.sdk_app_id,
+                accepted_at_ms,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_messages_story_shares_a_topic_groups_have_theirs_and_others_go_to_the_other_topic() {
+        let routes = Routes::new(&Settings::default());
+        let topic_for = |c| routes.topic_for(c);
+        assert_eq!(topic_for(command::AFTER_SEND_MSG), "tim.c2c.messages");
+        assert_eq!(topic_for(command::AFTER_MSG_WITHDRAW), "tim.c2c.messages");
+        assert_eq!(topic_for(command::AFTER_MODIFY_MSG), "tim.c2c.messages");
+        assert_eq!(
+            topic_for(command::GROUP_AFTER_RECALL_MSG),
+            "tim.group.messages"
+        );
+        assert_eq!(topic_for("State.StateChange"), "tim.callbacks.other");
+    }
+
+    #[test]
+    fn a_command_topic_overrides_its_family_and_is_listed() {
+        let mut settings = Settings::default();
+        settings
+            .kafka
+            .command_topics
+            .insert(command::AFTER_MSG_WITHDRAW.into(), "recalls".into());
+        let routes = Routes::new(&settings);
+        assert_eq!(routes.topic_for(command::AFTER_MSG_WITHDRAW), "recalls");
+        assert_eq!(
+            routes.topic_for(command::AFTER_SEND_MSG),
+            "tim.c2c.messages"
+        );
+        assert!(routes.topics().contains(&"recalls".to_owned()));
+    }
+}
