@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::ClientConfig;
-use tim_kafka_bridge::event::{decode, Data};
+use tim_event::{decode, Data};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

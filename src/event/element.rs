@@ -1,189 +1,53 @@
-//! Message elements. Each known element keeps Tencent's `MsgContent` fields, renamed
-//! to snake_case (`ImageInfoArray` → `image_info_array`); the serde aliases read
-//! Tencent's own names, so one type serves both the callback and the event.
+//! A Tencent message element in the event's terms: each known element keeps
+//! Tencent's `MsgContent` fields, renamed to snake_case (`tim_event::element`).
 
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::tencent::lenient::{field, number};
+pub use tim_event::element::*;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Element {
-    Text(Text),
-    Image(Image),
-    File(File),
-    Sound(Sound),
-    Video(Video),
-    Location(Location),
-    Face(Face),
-    Custom(Custom),
-    Relay(Relay),
-    /// An element type the bridge does not know yet, kept as Tencent sent it.
-    Unknown {
-        msg_type: String,
-        content: Value,
-    },
-}
+use crate::tencent::element::TencentElement;
 
-macro_rules! element {
-    ($name:ident { $($field:ident : $ty:ty = $tencent:literal;)* }) => {
-        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-        pub struct $name {
-            $(
-                #[serde(alias = $tencent, default, deserialize_with = "field", skip_serializing_if = "Option::is_none")]
-                pub $field: Option<$ty>,
-            )*
-        }
-    };
-}
-
-element!(Text { text: String = "Text"; });
-element!(Location {
-    desc: String = "Desc";
-    latitude: f64 = "Latitude";
-    longitude: f64 = "Longitude";
-});
-element!(Face { index: i64 = "Index"; data: String = "Data"; });
-element!(Custom { data: String = "Data"; desc: String = "Desc"; ext: String = "Ext"; sound: String = "Sound"; });
-element!(Sound {
-    url: String = "Url";
-    uuid: String = "UUID";
-    size: u64 = "Size";
-    second: u64 = "Second";
-    download_flag: i64 = "Download_Flag";
-});
-element!(File {
-    url: String = "Url";
-    uuid: String = "UUID";
-    file_size: u64 = "FileSize";
-    file_name: String = "FileName";
-    download_flag: i64 = "Download_Flag";
-});
-element!(Video {
-    video_url: String = "VideoUrl";
-    video_uuid: String = "VideoUUID";
-    video_size: u64 = "VideoSize";
-    video_second: u64 = "VideoSecond";
-    video_format: String = "VideoFormat";
-    video_download_flag: i64 = "VideoDownloadFlag";
-    thumb_url: String = "ThumbUrl";
-    thumb_uuid: String = "ThumbUUID";
-    thumb_size: u64 = "ThumbSize";
-    thumb_width: u64 = "ThumbWidth";
-    thumb_height: u64 = "ThumbHeight";
-    thumb_format: String = "ThumbFormat";
-    thumb_download_flag: i64 = "ThumbDownloadFlag";
-});
-element!(ImageInfo {
-    r#type: i64 = "Type";
-    size: u64 = "Size";
-    width: u64 = "Width";
-    height: u64 = "Height";
-    url: String = "URL";
-});
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Image {
-    #[serde(alias = "UUID", default, skip_serializing_if = "Option::is_none")]
-    pub uuid: Option<String>,
-    #[serde(
-        alias = "ImageFormat",
-        default,
-        deserialize_with = "number",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub image_format: Option<i64>,
-    #[serde(
-        alias = "ImageInfoArray",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub image_info_array: Option<Vec<ImageInfo>>,
-}
-
-/// A merged-forward message. Its nested messages are kept as Tencent sent them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Relay {
-    #[serde(alias = "Title", default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
-    #[serde(
-        alias = "MsgNum",
-        default,
-        deserialize_with = "number",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub msg_num: Option<u64>,
-    #[serde(
-        alias = "CompatibleText",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub compatible_text: Option<String>,
-    #[serde(
-        alias = "AbstractList",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub abstract_list: Option<Value>,
-    #[serde(alias = "MsgList", default, skip_serializing_if = "Option::is_none")]
-    pub msg_list: Option<Value>,
-    #[serde(alias = "JsonMsgKey", default, skip_serializing_if = "Option::is_none")]
-    pub json_msg_key: Option<String>,
-}
-
-/// One `MsgBody` item as Tencent sends it.
-#[derive(Debug, Deserialize)]
-pub struct TencentElement {
-    #[serde(rename = "MsgType")]
-    pub msg_type: String,
-    #[serde(rename = "MsgContent", default)]
-    pub msg_content: Option<Box<RawValue>>,
-}
-
-impl TencentElement {
-    /// The element in the event's terms; a known type with malformed content is an error
-    /// that names the field.
-    pub fn normalize(&self) -> Result<Element, String> {
-        fn content<T: serde::de::DeserializeOwned + Default>(
-            raw: &Option<Box<RawValue>>,
-        ) -> Result<T, String> {
-            match raw {
-                None => Ok(T::default()),
-                Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
-                    let de = &mut serde_json::Deserializer::from_str(raw.get());
-                    match serde_path_to_error::deserialize::<_, T>(de) {
-                        Err(e) => {
-                            let path = e.path().to_string();
-                            format!("MsgContent.{path}: {}", e.into_inner())
-                        }
-                        Ok(_) => "MsgContent cannot be read".into(),
+/// The element in the event's terms; a known type with malformed content is an error
+/// that names the field.
+pub fn normalize(element: &TencentElement) -> Result<Element, String> {
+    fn content<T: serde::de::DeserializeOwned + Default>(
+        raw: &Option<Box<RawValue>>,
+    ) -> Result<T, String> {
+        match raw {
+            None => Ok(T::default()),
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
+                let de = &mut serde_json::Deserializer::from_str(raw.get());
+                match serde_path_to_error::deserialize::<_, T>(de) {
+                    Err(e) => {
+                        let path = e.path().to_string();
+                        format!("MsgContent.{path}: {}", e.into_inner())
                     }
-                }),
-            }
+                    Ok(_) => "MsgContent cannot be read".into(),
+                }
+            }),
         }
-        Ok(match self.msg_type.as_str() {
-            "TIMTextElem" => Element::Text(content(&self.msg_content)?),
-            "TIMImageElem" => Element::Image(content(&self.msg_content)?),
-            "TIMFileElem" => Element::File(content(&self.msg_content)?),
-            "TIMSoundElem" => Element::Sound(content(&self.msg_content)?),
-            "TIMVideoFileElem" => Element::Video(content(&self.msg_content)?),
-            "TIMLocationElem" => Element::Location(content(&self.msg_content)?),
-            "TIMFaceElem" => Element::Face(content(&self.msg_content)?),
-            "TIMCustomElem" => Element::Custom(content(&self.msg_content)?),
-            "TIMRelayElem" => Element::Relay(content(&self.msg_content)?),
-            other => Element::Unknown {
-                msg_type: other.to_owned(),
-                content: match &self.msg_content {
-                    Some(raw) => {
-                        serde_json::from_str(raw.get()).map_err(|e| format!("MsgContent: {e}"))?
-                    }
-                    None => Value::Null,
-                },
-            },
-        })
     }
+    Ok(match element.msg_type.as_str() {
+        "TIMTextElem" => Element::Text(content(&element.msg_content)?),
+        "TIMImageElem" => Element::Image(content(&element.msg_content)?),
+        "TIMFileElem" => Element::File(content(&element.msg_content)?),
+        "TIMSoundElem" => Element::Sound(content(&element.msg_content)?),
+        "TIMVideoFileElem" => Element::Video(content(&element.msg_content)?),
+        "TIMLocationElem" => Element::Location(content(&element.msg_content)?),
+        "TIMFaceElem" => Element::Face(content(&element.msg_content)?),
+        "TIMCustomElem" => Element::Custom(content(&element.msg_content)?),
+        "TIMRelayElem" => Element::Relay(content(&element.msg_content)?),
+        other => Element::Unknown {
+            msg_type: other.to_owned(),
+            content: match &element.msg_content {
+                Some(raw) => {
+                    serde_json::from_str(raw.get()).map_err(|e| format!("MsgContent: {e}"))?
+                }
+                None => Value::Null,
+            },
+        },
+    })
 }
 
 #[cfg(test)]
@@ -193,7 +57,7 @@ mod tests {
 
     fn normalize(tencent: Value) -> Value {
         let el: TencentElement = serde_json::from_value(tencent).unwrap();
-        serde_json::to_value(el.normalize().unwrap()).unwrap()
+        serde_json::to_value(super::normalize(&el).unwrap()).unwrap()
     }
 
     #[test]
@@ -279,7 +143,7 @@ mod tests {
         let el: TencentElement =
             serde_json::from_value(json!({"MsgType":"TIMSoundElem","MsgContent":{"Size":"big"}}))
                 .unwrap();
-        let err = el.normalize().unwrap_err();
+        let err = super::normalize(&el).unwrap_err();
         assert!(err.starts_with("MsgContent.Size"), "{err}");
     }
 
@@ -289,7 +153,7 @@ mod tests {
             json!({"MsgType":"TIMSoundElem","MsgContent":{"UUID":"x","Size":3}}),
         )
         .unwrap();
-        let element = el.normalize().unwrap();
+        let element = super::normalize(&el).unwrap();
         let back: Element =
             serde_json::from_str(&serde_json::to_string(&element).unwrap()).unwrap();
         assert_eq!(back, element);

@@ -6,9 +6,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::command;
+use super::element::TencentElement;
 use super::family::*;
 use super::lenient::field;
-use crate::event::element::TencentElement;
 
 /// `C2C.CallbackAfterSendMsg`, and the same shape for `C2C.CallbackAfterModifyMsg`
 /// (with `Operator_Account`) and `C2C.CallbackBeforeSendMsg`.

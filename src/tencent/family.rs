@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 
+use super::element::TencentElement;
 use super::lenient::field;
-use crate::event::element::TencentElement;
 
 #[derive(Debug, Deserialize)]
 pub struct ReceiptInfo {

@@ -2,8 +2,9 @@
 //! as validated types.
 
 pub mod body;
+pub mod element;
 pub mod family;
-pub mod lenient;
+pub use tim_event::lenient;
 pub mod query;
 pub mod sign;
 

@@ -17,8 +17,7 @@ fn asyncapi() -> Yaml {
 }
 
 fn schema() -> Value {
-    serde_json::from_str(include_str!("../../schemas/event.schema.json"))
-        .expect("the JSON Schema parses")
+    serde_json::from_str(tim_event::SCHEMA).expect("the JSON Schema parses")
 }
 
 #[test]
@@ -42,7 +41,7 @@ fn the_asyncapi_payloads_are_exactly_the_schemas_event_definitions() {
     for (_, message) in doc["components"]["messages"].as_hash().unwrap() {
         let reference = message["payload"]["$ref"].as_str().unwrap();
         let name = reference
-            .strip_prefix("../schemas/event.schema.json#/$defs/")
+            .strip_prefix("../crates/tim-event/schema/event.schema.json#/$defs/")
             .unwrap_or_else(|| panic!("{reference} does not point into the JSON Schema"));
         assert!(
             schema["$defs"].get(name).is_some(),

@@ -415,8 +415,7 @@ pub async fn topic_exists(topic: &str) -> bool {
 pub fn assert_valid_event(event: &Value) {
     static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
     let validator = VALIDATOR.get_or_init(|| {
-        let schema: Value =
-            serde_json::from_str(include_str!("../../schemas/event.schema.json")).unwrap();
+        let schema: Value = serde_json::from_str(tim_event::SCHEMA).unwrap();
         jsonschema::validator_for(&schema).expect("the event schema compiles")
     });
     let errors: Vec<String> = validator

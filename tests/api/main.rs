@@ -14,6 +14,7 @@ mod faults;
 mod helpers;
 mod https;
 mod kafka_security;
+mod layout;
 mod limits;
 mod load;
 mod ordering;
