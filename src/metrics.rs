@@ -41,6 +41,7 @@ pub struct Metrics {
     pub events_dead_lettered: Family<DeadLabels, Counter>,
     pub dead_letters: Gauge,
     pub producer_restarts: Counter,
+    pub producer_queue_full: Counter,
     pub delivery_latency: Histogram,
     pub queue_depth: Gauge,
     pub kafka_ready: Gauge,
@@ -71,6 +72,7 @@ impl Default for Metrics {
             events_dead_lettered: Family::default(),
             dead_letters: Gauge::default(),
             producer_restarts: Counter::default(),
+            producer_queue_full: Counter::default(),
             delivery_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
             queue_depth: Gauge::default(),
             kafka_ready: Gauge::default(),
@@ -123,6 +125,11 @@ impl Default for Metrics {
             "tim_bridge_producer_restarts",
             "Kafka producers replaced after librdkafka reported them fatal",
             m.producer_restarts.clone(),
+        );
+        registry.register(
+            "tim_bridge_producer_queue_full",
+            "Times librdkafka's queue was full (queue.buffering.max.messages or .kbytes): events waited, in order, for room",
+            m.producer_queue_full.clone(),
         );
         registry.register(
             "tim_bridge_dead_letters",

@@ -5,12 +5,16 @@
 //! wake-up per record. Only a failed attempt goes to the Tokio runtime, to be sent
 //! again after a capped, jittered backoff.
 //!
+//! A full librdkafka queue is backpressure, not a failure: the record, and every one
+//! dispatched after it, waits in dispatch order until there is room again, so that a
+//! newer record of the same key never overtakes it.
+//!
 //! A producer in librdkafka's fatal state (a fenced or out-of-sequence idempotent
 //! producer) takes nothing ever again: it is replaced by a new one with the same
 //! settings, and every record it had not confirmed is sent again on the new one in
 //! its original order, ahead of anything dispatched meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -82,6 +86,9 @@ struct Shared {
     next_order: AtomicU64,
     /// The producer is fatal and being replaced: records wait in `held` meanwhile.
     replacing: AtomicBool,
+    /// librdkafka's queue was full: records wait in `held` until it has room.
+    queue_full: AtomicBool,
+    room: tokio::sync::Notify,
     // Boxed as librdkafka hands them back (the delivery opaque): no re-boxing per record.
     #[allow(clippy::vec_box)]
     held: Mutex<Vec<Box<InFlight>>>,
@@ -204,6 +211,8 @@ impl Forwarder {
             any_failing: AtomicBool::new(false),
             next_order: AtomicU64::new(0),
             replacing: AtomicBool::new(false),
+            queue_full: AtomicBool::new(false),
+            room: tokio::sync::Notify::new(),
             held: Mutex::default(),
             fatal: tokio::sync::Notify::new(),
             outstanding: [AtomicU64::new(0), AtomicU64::new(0)],
@@ -220,6 +229,10 @@ impl Forwarder {
             shared,
         });
         tokio::spawn(retry_failed(Arc::downgrade(&forwarder), retries));
+        tokio::spawn(send_held_when_room(
+            Arc::clone(&forwarder.shared),
+            Arc::downgrade(&forwarder),
+        ));
         tokio::spawn(replace_when_fatal(
             Arc::clone(&forwarder.shared),
             Arc::downgrade(&forwarder),
@@ -263,13 +276,43 @@ impl Forwarder {
     }
 
     fn send(&self, in_flight: Box<InFlight>) {
-        let in_flight = match self.shared.hold_while_replacing(in_flight) {
+        let in_flight = match self.shared.hold_while_paused(in_flight) {
             Some(in_flight) => in_flight,
             None => return,
         };
         if let Err((error, in_flight)) = self.shared.produce(&self.current(), in_flight) {
-            self.shared.failed(in_flight, error);
+            if queue_full(&error) {
+                self.shared.hold_for_room(in_flight);
+            } else {
+                self.shared.failed(in_flight, error);
+            }
         }
+    }
+
+    /// Sends what is held, in dispatch order, until librdkafka's queue is full again;
+    /// whatever is left stays held (and `queue_full` set) for the next try. Called
+    /// with `held` locked, so that nothing dispatched meanwhile can go first.
+    #[allow(clippy::vec_box)]
+    fn send_held(&self, held: &mut Vec<Box<InFlight>>) -> Vec<(Box<InFlight>, KafkaError)> {
+        held.sort_by_key(|in_flight| in_flight.order);
+        let mut waiting: VecDeque<_> = held.drain(..).collect();
+        let mut failed = Vec::new();
+        let current = self.current();
+        while let Some(in_flight) = waiting.pop_front() {
+            match self.shared.produce(&current, in_flight) {
+                Ok(()) => {}
+                Err((error, in_flight)) if queue_full(&error) => {
+                    waiting.push_front(in_flight);
+                    break;
+                }
+                Err((error, in_flight)) => failed.push((in_flight, error)),
+            }
+        }
+        self.shared
+            .queue_full
+            .store(!waiting.is_empty(), Ordering::SeqCst);
+        held.extend(waiting);
+        failed
     }
 
     /// Makes a new producer if the current one is fatal, lets go of the fatal one (whose
@@ -315,18 +358,13 @@ impl Forwarder {
             self.shared.metrics.producer_restarts.inc();
             tracing::warn!(fatal_error = %code, reason, "Replaced the fatal Kafka producer; what it had not confirmed is sent again, in order.");
         }
-        let mut again = Vec::new();
-        {
+        let again = {
             let mut held = self.shared.held();
-            held.sort_by_key(|in_flight| in_flight.order);
-            let current = self.current();
-            for in_flight in held.drain(..) {
-                if let Err((error, in_flight)) = self.shared.produce(&current, in_flight) {
-                    again.push((in_flight, error));
-                }
-            }
+            let again = self.send_held(&mut held);
             self.shared.replacing.store(false, Ordering::SeqCst);
-        }
+            again
+        };
+        self.shared.room.notify_one();
         for (in_flight, error) in again {
             self.shared.failed(in_flight, error);
         }
@@ -379,6 +417,7 @@ impl Forwarder {
     pub async fn shutdown(&self, timeout: Duration) {
         if !self.settled_within(timeout).await {
             self.shared.abandon.cancel();
+            self.shared.abandon_held();
             // Purged records come back as delivery reports, and are abandoned.
             self.producer()
                 .purge(PurgeConfig::default().queue().inflight());
@@ -452,6 +491,38 @@ async fn replace_when_fatal(shared: Arc<Shared>, forwarder: Weak<Forwarder>) {
     }
 }
 
+/// While librdkafka's queue is full, tries every millisecond to send what is held.
+async fn send_held_when_room(shared: Arc<Shared>, forwarder: Weak<Forwarder>) {
+    loop {
+        shared.room.notified().await;
+        while shared.queue_full.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let Some(this) = forwarder.upgrade() else {
+                return;
+            };
+            if this.shared.abandon.is_cancelled() {
+                this.shared.abandon_held();
+                break;
+            }
+            // A replacement sends what is held itself.
+            if this.shared.replacing.load(Ordering::SeqCst) {
+                continue;
+            }
+            let failed = {
+                let mut held = this.shared.held();
+                this.send_held(&mut held)
+            };
+            for (in_flight, error) in failed {
+                this.shared.failed(in_flight, error);
+            }
+        }
+    }
+}
+
+fn queue_full(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
+}
+
 fn abandon_all(first: Box<InFlight>, mut rest: mpsc::UnboundedReceiver<Box<InFlight>>) {
     let mut next = Some(first);
     while let Some(in_flight) = next {
@@ -478,18 +549,35 @@ impl Shared {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps `in_flight` for the replacement producer while one is being made; gives
-    /// it back otherwise.
-    fn hold_while_replacing(&self, in_flight: Box<InFlight>) -> Option<Box<InFlight>> {
-        if !self.replacing.load(Ordering::SeqCst) {
+    fn paused(&self) -> bool {
+        self.replacing.load(Ordering::SeqCst) || self.queue_full.load(Ordering::SeqCst)
+    }
+
+    /// Keeps `in_flight` behind the records held before it while a replacement
+    /// producer is being made or librdkafka's queue is full; gives it back otherwise.
+    fn hold_while_paused(&self, in_flight: Box<InFlight>) -> Option<Box<InFlight>> {
+        if !self.paused() {
             return Some(in_flight);
         }
         let mut held = self.held();
-        if self.replacing.load(Ordering::SeqCst) {
+        if self.paused() {
             held.push(in_flight);
             return None;
         }
         Some(in_flight)
+    }
+
+    /// librdkafka has no room for `in_flight`: it waits, and so does every record
+    /// dispatched after it, until `send_held_when_room` finds room.
+    fn hold_for_room(&self, in_flight: Box<InFlight>) {
+        let mut held = self.held();
+        if !self.queue_full.swap(true, Ordering::SeqCst) {
+            self.metrics.producer_queue_full.inc();
+            tracing::debug!("librdkafka's queue is full; events wait, in order, for room.");
+        }
+        held.push(in_flight);
+        drop(held);
+        self.room.notify_one();
     }
 
     fn failed(&self, mut in_flight: Box<InFlight>, error: KafkaError) {
@@ -509,7 +597,7 @@ impl Shared {
             self.replacing.store(true, Ordering::SeqCst);
             self.fatal.notify_one();
         }
-        in_flight = match self.hold_while_replacing(in_flight) {
+        in_flight = match self.hold_while_paused(in_flight) {
             Some(in_flight) => in_flight,
             None => return,
         };
@@ -586,6 +674,15 @@ impl Shared {
                     }
                 }
             }
+        }
+    }
+
+    /// At shutdown: what still waits for room will not get it.
+    fn abandon_held(&self) {
+        let held = std::mem::take(&mut *self.held());
+        self.queue_full.store(false, Ordering::SeqCst);
+        for in_flight in held {
+            self.finish_as(*in_flight, Outcome::Abandoned);
         }
     }
 

@@ -555,3 +555,10 @@ pub fn assert_each_recall_after_its_send(scenario: &str, recalled: &[String], re
         );
     }
 }
+
+/// The value of an unlabelled metric in an OpenMetrics page, 0 when absent.
+pub fn metric_value(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}

@@ -52,3 +52,54 @@ async fn a_messages_send_and_recall_arrive_in_that_order_on_one_partition() {
         assert_eq!(story[1].value["type"], "tim.c2c.message.withdrawn", "{key}");
     }
 }
+
+/// librdkafka refuses a record at once when its own queue is full; that is
+/// backpressure, and a recall sent after its message must still land after it.
+async fn a_full_librdkafka_queue_keeps_each_story_in_order(ack: tim_kafka_bridge::settings::Ack) {
+    let app = spawn_app_with(|s| {
+        s.ack = ack;
+        // Room for four records in librdkafka: the queue is full almost at once.
+        s.kafka
+            .producer
+            .insert("queue.buffering.max.messages".into(), "4".into());
+    })
+    .await;
+    let keys: Vec<String> = (0..150).map(|i| format!("queue-full-{i}")).collect();
+    for key in &keys {
+        let sent = text_message(key, "hi");
+        let recalled = format!(
+            r#"{{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
+        );
+        assert_eq!(
+            app.callback("C2C.CallbackAfterSendMsg", &sent).await.status,
+            200
+        );
+        assert_eq!(
+            app.callback("C2C.CallbackAfterMsgWithDraw", &recalled)
+                .await
+                .status,
+            200
+        );
+    }
+    let records = read_records(&app.topic, keys.len() * 2).await;
+    assert_eq!(records.len(), keys.len() * 2);
+    assert_each_recall_after_its_send("a full librdkafka queue", &keys, &records);
+    let (_, metrics) = app.get("/metrics").await;
+    let waits = metric_value(&metrics, "tim_bridge_producer_queue_full_total");
+    assert!(
+        waits >= 1.0,
+        "the queue was never full, so nothing was tested:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn with_ack_memory_a_full_librdkafka_queue_is_waited_out_in_order() {
+    a_full_librdkafka_queue_keeps_each_story_in_order(tim_kafka_bridge::settings::Ack::Memory)
+        .await;
+}
+
+#[tokio::test]
+async fn with_ack_durable_a_full_librdkafka_queue_is_waited_out_in_order() {
+    a_full_librdkafka_queue_keeps_each_story_in_order(tim_kafka_bridge::settings::Ack::Durable)
+        .await;
+}
