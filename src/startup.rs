@@ -70,9 +70,14 @@ impl Application {
             Arc::clone(&metrics),
             stop_monitor.clone(),
         );
-        let certificates = match &settings.tls {
+        let certificates = match settings.tls.clone() {
             None => None,
-            Some(files) => Some(Certificates::load(files).map_err(|e| anyhow::anyhow!(e))?),
+            Some(files) => Some(
+                tokio::task::spawn_blocking(move || Certificates::load(&files))
+                    .await
+                    .context("loading the HTTPS certificate panicked")?
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            ),
         };
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -196,7 +201,11 @@ fn reload_on_sighup(certificates: Arc<Certificates>, metrics: Arc<Metrics>) {
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            let outcome = match certificates.reload() {
+            let reading = Arc::clone(&certificates);
+            let reloaded = tokio::task::spawn_blocking(move || reading.reload())
+                .await
+                .unwrap_or_else(|e| Err(format!("reloading panicked: {e}")));
+            let outcome = match reloaded {
                 Ok(()) => {
                     tracing::info!("Reloaded the HTTPS certificate.");
                     "ok"

@@ -28,6 +28,12 @@ use super::error::CallbackError;
 use super::{route, State};
 use crate::metrics::{KindLabels, Metrics};
 
+/// Connections past the limit being answered 503 at once, at most; past that a
+/// connection is closed without an answer (a flood must not become a flood of tasks).
+const MAX_REFUSING: usize = 256;
+/// One line about refused connections per interval, with their count.
+const REFUSED_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Serves until `shutdown` resolves, then stops accepting and gives open connections
 /// up to `drain` to finish.
 pub async fn serve(
@@ -39,6 +45,8 @@ pub async fn serve(
 ) {
     let limits = &state.settings.limits;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let (mut refused_since_line, mut last_line) = (0u64, None::<Instant>);
     let stop = CancellationToken::new();
     let mut http = http1::Builder::new();
     // Head and idle time are watched per connection below: hyper's header timer
@@ -58,9 +66,24 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            closed(&state, "over_limit");
-            tracing::warn!(peer = %peer, max_connections = limits.max_connections, "Refused a connection: too many open.");
-            tokio::spawn(refuse(stream));
+            refused_since_line += 1;
+            if last_line.is_none_or(|at| at.elapsed() >= REFUSED_LOG_INTERVAL) {
+                tracing::warn!(peer = %peer, max_connections = limits.max_connections, refused = refused_since_line, "Refused connections: too many open.");
+                (refused_since_line, last_line) = (0, Some(Instant::now()));
+            }
+            match Arc::clone(&refusing).try_acquire_owned() {
+                Ok(permit) => {
+                    closed(&state, "over_limit");
+                    tokio::spawn(async move {
+                        refuse(stream).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    closed(&state, "over_limit_unanswered");
+                    drop(stream);
+                }
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);

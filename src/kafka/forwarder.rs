@@ -2,8 +2,10 @@
 //! caller's thread, so records dispatched in order reach their partition in order
 //! (the producer is idempotent). Kafka's confirmations arrive in librdkafka's delivery
 //! reports, handled on the producer's polling thread in batches: no task, channel or
-//! wake-up per record. Only a failed attempt goes to the Tokio runtime, to be sent
-//! again after a capped, jittered backoff.
+//! wake-up per record. Only a failed attempt goes to the Tokio runtime, to one task
+//! that sends it again after a capped, jittered backoff. Nothing here grows without
+//! a bound of its own: every record in the retry queue or held is one dispatched and
+//! not yet finished, and those are at most the buffer's capacity (its permits).
 //!
 //! A full librdkafka queue is backpressure, not a failure: the record, and every one
 //! dispatched after it, waits in dispatch order until there is room again, so that a
@@ -20,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -32,6 +35,7 @@ use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::time::DelayQueue;
 
 use super::problems::{
     refusal, retriable, unauthorized, Problems, CREDENTIALS_PROBLEM_TTL, STALLED_AFTER_MS,
@@ -228,7 +232,11 @@ impl Forwarder {
             config: config.clone(),
             shared,
         });
-        tokio::spawn(retry_failed(Arc::downgrade(&forwarder), retries));
+        tokio::spawn(retry_failed(
+            Arc::downgrade(&forwarder),
+            forwarder.shared.abandon.clone(),
+            retries,
+        ));
         tokio::spawn(send_held_when_room(
             Arc::clone(&forwarder.shared),
             Arc::downgrade(&forwarder),
@@ -423,9 +431,11 @@ impl Forwarder {
                 .purge(PurgeConfig::default().queue().inflight());
             self.settled_within(Duration::from_secs(2)).await;
         }
-        let _ = self
-            .producer()
-            .flush(Timeout::After(Duration::from_millis(500)));
+        let producer = self.producer();
+        let _ = tokio::task::spawn_blocking(move || {
+            producer.flush(Timeout::After(Duration::from_millis(500)))
+        })
+        .await;
     }
 
     async fn settled_within(&self, timeout: Duration) -> bool {
@@ -454,24 +464,42 @@ impl Sink for Forwarder {
     }
 }
 
-/// Sends failed records again, each after its own backoff, until the forwarder goes.
+/// Sends failed records again, each after its own backoff, until the forwarder goes:
+/// one task and one timer wheel for all of them, however many fail at once.
 async fn retry_failed(
     forwarder: Weak<Forwarder>,
+    abandon: CancellationToken,
     mut failed: mpsc::UnboundedReceiver<Box<InFlight>>,
 ) {
-    while let Some(in_flight) = failed.recv().await {
-        let Some(this) = forwarder.upgrade() else {
-            abandon_all(in_flight, failed);
-            return;
-        };
-        let delay = this.shared.backoff(in_flight.attempt);
-        tokio::spawn(async move {
-            tokio::select! {
-                biased;
-                _ = this.shared.abandon.cancelled() => this.shared.finish_as(*in_flight, Outcome::Abandoned),
-                _ = tokio::time::sleep(delay) => this.send(in_flight),
+    // The timer holds each record's dispatch order; the records wait in `records`.
+    let (mut due, mut records) = (DelayQueue::new(), HashMap::new());
+    loop {
+        tokio::select! {
+            biased;
+            _ = abandon.cancelled() => break,
+            received = failed.recv() => {
+                let Some(in_flight) = received else { break };
+                let Some(this) = forwarder.upgrade() else {
+                    abandon_all(in_flight, failed);
+                    break;
+                };
+                due.insert(in_flight.order, this.shared.backoff(in_flight.attempt));
+                records.insert(in_flight.order, in_flight);
             }
-        });
+            Some(expired) = due.next(), if !due.is_empty() => {
+                let Some(this) = forwarder.upgrade() else { break };
+                if let Some(in_flight) = records.remove(expired.get_ref()) {
+                    this.send(in_flight);
+                }
+            }
+        }
+    }
+    let this = forwarder.upgrade();
+    for (_, in_flight) in records {
+        match &this {
+            Some(this) => this.shared.finish_as(*in_flight, Outcome::Abandoned),
+            None => (in_flight.done)(Outcome::Abandoned, &in_flight.record),
+        }
     }
 }
 

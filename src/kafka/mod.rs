@@ -194,6 +194,60 @@ mod tests {
         assert!(error.to_string().contains("linger.mss"), "{error}");
     }
 
+    #[tokio::test]
+    async fn a_thousand_failing_records_wait_for_their_retry_in_one_task_not_a_thousand() {
+        let mut config = rdkafka::ClientConfig::new();
+        // Nothing listens on port 1: every record times out, and is retried, and again.
+        config
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("message.timeout.ms", "10");
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let dead = crate::spool::DeadLetters::open(dir.path(), Arc::clone(&metrics)).unwrap();
+        let topics = ["t".to_owned()];
+        let forwarder = Forwarder::start(
+            &config,
+            &topics,
+            Duration::from_secs(5),
+            Arc::clone(&metrics),
+            dead,
+        )
+        .unwrap();
+        let failures = metrics
+            .delivery_failures
+            .get_or_create(&Metrics::topic("t"))
+            .clone();
+        let runtime = tokio::runtime::Handle::current().metrics();
+        let before = runtime.num_alive_tasks();
+        for i in 0..1000 {
+            let record = crate::delivery::Record {
+                topic: "t".into(),
+                key: Some(i.to_string()),
+                payload: b"{}".to_vec(),
+                command: "C2C.CallbackAfterSendMsg".into(),
+                sdk_app_id: 1,
+                accepted_at_ms: crate::delivery::now_ms(),
+            };
+            forwarder.dispatch(record, Box::new(|_, _| {}));
+        }
+        let (mut most, mut seen_failing) = (0, 0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(4);
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            most = most.max(runtime.num_alive_tasks() - before);
+            seen_failing = failures.get();
+        }
+        assert!(
+            seen_failing >= 1000,
+            "every record failed at least once ({seen_failing})"
+        );
+        assert!(
+            most < 10,
+            "{most} tasks alive for 1000 records waiting to be retried"
+        );
+        forwarder.shutdown(Duration::from_millis(10)).await;
+    }
+
     #[test]
     fn pass_through_properties_override_the_defaults() {
         let mut settings = Settings::default();

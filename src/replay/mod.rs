@@ -457,6 +457,7 @@ async fn worker(
         }
         since_commit += 1;
         if commit && (sink.commits_each() || since_commit >= 200 || items.is_empty()) {
+            sink.flush().await?;
             let mut position = TopicPartitionList::new();
             position
                 .add_partition_offset(&item.topic, item.partition, Offset::Offset(item.offset + 1))
@@ -469,7 +470,7 @@ async fn worker(
             since_commit = 0;
         }
     }
-    Ok(())
+    sink.flush().await
 }
 
 fn spawn_progress(

@@ -1,6 +1,6 @@
 //! Where replayed events go: JSON lines on stdout, or POSTs to an internal service.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -11,6 +11,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 
 pub struct Endpoint {
     client: Client<HttpConnector, Full<Bytes>>,
@@ -18,13 +19,60 @@ pub struct Endpoint {
 }
 
 pub enum Sink {
-    Stdout,
+    Stdout(Printer),
     Url(Box<Endpoint>),
+}
+
+/// Lines for standard output, written by a thread of their own through a buffer:
+/// a slow reader of the pipe holds up that thread, never the runtime's.
+pub struct Printer {
+    lines: mpsc::Sender<Line>,
+}
+
+enum Line {
+    Text(Vec<u8>),
+    /// Answered once every line before it is written and flushed (or with why not).
+    Flush(oneshot::Sender<Result<(), String>>),
+}
+
+impl Printer {
+    fn start() -> Self {
+        let (lines, mut queue) = mpsc::channel::<Line>(1024);
+        std::thread::Builder::new()
+            .name("replay-stdout".into())
+            .spawn(move || {
+                let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout());
+                let mut failed: Option<String> = None;
+                while let Some(line) = queue.blocking_recv() {
+                    let flushed = match line {
+                        Line::Text(text) => {
+                            if failed.is_none() {
+                                failed = out.write_all(&text).err().map(|e| e.to_string());
+                            }
+                            None
+                        }
+                        Line::Flush(done) => Some(done),
+                    };
+                    // Flushed whenever nothing more waits: lines appear as they come.
+                    if failed.is_none() && (flushed.is_some() || queue.is_empty()) {
+                        failed = out.flush().err().map(|e| e.to_string());
+                    }
+                    if let Some(done) = flushed {
+                        let _ = done.send(match &failed {
+                            None => Ok(()),
+                            Some(error) => Err(format!("cannot write to stdout: {error}")),
+                        });
+                    }
+                }
+            })
+            .expect("a thread can be started");
+        Self { lines }
+    }
 }
 
 impl Sink {
     pub fn stdout() -> Self {
-        Sink::Stdout
+        Sink::Stdout(Printer::start())
     }
 
     pub fn url(url: &str) -> Result<Self, String> {
@@ -45,18 +93,39 @@ impl Sink {
         matches!(self, Sink::Url(_))
     }
 
-    /// Returns once the event is written out: printed and flushed, or answered 2xx.
+    /// Everything written so far is out: printed and flushed (posts are out once
+    /// `write` returns). Call before committing past what was written.
+    pub async fn flush(&self) -> Result<(), String> {
+        match self {
+            Sink::Stdout(printer) => {
+                let (done, flushed) = oneshot::channel();
+                printer
+                    .lines
+                    .send(Line::Flush(done))
+                    .await
+                    .map_err(|_| "the stdout writer stopped".to_owned())?;
+                flushed
+                    .await
+                    .map_err(|_| "the stdout writer stopped".to_owned())?
+            }
+            Sink::Url(_) => Ok(()),
+        }
+    }
+
+    /// Returns once the event is handed on: queued for stdout (see `flush`), or
+    /// answered 2xx.
     pub async fn write(&self, meta: &Value, event: &Value) -> Result<(), String> {
         match self {
-            Sink::Stdout => {
+            Sink::Stdout(printer) => {
                 let mut line = meta.clone();
                 line["event"] = event.clone();
                 let mut text = serde_json::to_vec(&line).expect("JSON always serializes");
                 text.push(b'\n');
-                let mut out = std::io::stdout().lock();
-                out.write_all(&text)
-                    .and_then(|()| out.flush())
-                    .map_err(|e| format!("cannot write to stdout: {e}"))
+                printer
+                    .lines
+                    .send(Line::Text(text))
+                    .await
+                    .map_err(|_| "the stdout writer stopped".to_owned())
             }
             Sink::Url(endpoint) => {
                 let Endpoint { client, url } = endpoint.as_ref();
