@@ -35,6 +35,16 @@ pub async fn handle(
             .and_then(|q| q.as_ref().ok())
             .and_then(|q| q.command.as_deref()),
     );
+    let span = tracing::Span::current();
+    span.record("command", tracing::field::display(label));
+    // Only a number: the query is the sender's text, and must not forge log lines.
+    if let Some(app) = query
+        .as_ref()
+        .and_then(|q| q.as_ref().ok())
+        .and_then(|q| q.sdk_app_id.as_deref()?.parse::<u64>().ok())
+    {
+        span.record("app", app);
+    }
     let outcome = process(
         req,
         query.unwrap_or_else(|| Ok(CallbackQuery::default())),

@@ -16,6 +16,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
+use tracing::Instrument;
 
 pub use crate::route::Admitted;
 pub use admit::admit;
@@ -46,10 +47,23 @@ pub struct State {
 async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == state.settings.callback_path {
-        if let Err(error) = source_allowed(&req, state, peer) {
-            return reject(state, "none", error);
+        // Every line logged about this callback carries who sent it, for which app
+        // and command (the last two recorded once the query is read). At ERROR level
+        // so that it is on whenever any line is: RUST_LOG=warn keeps the context.
+        let span = tracing::error_span!(
+            "callback",
+            %peer,
+            app = tracing::field::Empty,
+            command = tracing::field::Empty
+        );
+        return async {
+            match source_allowed(&req, state, peer) {
+                Err(error) => emit(state, "none", Err(error)),
+                Ok(()) => answer_callback(req, state).await,
+            }
         }
-        return answer_callback(req, state).await;
+        .instrument(span)
+        .await;
     }
     let broken = (path == "/readyz").then(|| state.buffer.broken()).flatten();
     let page = match path {
@@ -108,18 +122,7 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
 async fn answer_callback(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let (command, outcome) = callback::handle(req, state).await;
-    let response = match outcome {
-        Ok(msg_key) => {
-            state.metrics.callback(command, "ok");
-            tracing::debug!(
-                command,
-                msg_key = msg_key.as_deref().unwrap_or(""),
-                "Accepted a callback."
-            );
-            error::ok_response()
-        }
-        Err(e) => reject(state, command, e),
-    };
+    let response = emit(state, command, outcome);
     state
         .metrics
         .callback_duration
@@ -157,6 +160,27 @@ fn source_allowed(
 }
 
 fn reject(state: &State, command: &'static str, error: CallbackError) -> Response<Full<Bytes>> {
+    emit(state, command, Err(error))
+}
+
+/// The one place a request's outcome is counted, logged and answered, together:
+/// the metric and the log line can never disagree.
+fn emit(
+    state: &State,
+    command: &'static str,
+    outcome: Result<Option<String>, CallbackError>,
+) -> Response<Full<Bytes>> {
+    let error = match outcome {
+        Ok(msg_key) => {
+            state.metrics.callback(command, "ok");
+            tracing::debug!(
+                msg_key = msg_key.as_deref().unwrap_or(""),
+                "Accepted a callback."
+            );
+            return error::ok_response();
+        }
+        Err(error) => error,
+    };
     state.metrics.callback(command, error.label());
     let status = error.status().as_u16();
     let reason = error.reason();
@@ -164,7 +188,8 @@ fn reject(state: &State, command: &'static str, error: CallbackError) -> Respons
         CallbackError::NotFound | CallbackError::MethodNotAllowed(_) => {
             tracing::info!(command, status, reason = %reason, "Rejected a request.")
         }
-        _ => tracing::warn!(command, status, reason = %reason, "Rejected a callback."),
+        // Inside the callback's span, which names the command.
+        _ => tracing::warn!(status, reason = %reason, "Rejected a callback."),
     }
     error.into_response()
 }

@@ -253,3 +253,49 @@ async fn a_kafka_outage_under_load_gets_no_503_and_loses_nothing_and_keeps_order
         );
     }
 }
+
+#[tokio::test]
+async fn every_line_about_a_callback_names_its_peer_its_app_and_its_command() {
+    let topic = unique_topic("tim.spans");
+    create_topic(&topic).await;
+    let spool: PathBuf = tempfile::tempdir().unwrap().keep().join("spool");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bridge = BridgeProcess::start(port, &spool, &topic, brokers());
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let post = |query: String, key: &str| {
+        let request = Request::post(format!("http://127.0.0.1:{port}/callback?{query}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(sent(key))))
+            .unwrap();
+        client.request(request)
+    };
+    let good = signed_query("C2C.CallbackAfterSendMsg");
+    let forged = format!("{}{}", &good[..good.rfind("Sign=").unwrap()], "Sign=00");
+    assert_eq!(post(forged, "forged").await.unwrap().status(), 401);
+    assert_eq!(post(good, "span-ok").await.unwrap().status(), 200);
+    let records = read_records(&topic, 1).await;
+    assert_eq!(records[0].key.as_deref(), Some("span-ok"));
+    bridge.terminate();
+
+    let log = std::fs::read_to_string(spool.with_extension("log")).unwrap();
+    let rejected = log
+        .lines()
+        .find(|l| l.contains("Rejected a callback"))
+        .unwrap_or_else(|| panic!("no line about the forged callback in:\n{log}"));
+    for field in [
+        "callback{".to_owned(),
+        "peer=127.0.0.1".to_owned(),
+        format!("app={SIGNED_APP}"),
+        "command=C2C.CallbackAfterSendMsg".to_owned(),
+        "status=401".to_owned(),
+    ] {
+        assert!(
+            rejected.contains(&field),
+            "{field} missing from: {rejected}"
+        );
+    }
+}
