@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper::Response;
 use hyper_util::rt::TokioIo;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
-use tim_kafka_bridge::settings::Settings;
+use tim_kafka_bridge::settings::{Config, Settings};
 use tim_kafka_bridge::tencent::CallbackQuery;
 
 #[global_allocator]
@@ -31,16 +31,18 @@ async fn main() {
     let brokers = args.next().expect("BROKERS");
     let topic: &'static str = args.next().expect("TOPIC").leak();
     let token = args.next().expect("TOKEN");
-    let settings = Settings::from_toml(&format!(
+    let mut settings = Settings::from_toml(&format!(
         "request_time_skew_secs = 86400\n[[apps]]\nsdk_app_id = 1400000000\ntokens = [\"{token}\"]"
     ))
     .expect("settings");
+    settings.kafka.brokers = Some(brokers);
+    let config = Config::try_from(settings).expect("valid settings");
     let producer: ThreadedProducer<DefaultProducerContext> =
-        tim_kafka_bridge::kafka::producer_config(&settings, &brokers)
+        tim_kafka_bridge::kafka::producer_config(&config.kafka)
             .expect("producer settings")
             .create()
             .expect("a producer");
-    let shared = Arc::new((settings, producer));
+    let shared = Arc::new((config.admission, producer));
     let listener = tokio::net::TcpListener::bind(&address).await.expect("bind");
     loop {
         let (stream, _) = listener.accept().await.expect("accept");

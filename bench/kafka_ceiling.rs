@@ -5,7 +5,13 @@
 use std::time::Instant;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tim_kafka_bridge::settings::Settings;
+use tim_kafka_bridge::settings::{KafkaConfig, Settings};
+
+fn kafka_settings(brokers: &str) -> KafkaConfig {
+    let mut settings = Settings::default();
+    settings.kafka.brokers = Some(brokers.to_owned());
+    KafkaConfig::try_from(&settings).expect("valid settings")
+}
 
 #[tokio::main]
 async fn main() {
@@ -14,7 +20,7 @@ async fn main() {
     let topic = args.next().expect("TOPIC");
     let count: usize = args.next().and_then(|c| c.parse().ok()).unwrap_or(200_000);
     let producer: FutureProducer =
-        tim_kafka_bridge::kafka::producer_config(&Settings::default(), &brokers)
+        tim_kafka_bridge::kafka::producer_config(&kafka_settings(&brokers))
             .unwrap()
             .create()
             .expect("a producer");

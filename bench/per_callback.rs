@@ -34,10 +34,14 @@ fn per_callback(c: &mut Criterion) {
         sign_hex("xxxxyyyy", time)
     );
     let tokens = vec![Secret::new("xxxxyyyy")];
-    let settings = tim_kafka_bridge::settings::Settings::from_toml(
+    let mut settings = tim_kafka_bridge::settings::Settings::from_toml(
         "[[apps]]\nsdk_app_id = 1400000000\ntokens = [\"xxxxyyyy\"]",
     )
     .unwrap();
+    settings.kafka.brokers = Some("unused:9092".into());
+    let settings = tim_kafka_bridge::settings::Config::try_from(settings)
+        .unwrap()
+        .admission;
     let large = large_relay();
     c.bench_function("query parsing", |b| {
         b.iter(|| CallbackQuery::parse(black_box(&query)).unwrap())

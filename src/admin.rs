@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::delivery::{now_ms, Outcome};
 use crate::kafka::Forwarder;
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{KafkaConfig, Settings};
 use crate::spool::{frame, read_watermark, segment_firsts, segment_path, DeadLetters};
 use crate::startup;
 
@@ -157,11 +157,16 @@ impl Drained {
 /// (the spool's own reader, under its lock), then, with `dead`, every dead letter.
 /// Gives up once `patience` passes with no confirmation.
 pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyhow::Result<Drained> {
-    settings.require_brokers()?;
-    let brokers = settings.kafka.brokers.clone().unwrap_or_default();
+    let kafka = KafkaConfig::try_from(settings)?;
     let metrics = Arc::new(Metrics::default());
-    let forwarder = startup::start_forwarder(settings, &brokers, &metrics)?;
-    let spool = startup::open_spool(settings, &forwarder, &metrics)?;
+    let forwarder = startup::start_forwarder(&kafka, &settings.spool_dir, &metrics)?;
+    let spool = startup::open_spool(
+        &settings.spool_dir,
+        settings.spool_max_bytes,
+        settings.queue_capacity.max(1),
+        &forwarder,
+        &metrics,
+    )?;
     spool.close_appends();
     let total = spool.waiting();
     eprintln!(

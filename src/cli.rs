@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use crate::dev;
-use crate::settings::Settings;
+use crate::settings::{Config, Settings};
 use crate::startup::Application;
 
 #[derive(Parser)]
@@ -233,10 +233,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     } else {
         None
     };
-    if let Err(error) = settings.validate() {
-        return refuse(error);
-    }
-    let app = match Application::build(settings.clone()).await {
+    let config = match Config::try_from(settings.clone()) {
+        Ok(config) => config,
+        Err(error) => return refuse(error),
+    };
+    let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => return refuse(error),
     };

@@ -12,7 +12,7 @@ use rdkafka::producer::DefaultProducerContext;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::route::Routes;
-use crate::settings::{App, Secret, Settings};
+use crate::settings::{App, KafkaConfig, Secret, Settings};
 
 pub const SDKAPPID: u64 = 1400000000;
 pub const TOKEN: &str = "dev-token";
@@ -35,13 +35,13 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<Option<DevCluster>> {
         return Ok(None);
     }
     let cluster = MockCluster::new(1).context("cannot start librdkafka's mock cluster")?;
-    for topic in Routes::new(settings).topics() {
+    settings.kafka.brokers = Some(cluster.bootstrap_servers());
+    settings.kafka.create_topics = false;
+    for topic in Routes::new(&KafkaConfig::try_from(&*settings)?).topics() {
         cluster
             .create_topic(topic, settings.kafka.partitions, 1)
             .with_context(|| format!("cannot create topic {topic} in the mock cluster"))?;
     }
-    settings.kafka.brokers = Some(cluster.bootstrap_servers());
-    settings.kafka.create_topics = false;
     Ok(Some(DevCluster { _cluster: cluster }))
 }
 
@@ -83,7 +83,7 @@ pub fn spawn_tail(settings: &Settings) -> anyhow::Result<tokio::task::JoinHandle
         .create()
         .context("cannot create the dev consumer")?;
     let mut assignment = TopicPartitionList::new();
-    for topic in Routes::new(settings).topics() {
+    for topic in Routes::new(&KafkaConfig::try_from(settings)?).topics() {
         for partition in 0..settings.kafka.partitions {
             assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::dedup::Fingerprint;
 use crate::delivery::{now_ms, Record};
 use crate::event::Normalized;
-use crate::settings::Settings;
+use crate::settings::KafkaConfig;
 use crate::tencent::command;
 
 /// What a callback that passed every check asks the bridge to do.
@@ -32,20 +32,24 @@ pub struct Routes {
 }
 
 impl Routes {
-    pub fn new(settings: &Settings) -> Self {
-        let kafka = &settings.kafka;
-        let mut all = vec![kafka.topic.clone(), kafka.group_topic.clone()];
-        if settings.forward_other_commands || settings.publish_before_send {
-            all.push(kafka.other_topic.clone());
+    pub fn new(kafka: &KafkaConfig) -> Self {
+        let name = |t: &crate::settings::TopicName| t.as_str().to_owned();
+        let mut all = vec![name(&kafka.topic), name(&kafka.group_topic)];
+        if kafka.publishes_other {
+            all.push(name(&kafka.other_topic));
         }
-        all.extend(kafka.command_topics.values().cloned());
+        all.extend(kafka.command_topics.values().map(name));
         all.sort();
         all.dedup();
         Self {
-            c2c: kafka.topic.clone(),
-            group: kafka.group_topic.clone(),
-            other: kafka.other_topic.clone(),
-            by_command: kafka.command_topics.clone(),
+            c2c: name(&kafka.topic),
+            group: name(&kafka.group_topic),
+            other: name(&kafka.other_topic),
+            by_command: kafka
+                .command_topics
+                .iter()
+                .map(|(command, topic)| (command.clone(), name(topic)))
+                .collect(),
             all,
         }
     }
@@ -91,10 +95,17 @@ impl Routes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Settings;
+
+    fn routes(settings: &Settings) -> Routes {
+        let mut settings = settings.clone();
+        settings.kafka.brokers = Some("kafka:9092".into());
+        Routes::new(&KafkaConfig::try_from(&settings).unwrap())
+    }
 
     #[test]
     fn a_messages_story_shares_a_topic_groups_have_theirs_and_others_go_to_the_other_topic() {
-        let routes = Routes::new(&Settings::default());
+        let routes = routes(&Settings::default());
         let topic_for = |c| routes.topic_for(c);
         assert_eq!(topic_for(command::AFTER_SEND_MSG), "tim.c2c.messages");
         assert_eq!(topic_for(command::AFTER_MSG_WITHDRAW), "tim.c2c.messages");
@@ -113,7 +124,7 @@ mod tests {
             .kafka
             .command_topics
             .insert(command::AFTER_MSG_WITHDRAW.into(), "recalls".into());
-        let routes = Routes::new(&settings);
+        let routes = routes(&settings);
         assert_eq!(routes.topic_for(command::AFTER_MSG_WITHDRAW), "recalls");
         assert_eq!(
             routes.topic_for(command::AFTER_SEND_MSG),

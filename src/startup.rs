@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::http::{self, Certificates, State};
 use crate::kafka::{self, Forwarder, Readiness};
 use crate::metrics::Metrics;
 use crate::route::Routes;
-use crate::settings::{Ack, Settings};
+use crate::settings::{Ack, Config, KafkaConfig};
 use crate::spool::{DeadLetters, Spool};
 
 pub struct Application {
@@ -23,42 +24,53 @@ pub struct Application {
     state: Arc<State>,
     stop_monitor: CancellationToken,
     forwarder: Arc<Forwarder>,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
     /// Connects the producer, creates missing topics when asked to, and binds the
     /// listener (port 0 picks a free one: see [`Application::local_addr`]).
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let brokers = settings.kafka.brokers.clone().context(
-            "no Kafka brokers: set TIM_BRIDGE_KAFKA_BROKERS (or kafka.brokers), or run `serve --dev` for an in-process cluster",
-        )?;
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let Config {
+            listen,
+            http,
+            admission,
+            dedup,
+            buffer,
+            kafka,
+            shutdown_timeout,
+        } = config;
         let metrics = Arc::new(Metrics::default());
-        let routes = Routes::new(&settings);
+        let routes = Routes::new(&kafka);
         metrics.preregister(routes.topics());
         // First, so that a bad producer property stops start-up before topics are created.
-        let forwarder = start_forwarder(&settings, &brokers, &metrics)?;
-        if settings.kafka.create_topics {
-            if let Err(error) = kafka::create_topics(&settings, routes.topics(), &brokers).await {
+        let forwarder = start_forwarder(&kafka, &buffer.spool_dir, &metrics)?;
+        if kafka.create_topics {
+            if let Err(error) = kafka::create_topics(&kafka, routes.topics()).await {
                 tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
             }
         }
-        let buffer: Arc<dyn Buffer> = match settings.ack {
+        let waiting: Arc<dyn Buffer> = match buffer.ack {
             Ack::Memory => Arc::new(MemoryBuffer::new(
                 Arc::clone(&forwarder) as _,
-                settings.queue_capacity,
-                Duration::from_millis(settings.enqueue_timeout_ms),
+                buffer.capacity.get(),
+                buffer.enqueue_timeout,
                 Arc::clone(&metrics),
             )),
             Ack::Durable => {
                 // Recovery reads what the last run left: off the runtime's threads.
-                let (settings, forwarder, metrics) = (
-                    settings.clone(),
-                    Arc::clone(&forwarder),
-                    Arc::clone(&metrics),
-                );
-                tokio::task::spawn_blocking(move || open_spool(&settings, &forwarder, &metrics))
-                    .await
-                    .context("opening the spool panicked")??
+                let (forwarder, metrics) = (Arc::clone(&forwarder), Arc::clone(&metrics));
+                tokio::task::spawn_blocking(move || {
+                    open_spool(
+                        &buffer.spool_dir,
+                        buffer.spool_max_bytes,
+                        buffer.capacity.get(),
+                        &forwarder,
+                        &metrics,
+                    )
+                })
+                .await
+                .context("opening the spool panicked")??
             }
         };
         let readiness = Arc::new(Readiness::default());
@@ -66,11 +78,11 @@ impl Application {
         Arc::clone(&readiness).spawn_monitor(
             Arc::clone(&forwarder),
             routes.topics().to_vec(),
-            Duration::from_millis(settings.kafka.readiness_interval_ms),
+            kafka.readiness_interval,
             Arc::clone(&metrics),
             stop_monitor.clone(),
         );
-        let certificates = match settings.tls.clone() {
+        let certificates = match http.tls.clone() {
             None => None,
             Some(files) => Some(
                 tokio::task::spawn_blocking(move || Certificates::load(&files))
@@ -79,25 +91,23 @@ impl Application {
                     .map_err(|e| anyhow::anyhow!(e))?,
             ),
         };
-        let listener = TcpListener::bind(settings.listen)
+        let listener = TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {} (setting `listen`)", settings.listen))?;
+            .with_context(|| format!("cannot listen on {listen} (setting `listen`)"))?;
+        // A signed request stays valid for the skew either side of its time.
+        let replay_window = 2 * admission.request_time_skew + Duration::from_secs(1);
         Ok(Self {
             listener,
             certificates,
+            shutdown_timeout,
             state: Arc::new(State {
-                requests_seen: crate::dedup::Seen::new(
-                    Duration::from_secs(2 * settings.request_time_skew_secs + 1),
-                    settings.dedup_max_entries,
-                ),
-                events_seen: (settings.dedup_window_secs > 0).then(|| {
-                    crate::dedup::Seen::new(
-                        Duration::from_secs(settings.dedup_window_secs),
-                        settings.dedup_max_entries,
-                    )
-                }),
-                settings,
-                buffer,
+                requests_seen: crate::dedup::Seen::new(replay_window, dedup.max_entries.get()),
+                events_seen: dedup
+                    .event_window
+                    .map(|window| crate::dedup::Seen::new(window, dedup.max_entries.get())),
+                http,
+                admission,
+                buffer: waiting,
                 routes,
                 readiness,
                 metrics,
@@ -127,7 +137,7 @@ impl Application {
     /// Serves until `shutdown` resolves; then stops accepting, drains connections and
     /// flushes Kafka, each within `shutdown_timeout_ms`, and reports what was not confirmed.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> ShutdownReport {
-        let bound = Duration::from_millis(self.state.settings.shutdown_timeout_ms);
+        let bound = self.shutdown_timeout;
         let acceptor = self.certificates.as_ref().map(|c| {
             reload_on_sighup(Arc::clone(c), Arc::clone(&self.state.metrics));
             c.acceptor()
@@ -223,50 +233,51 @@ fn reload_on_sighup(certificates: Arc<Certificates>, metrics: Arc<Metrics>) {
     });
 }
 
-/// The forwarder as `serve` and `spool drain` make it: the producer from the settings,
-/// with the dead-letter log in `spool_dir`.
+/// The forwarder as `serve` and `spool drain` make it: the producer from the Kafka
+/// settings, with the dead-letter log in `spool_dir`.
 pub(crate) fn start_forwarder(
-    settings: &Settings,
-    brokers: &str,
+    kafka: &KafkaConfig,
+    spool_dir: &Path,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<Forwarder>> {
-    let producer_config = kafka::producer_config(settings, brokers)
+    let producer_config = kafka::producer_config(kafka)
         .map_err(|e| anyhow::anyhow!("invalid Kafka security setting: {e}"))?;
-    let dead_letters =
-        DeadLetters::open(&settings.spool_dir, Arc::clone(metrics)).with_context(|| {
-            format!(
-                "cannot open the dead-letter log in {}/dead (setting `spool_dir`)",
-                settings.spool_dir.display()
-            )
-        })?;
+    let dead_letters = DeadLetters::open(spool_dir, Arc::clone(metrics)).with_context(|| {
+        format!(
+            "cannot open the dead-letter log in {}/dead (setting `spool_dir`)",
+            spool_dir.display()
+        )
+    })?;
     Forwarder::start(
         &producer_config,
-        Routes::new(settings).topics(),
-        Duration::from_millis(settings.kafka.retry_max_delay_ms),
+        Routes::new(kafka).topics(),
+        kafka.retry_max_delay,
         Arc::clone(metrics),
         dead_letters,
     )
     .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))
 }
 
-/// The spool in `spool_dir`, recovered and sending to `forwarder`; fails while another
-/// process holds the directory.
+/// The spool in `dir`, recovered and sending to `forwarder`, at most `in_flight`
+/// records at once; fails while another process holds the directory.
 pub(crate) fn open_spool(
-    settings: &Settings,
+    dir: &Path,
+    max_bytes: u64,
+    in_flight: usize,
     forwarder: &Arc<Forwarder>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<Spool>> {
     Spool::open(
-        &settings.spool_dir,
-        settings.spool_max_bytes,
-        settings.queue_capacity,
+        dir,
+        max_bytes,
+        in_flight,
         Arc::clone(forwarder) as _,
         Arc::clone(metrics),
     )
     .with_context(|| {
         format!(
             "cannot open the spool (setting `spool_dir`: {})",
-            settings.spool_dir.display()
+            dir.display()
         )
     })
 }

@@ -8,13 +8,13 @@ use super::error::CallbackError;
 use crate::dedup::fingerprint;
 use crate::event::{self, Context};
 use crate::route::Admitted;
-use crate::settings::Settings;
+use crate::settings::Admission;
 use crate::tencent::{command, sign, Callback, CallbackQuery};
 
 /// Checks in the documented order and normalizes. `now_secs` is the local clock for
 /// the `RequestTime` check.
 pub fn admit(
-    settings: &Settings,
+    admission: &Admission,
     query: Result<CallbackQuery, String>,
     body: &[u8],
     now_secs: u64,
@@ -28,7 +28,7 @@ pub fn admit(
     let app = sdk_app_id
         .parse::<u64>()
         .ok()
-        .and_then(|id| settings.app(id))
+        .and_then(|id| admission.app(id))
         .ok_or_else(|| {
             CallbackError::UnknownApp("SdkAppid is not an app this bridge serves".into())
         })?;
@@ -39,7 +39,7 @@ pub fn admit(
             query.sign.as_deref(),
             query.request_time.as_deref(),
             now_secs,
-            settings.request_time_skew_secs,
+            admission.request_time_skew.as_secs(),
         )
         .map_err(CallbackError::Unauthorized)?;
         let sign = query.sign.as_deref().unwrap_or("");
@@ -60,7 +60,7 @@ pub fn admit(
     let callback = match Callback::parse(
         query.command.as_deref(),
         body,
-        settings.publish_before_send,
+        admission.publish_before_send,
     ) {
         Ok(callback) => callback,
         // Never block a user's message because the bridge cannot read it.
@@ -70,7 +70,7 @@ pub fn admit(
         }
         Err(reason) => return Err(CallbackError::BadRequest(reason)),
     };
-    if matches!(callback, Callback::Other { .. }) && !settings.forward_other_commands {
+    if matches!(callback, Callback::Other { .. }) && !admission.forward_other_commands {
         return Ok(nothing(callback.command()));
     }
     let command = callback.command().to_owned();

@@ -2,7 +2,7 @@
 //! signature, body. Only a callback that passes every check is forwarded.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -63,7 +63,7 @@ async fn process(
     if req.method() != Method::POST {
         return Err(CallbackError::MethodNotAllowed("POST"));
     }
-    let limit = state.settings.max_body_bytes;
+    let limit = state.http.max_body_bytes.get();
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -75,7 +75,7 @@ async fn process(
     if !json_or_absent(req.headers().get(CONTENT_TYPE)) {
         return Err(CallbackError::UnsupportedMediaType);
     }
-    let read_timeout = Duration::from_millis(state.settings.limits.body_read_timeout_ms);
+    let read_timeout = state.http.body_read_timeout;
     let body: Bytes =
         tokio::time::timeout(read_timeout, Limited::new(req.into_body(), limit).collect())
             .await
@@ -90,7 +90,7 @@ async fn process(
             .to_bytes();
     let now = SystemTime::now();
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut admitted = admit(&state.settings, query, &body, now_secs, now)?;
+    let mut admitted = admit(&state.admission, query, &body, now_secs, now)?;
     let replay_key = admitted.replay_key;
     // A signed request is only valid inside its freshness window: one seen in it already
     // is a replay (or Tencent's retry of the very same request).

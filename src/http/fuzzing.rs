@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::settings::Settings;
+use crate::settings::{Admission, Config, Settings};
 use crate::tencent::CallbackQuery;
 
 pub const SIGNED_APP: u64 = 1_400_000_001;
@@ -14,15 +14,19 @@ pub const TOKEN: &str = "fuzz-token";
 /// The clock the checks run at, so signed corpus entries stay valid.
 pub const NOW_SECS: u64 = 1_700_000_000;
 
-fn settings() -> &'static Settings {
-    static SETTINGS: OnceLock<Settings> = OnceLock::new();
+fn settings() -> &'static Admission {
+    static SETTINGS: OnceLock<Admission> = OnceLock::new();
     SETTINGS.get_or_init(|| {
-        Settings::from_toml(&format!(
+        let mut settings = Settings::from_toml(&format!(
             "forward_other_commands = true\npublish_before_send = true\n\
              [[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
              [[apps]]\nsdk_app_id = {UNSIGNED_APP}\n"
         ))
-        .expect("the fuzzing settings are valid")
+        .expect("the fuzzing settings parse");
+        settings.kafka.brokers = Some("unused:9092".into());
+        Config::try_from(settings)
+            .expect("the fuzzing settings are valid")
+            .admission
     })
 }
 

@@ -28,12 +28,13 @@ use crate::delivery::Buffer;
 use crate::kafka::Readiness;
 use crate::metrics::Metrics;
 use crate::route::Routes;
-use crate::settings::{client_address, Settings};
+use crate::settings::{client_address, Admission, HttpConfig};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 pub struct State {
-    pub settings: Settings,
+    pub http: HttpConfig,
+    pub admission: Admission,
     /// Signed requests answered recently, to drop replays inside the freshness window.
     pub requests_seen: crate::dedup::Seen,
     /// Event ids published recently, when `dedup_window_secs` is set.
@@ -46,7 +47,7 @@ pub struct State {
 
 async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Response<Full<Bytes>> {
     let path = req.uri().path();
-    if path == state.settings.callback_path {
+    if path == state.http.callback_path {
         // Every line logged about this callback carries who sent it, for which app
         // and command (the last two recorded once the query is read). At ERROR level
         // so that it is on whenever any line is: RUST_LOG=warn keeps the context.
@@ -136,7 +137,7 @@ fn source_allowed(
     state: &State,
     peer: IpAddr,
 ) -> Result<(), CallbackError> {
-    let settings = &state.settings;
+    let settings = &state.http;
     if settings.allow_networks.is_empty() {
         return Ok(());
     }

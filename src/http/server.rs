@@ -43,8 +43,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) {
-    let limits = &state.settings.limits;
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = &state.http;
+    let slots = Arc::new(Semaphore::new(limits.max_connections.get()));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let (mut refused_since_line, mut last_line) = (0u64, None::<Instant>);
     let stop = CancellationToken::new();
@@ -68,7 +68,7 @@ pub async fn serve(
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             refused_since_line += 1;
             if last_line.is_none_or(|at| at.elapsed() >= REFUSED_LOG_INTERVAL) {
-                tracing::warn!(peer = %peer, max_connections = limits.max_connections, refused = refused_since_line, "Refused connections: too many open.");
+                tracing::warn!(peer = %peer, max_connections = limits.max_connections.get(), refused = refused_since_line, "Refused connections: too many open.");
                 (refused_since_line, last_line) = (0, Some(Instant::now()));
             }
             match Arc::clone(&refusing).try_acquire_owned() {
@@ -94,8 +94,7 @@ pub async fn serve(
             match tls {
                 None => connection(stream, peer, &state, &http, &stop).await,
                 Some(tls) => {
-                    let head_time =
-                        Duration::from_millis(state.settings.limits.header_read_timeout_ms);
+                    let head_time = state.http.header_read_timeout;
                     match tokio::time::timeout(head_time, tls.accept(stream)).await {
                         Ok(Ok(stream)) => connection(stream, peer, &state, &http, &stop).await,
                         Ok(Err(error)) => {
@@ -115,7 +114,7 @@ pub async fn serve(
     }
     drop(listener);
     stop.cancel();
-    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let all = u32::try_from(limits.max_connections.get()).unwrap_or(u32::MAX);
     if tokio::time::timeout(drain, slots.acquire_many(all))
         .await
         .is_err()
@@ -180,7 +179,7 @@ async fn connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let limits = &state.settings.limits;
+    let limits = &state.http;
     let activity = Arc::new(Activity {
         epoch: Instant::now(),
         in_flight: AtomicUsize::new(0),
@@ -215,8 +214,8 @@ async fn connection<I>(
     };
     let conn = http.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let head_limit = limits.header_read_timeout_ms;
-    let idle_limit = limits.keep_alive_idle_ms;
+    let head_limit = limits.header_read_timeout.as_millis() as u64;
+    let idle_limit = limits.keep_alive_idle.as_millis() as u64;
     let mut closing = false;
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);

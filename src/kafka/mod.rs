@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaErrorCode;
 pub use forwarder::{Deliveries, Forwarder, KafkaProducer};
 
 use crate::metrics::Metrics;
-use crate::settings::{KafkaSecurity, Settings};
+use crate::settings::{KafkaConfig, KafkaSecurity};
 
 /// Brokers and `[kafka.security]`: what every client of ours starts from.
 pub fn client_config(security: &KafkaSecurity, brokers: &str) -> Result<ClientConfig, String> {
@@ -31,8 +31,8 @@ pub fn client_config(security: &KafkaSecurity, brokers: &str) -> Result<ClientCo
 
 /// The producer's configuration: ours first, then the pass-through properties
 /// (settings validation already refused those that would weaken delivery).
-pub fn producer_config(settings: &Settings, brokers: &str) -> Result<ClientConfig, String> {
-    let mut config = client_config(&settings.kafka.security, brokers)?;
+pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, String> {
+    let mut config = client_config(&kafka.security, &kafka.brokers)?;
     config
         .set("client.id", "tim-kafka-bridge")
         .set("enable.idempotence", "true")
@@ -42,7 +42,7 @@ pub fn producer_config(settings: &Settings, brokers: &str) -> Result<ClientConfi
         // 5 ms under load (bench/README.md), for ~15 ms more until readable.
         .set("linger.ms", "20")
         .set("message.timeout.ms", "120000");
-    for (key, value) in &settings.kafka.producer {
+    for (key, value) in &kafka.producer {
         config.set(key, value);
     }
     Ok(config)
@@ -50,22 +50,17 @@ pub fn producer_config(settings: &Settings, brokers: &str) -> Result<ClientConfi
 
 /// Creates the configured topics that do not exist yet (the test broker, like many
 /// production clusters, does not create topics on first use).
-pub async fn create_topics(
-    settings: &Settings,
-    topics: &[String],
-    brokers: &str,
-) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&settings.kafka.security, brokers)?
-            .create()
-            .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = client_config(&kafka.security, &kafka.brokers)?
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
             NewTopic::new(
                 t,
-                settings.kafka.partitions,
-                TopicReplication::Fixed(settings.kafka.replication_factor),
+                kafka.partitions,
+                TopicReplication::Fixed(kafka.replication_factor),
             )
         })
         .collect();
@@ -176,6 +171,13 @@ fn check(producer: &KafkaProducer, topics: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::Settings;
+
+    fn kafka(settings: Settings) -> KafkaConfig {
+        let mut settings = settings;
+        settings.kafka.brokers = Some("127.0.0.1:1".into());
+        KafkaConfig::try_from(&settings).unwrap()
+    }
 
     #[tokio::test]
     async fn an_unknown_producer_property_is_refused_by_name() {
@@ -184,7 +186,7 @@ mod tests {
             .kafka
             .producer
             .insert("linger.mss".into(), "5".into());
-        let config = producer_config(&settings, "127.0.0.1:1").unwrap();
+        let config = producer_config(&kafka(settings)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::default());
         let dead = crate::spool::DeadLetters::open(dir.path(), Arc::clone(&metrics)).unwrap();
@@ -255,7 +257,7 @@ mod tests {
             .kafka
             .producer
             .insert("compression.type".into(), "zstd".into());
-        let config = producer_config(&settings, "b:9092").unwrap();
+        let config = producer_config(&kafka(settings)).unwrap();
         assert_eq!(config.get("compression.type"), Some("zstd"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("acks"), Some("all"));

@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod config;
 mod kafka_security;
 mod network;
 
+pub use config::{
+    Admission, BufferConfig, Config, DedupConfig, HttpConfig, KafkaConfig, TopicName,
+};
 pub use kafka_security::{KafkaSecurity, Mechanism, Protocol};
 pub use network::{client_address, parse_networks, Limits, Network, Tls};
 
@@ -276,7 +280,8 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Reads the file (if any) and applies the process environment; `validate` checks the result.
+    /// Reads the file (if any) and applies the process environment; `Config::try_from`
+    /// checks the result.
     pub fn read(file: Option<&Path>) -> Result<Self, SettingsError> {
         Self::read_with_env(file, |name| std::env::var(name).ok())
     }
@@ -571,10 +576,6 @@ impl Settings {
             }
         }
         toml::to_string(&shown).expect("settings always serialize")
-    }
-
-    pub fn app(&self, sdk_app_id: u64) -> Option<&App> {
-        self.apps.iter().find(|a| a.sdk_app_id == sdk_app_id)
     }
 }
 

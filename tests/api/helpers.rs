@@ -14,7 +14,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use tim_kafka_bridge::delivery::ShutdownReport;
-use tim_kafka_bridge::settings::{App, Secret, Settings};
+use tim_kafka_bridge::settings::{App, Config, Secret, Settings};
 use tim_kafka_bridge::startup::Application;
 use tim_kafka_bridge::tencent::sign::sign_hex;
 use tokio::sync::oneshot;
@@ -100,11 +100,9 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     settings.kafka.partitions = PARTITIONS;
     settings.kafka.readiness_interval_ms = 200;
     customize(&mut settings);
-    settings.validate().expect("test settings are valid");
+    let config = Config::try_from(settings.clone()).expect("test settings are valid");
 
-    let app = Application::build(settings.clone())
-        .await
-        .expect("the bridge starts");
+    let app = Application::build(config).await.expect("the bridge starts");
     let address = format!("http://{}", app.local_addr());
     let producer = Some(app.producer());
     let (stop, stopped) = oneshot::channel::<()>();
