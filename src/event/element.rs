@@ -7,13 +7,14 @@ use serde_json::Value;
 pub use tim_event::element::*;
 
 use crate::tencent::element::TencentElement;
+use crate::tencent::Invalid;
 
 /// The element in the event's terms; a known type with malformed content is an error
 /// that names the field.
-pub fn normalize(element: &TencentElement) -> Result<Element, String> {
+pub fn normalize(element: &TencentElement) -> Result<Element, Invalid> {
     fn content<T: serde::de::DeserializeOwned + Default>(
         raw: &Option<Box<RawValue>>,
-    ) -> Result<T, String> {
+    ) -> Result<T, Invalid> {
         match raw {
             None => Ok(T::default()),
             Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
@@ -21,9 +22,15 @@ pub fn normalize(element: &TencentElement) -> Result<Element, String> {
                 match serde_path_to_error::deserialize::<_, T>(de) {
                     Err(e) => {
                         let path = e.path().to_string();
-                        format!("MsgContent.{path}: {}", e.into_inner())
+                        Invalid::Field {
+                            path: format!("MsgContent.{path}"),
+                            reason: e.into_inner().to_string(),
+                        }
                     }
-                    Ok(_) => "MsgContent cannot be read".into(),
+                    Ok(_) => Invalid::Field {
+                        path: "MsgContent".into(),
+                        reason: "cannot be read".into(),
+                    },
                 }
             }),
         }
@@ -41,9 +48,10 @@ pub fn normalize(element: &TencentElement) -> Result<Element, String> {
         other => Element::Unknown {
             msg_type: other.to_owned(),
             content: match &element.msg_content {
-                Some(raw) => {
-                    serde_json::from_str(raw.get()).map_err(|e| format!("MsgContent: {e}"))?
-                }
+                Some(raw) => serde_json::from_str(raw.get()).map_err(|e| Invalid::Field {
+                    path: "MsgContent".into(),
+                    reason: e.to_string(),
+                })?,
                 None => Value::Null,
             },
         },
@@ -143,7 +151,7 @@ mod tests {
         let el: TencentElement =
             serde_json::from_value(json!({"MsgType":"TIMSoundElem","MsgContent":{"Size":"big"}}))
                 .unwrap();
-        let err = super::normalize(&el).unwrap_err();
+        let err = super::normalize(&el).unwrap_err().to_string();
         assert!(err.starts_with("MsgContent.Size"), "{err}");
     }
 

@@ -7,6 +7,7 @@ use super::{
     GroupReadUpTo, MessageExtensionChanged, MessageRead, Normalized,
 };
 use crate::tencent::family::*;
+use crate::tencent::Invalid;
 
 pub(super) fn read_receipts(ctx: &Context, receipt: AfterMsgReadReceipt) -> Vec<Normalized> {
     let time = occurred(receipt.event_time, None);
@@ -114,7 +115,7 @@ pub(super) fn extension(ctx: &Context, ext: AfterC2CMsgExtension, raw_body: &[u8
     )
 }
 
-pub(super) fn group_sent(ctx: &Context, g: GroupAfterSendMsg) -> Result<Normalized, String> {
+pub(super) fn group_sent(ctx: &Context, g: GroupAfterSendMsg) -> Result<Normalized, Invalid> {
     let key = group_message_key(&g.group_id, g.topic_id.as_deref(), g.msg_seq);
     let data = GroupMessageSent {
         sdk_app_id: ctx.sdk_app_id,

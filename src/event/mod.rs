@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 pub use tim_event::*;
 
 use crate::tencent::element::TencentElement;
-use crate::tencent::{AfterMsgWithdraw, AfterSendMsg, Callback};
+use crate::tencent::{AfterMsgWithdraw, AfterSendMsg, Callback, Invalid};
 
 /// What the HTTP side knows about a callback besides its body.
 pub struct Context<'a> {
@@ -42,7 +42,7 @@ pub fn normalize(
     ctx: &Context,
     callback: Callback,
     raw_body: &[u8],
-) -> Result<Vec<Normalized>, String> {
+) -> Result<Vec<Normalized>, Invalid> {
     Ok(match callback {
         Callback::Sent(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_SENT)?],
         Callback::Modified(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_MODIFIED)?],
@@ -63,11 +63,11 @@ pub fn normalize(
             // reader alone lets through numbers no JSON reader can hold (the fuzzer
             // found `1e14123`), and consumers would choke on the event.
             serde_json::from_slice::<serde_json::Value>(raw_body)
-                .map_err(|e| format!("the body is not JSON a consumer can read: {e}"))?;
+                .map_err(|e| Invalid::NotJson(format!("no JSON reader can hold it ({e})")))?;
             let body = std::str::from_utf8(raw_body)
                 .ok()
                 .and_then(|s| RawValue::from_string(s.to_owned()).ok())
-                .ok_or("the body is not JSON")?;
+                .ok_or_else(|| Invalid::NotJson("it is not UTF-8 JSON".into()))?;
             let identity = msg_key.as_deref().map_or(raw_body, str::as_bytes);
             let data = CallbackReceived {
                 sdk_app_id: ctx.sdk_app_id,
@@ -120,14 +120,16 @@ fn event<D: Serialize>(
     }
 }
 
-fn body(elements: &Option<Vec<TencentElement>>) -> Result<Option<Vec<Element>>, String> {
+fn body(elements: &Option<Vec<TencentElement>>) -> Result<Option<Vec<Element>>, Invalid> {
     elements
         .as_ref()
         .map(|elements| {
             elements
                 .iter()
                 .enumerate()
-                .map(|(i, e)| element::normalize(e).map_err(|err| format!("MsgBody[{i}].{err}")))
+                .map(|(i, e)| {
+                    element::normalize(e).map_err(|err| err.within(&format!("MsgBody[{i}]")))
+                })
                 .collect()
         })
         .transpose()
@@ -145,7 +147,7 @@ fn sent_event(
     sent: AfterSendMsg,
     raw_body: &[u8],
     event_type: &str,
-) -> Result<Normalized, String> {
+) -> Result<Normalized, Invalid> {
     let msg_key = sent.msg_key.clone().filter(|k| !k.is_empty());
     // An edit of a message happens more than once: its id comes from the whole body.
     let identity = match (&msg_key, event_type) {

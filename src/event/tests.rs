@@ -223,7 +223,9 @@ fn bodies_missing_what_a_command_needs_say_which_field() {
         ),
     ];
     for (command, body, needle) in cases {
-        let err = Callback::parse(Some(command), body.as_bytes(), false).unwrap_err();
+        let err = Callback::parse(Some(command), body.as_bytes(), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(needle), "{body}: {err}");
     }
 }
@@ -233,7 +235,9 @@ fn a_malformed_element_is_refused_with_its_position() {
     let body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b",
         "MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"ok"}},{"MsgType":"TIMTextElem","MsgContent":{"Text":7}}]}"#;
     let callback = Callback::parse(Some(command::AFTER_SEND_MSG), body.as_bytes(), false).unwrap();
-    let err = normalize(&ctx(command::AFTER_SEND_MSG), callback, body.as_bytes()).unwrap_err();
+    let err = normalize(&ctx(command::AFTER_SEND_MSG), callback, body.as_bytes())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("MsgBody[1].MsgContent.Text"), "{err}");
 }
 
@@ -409,7 +413,9 @@ fn the_family_refuses_what_it_cannot_do_without() {
         ),
     ];
     for (command, body, needle) in cases {
-        let err = Callback::parse(Some(command), body.as_bytes(), false).unwrap_err();
+        let err = Callback::parse(Some(command), body.as_bytes(), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(needle), "{body}: {err}");
     }
 }

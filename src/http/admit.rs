@@ -9,13 +9,13 @@ use crate::dedup::fingerprint;
 use crate::event::{self, Context};
 use crate::route::Admitted;
 use crate::settings::Admission;
-use crate::tencent::{command, sign, Callback, CallbackQuery};
+use crate::tencent::{command, sign, Callback, CallbackQuery, Invalid};
 
 /// Checks in the documented order and normalizes. `now_secs` is the local clock for
 /// the `RequestTime` check.
 pub fn admit(
     admission: &Admission,
-    query: Result<CallbackQuery, String>,
+    query: Result<CallbackQuery, Invalid>,
     body: &[u8],
     now_secs: u64,
     received_at: SystemTime,

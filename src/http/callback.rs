@@ -15,7 +15,7 @@ use super::error::CallbackError;
 use super::State;
 use crate::dedup::{fingerprint, Fingerprint};
 use crate::metrics::KindLabels;
-use crate::tencent::{command, CallbackQuery};
+use crate::tencent::{command, CallbackQuery, Invalid};
 
 /// Tencent's query is a few hundred bytes; anything far longer is not from Tencent.
 const MAX_QUERY_BYTES: usize = 4096;
@@ -57,7 +57,7 @@ pub async fn handle(
 /// Returns the MsgKey of what was forwarded, for the log.
 async fn process(
     req: Request<Incoming>,
-    query: Result<CallbackQuery, String>,
+    query: Result<CallbackQuery, Invalid>,
     state: &Arc<State>,
 ) -> Result<Option<String>, CallbackError> {
     if req.method() != Method::POST {
@@ -84,7 +84,7 @@ async fn process(
                 if e.is::<http_body_util::LengthLimitError>() {
                     CallbackError::PayloadTooLarge(limit)
                 } else {
-                    CallbackError::BadRequest("the body could not be read".into())
+                    CallbackError::BodyUnreadable
                 }
             })?
             .to_bytes();

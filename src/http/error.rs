@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::delivery::Rejected;
 use crate::tencent::sign::SignError;
+use crate::tencent::Invalid;
 
 #[derive(Debug)]
 pub enum CallbackError {
@@ -22,7 +23,9 @@ pub enum CallbackError {
     /// The source address is outside `allow_networks`.
     Forbidden(String),
     Unauthorized(SignError),
-    BadRequest(String),
+    BadRequest(Invalid),
+    /// The connection failed while the body was being read.
+    BodyUnreadable,
     Unavailable(Rejected),
     /// A handler panicked.
     Internal,
@@ -39,7 +42,7 @@ impl CallbackError {
             CallbackError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             CallbackError::UnknownApp(_) | CallbackError::Forbidden(_) => StatusCode::FORBIDDEN,
             CallbackError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            CallbackError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            CallbackError::BadRequest(_) | CallbackError::BodyUnreadable => StatusCode::BAD_REQUEST,
             CallbackError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CallbackError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -61,7 +64,7 @@ impl CallbackError {
                 "request_time_skewed"
             }
             CallbackError::Unauthorized(SignError::Mismatch) => "signature_mismatch",
-            CallbackError::BadRequest(_) => "bad_body",
+            CallbackError::BadRequest(_) | CallbackError::BodyUnreadable => "bad_body",
             CallbackError::Unavailable(Rejected::QueueFull) => "queue_full",
             CallbackError::Unavailable(Rejected::SpoolFull) => "spool_full",
             CallbackError::Unavailable(Rejected::SpoolFailed) => "spool_error",
@@ -84,9 +87,9 @@ impl CallbackError {
             CallbackError::UnsupportedMediaType => {
                 "the content type must be application/json".into()
             }
-            CallbackError::UnknownApp(reason)
-            | CallbackError::Forbidden(reason)
-            | CallbackError::BadRequest(reason) => reason.clone(),
+            CallbackError::UnknownApp(reason) | CallbackError::Forbidden(reason) => reason.clone(),
+            CallbackError::BadRequest(invalid) => invalid.to_string(),
+            CallbackError::BodyUnreadable => "the body could not be read".into(),
             CallbackError::Unauthorized(e) => e.reason(),
             CallbackError::Unavailable(Rejected::QueueFull) => {
                 "the bridge is overloaded; try again later".into()

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::command;
 use super::element::TencentElement;
 use super::family::*;
+use super::invalid::Invalid;
 use super::lenient::field;
 
 /// `C2C.CallbackAfterSendMsg`, and the same shape for `C2C.CallbackAfterModifyMsg`
@@ -119,7 +120,7 @@ impl Callback {
         query_command: Option<&str>,
         body: &[u8],
         publish_before_send: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Invalid> {
         let command = match query_command {
             Some(c) => c.to_owned(),
             None => parse::<Head>(body)?.command,
@@ -157,11 +158,11 @@ impl Callback {
                 let r: AfterMsgReadReceipt = parse(body)?;
                 agree(c, &r.command)?;
                 if r.infos.is_empty() {
-                    return Err("C2CMsgInfo is empty".into());
+                    return Err(Invalid::EmptyList("C2CMsgInfo"));
                 }
                 for (i, info) in r.infos.iter().enumerate() {
                     present(&[("MsgKey", &info.msg_key)])
-                        .map_err(|e| format!("C2CMsgInfo[{i}].{e}"))?;
+                        .map_err(|e| e.within(&format!("C2CMsgInfo[{i}]")))?;
                 }
                 Callback::ReadReceipt(r)
             }
@@ -198,7 +199,7 @@ impl Callback {
                 agree(c, &g.command)?;
                 present(&[("GroupId", &g.group_id)])?;
                 if g.msg_seq_list.is_empty() {
-                    return Err("MsgSeqList is empty".into());
+                    return Err(Invalid::EmptyList("MsgSeqList"));
                 }
                 Callback::GroupRecalled(g)
             }
@@ -222,48 +223,50 @@ impl Callback {
 
 /// Parses plainly; only a body that fails is parsed again, tracking the path, so the
 /// error names the field (a third of the parse time, spent only on bad input).
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Invalid> {
     match serde_json::from_slice(body) {
         Ok(value) => Ok(value),
         Err(_) => Err(explain::<T>(body)),
     }
 }
 
-fn explain<T: DeserializeOwned>(body: &[u8]) -> String {
+fn explain<T: DeserializeOwned>(body: &[u8]) -> Invalid {
     let mut de = serde_json::Deserializer::from_slice(body);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                format!("the body is not JSON: {inner}")
-            } else if path == "." {
-                inner.to_string()
+                Invalid::NotJson(inner.to_string())
             } else {
-                format!("{path}: {inner}")
+                Invalid::Field {
+                    path,
+                    reason: inner.to_string(),
+                }
             }
         }
         Ok(_) => match de.end() {
-            Err(e) => format!("the body is not JSON: {e}"),
-            Ok(()) => "the body cannot be read".into(),
+            Err(e) => Invalid::NotJson(e.to_string()),
+            Ok(()) => Invalid::NotJson("the body cannot be read".into()),
         },
     }
 }
 
-fn agree(query: &str, body: &str) -> Result<(), String> {
+fn agree(query: &str, body: &str) -> Result<(), Invalid> {
     if query == body {
         Ok(())
     } else {
-        Err(format!(
-            "CallbackCommand in the body ({body}) differs from the query's ({query})"
-        ))
+        Err(Invalid::CommandMismatch {
+            query: query.to_owned(),
+            body: body.to_owned(),
+        })
     }
 }
 
 /// Fields that must not be empty strings.
-fn present(fields: &[(&str, &str)]) -> Result<(), String> {
+fn present(fields: &[(&str, &str)]) -> Result<(), Invalid> {
     match fields.iter().find(|(_, value)| value.is_empty()) {
-        Some((name, _)) => Err(format!("{name} is empty")),
+        Some((name, _)) => Err(Invalid::Empty((*name).to_owned())),
         None => Ok(()),
     }
 }

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod element;
 pub mod family;
+mod invalid;
 pub use tim_event::lenient;
 pub mod query;
 pub mod sign;
@@ -12,6 +13,7 @@ pub use body::{AfterMsgWithdraw, AfterSendMsg, Callback};
 
 #[cfg(test)]
 mod fuzz_tests;
+pub use invalid::Invalid;
 pub use query::CallbackQuery;
 
 pub mod command {

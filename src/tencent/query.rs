@@ -2,6 +2,7 @@
 //! and with authentication `Sign` and `RequestTime`. Tencent's pages spell the names
 //! in several cases, so they are matched case-insensitively.
 
+use super::invalid::Invalid;
 use std::borrow::Cow;
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -26,7 +27,7 @@ const NAMES: [&str; 6] = [
 
 impl CallbackQuery {
     /// A parameter given twice is refused rather than guessed at.
-    pub fn parse(query: &str) -> Result<Self, String> {
+    pub fn parse(query: &str) -> Result<Self, Invalid> {
         let mut q = CallbackQuery::default();
         // Tencent's queries need no decoding: split them as they are, and decode only
         // when something is encoded (the same pairs either way).
@@ -43,7 +44,7 @@ impl CallbackQuery {
         Ok(q)
     }
 
-    fn set(&mut self, name: &str, value: Cow<str>) -> Result<(), String> {
+    fn set(&mut self, name: &str, value: Cow<str>) -> Result<(), Invalid> {
         let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(name)) else {
             return Ok(());
         };
@@ -56,10 +57,7 @@ impl CallbackQuery {
             _ => &mut self.platform,
         };
         if slot.is_some() {
-            return Err(format!(
-                "query parameter {} is given more than once",
-                NAMES[i]
-            ));
+            return Err(Invalid::RepeatedParameter(NAMES[i]));
         }
         *slot = Some(value.into_owned());
         Ok(())
@@ -95,7 +93,9 @@ mod tests {
 
     #[test]
     fn a_repeated_parameter_is_refused() {
-        let err = CallbackQuery::parse("SdkAppid=1&sdkappid=2").unwrap_err();
+        let err = CallbackQuery::parse("SdkAppid=1&sdkappid=2")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("SdkAppid"), "{err}");
     }
 }
