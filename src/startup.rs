@@ -87,8 +87,7 @@ impl Application {
             Some(files) => Some(
                 tokio::task::spawn_blocking(move || Certificates::load(&files))
                     .await
-                    .context("loading the HTTPS certificate panicked")?
-                    .map_err(|e| anyhow::anyhow!(e))?,
+                    .context("loading the HTTPS certificate panicked")??,
             ),
         };
         let listener = TcpListener::bind(listen)
@@ -212,9 +211,10 @@ fn reload_on_sighup(certificates: Arc<Certificates>, metrics: Arc<Metrics>) {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             let reading = Arc::clone(&certificates);
-            let reloaded = tokio::task::spawn_blocking(move || reading.reload())
-                .await
-                .unwrap_or_else(|e| Err(format!("reloading panicked: {e}")));
+            let reloaded =
+                tokio::task::spawn_blocking(move || reading.reload().map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("reloading panicked: {e}")));
             let outcome = match reloaded {
                 Ok(()) => {
                     tracing::info!("Reloaded the HTTPS certificate.");
@@ -240,8 +240,7 @@ pub(crate) fn start_forwarder(
     spool_dir: &Path,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<Forwarder>> {
-    let producer_config = kafka::producer_config(kafka)
-        .map_err(|e| anyhow::anyhow!("invalid Kafka security setting: {e}"))?;
+    let producer_config = kafka::producer_config(kafka).map_err(anyhow::Error::from)?;
     let dead_letters = DeadLetters::open(spool_dir, Arc::clone(metrics)).with_context(|| {
         format!(
             "cannot open the dead-letter log in {}/dead (setting `spool_dir`)",

@@ -22,7 +22,7 @@ pub use crate::route::Admitted;
 pub use admit::admit;
 pub use error::{CallbackError, OK_BODY};
 pub use server::serve;
-pub use tls::Certificates;
+pub use tls::{CertificateError, Certificates};
 
 use crate::delivery::Buffer;
 use crate::kafka::Readiness;

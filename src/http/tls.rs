@@ -2,7 +2,8 @@
 //! replaces for new handshakes, while open connections keep the one they began with.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
@@ -28,7 +29,7 @@ impl fmt::Debug for Certificates {
 }
 
 impl Certificates {
-    pub fn load(files: &Tls) -> Result<Arc<Self>, String> {
+    pub fn load(files: &Tls) -> Result<Arc<Self>, CertificateError> {
         Ok(Arc::new(Self {
             current: RwLock::new(read(files)?),
             files: files.clone(),
@@ -36,9 +37,9 @@ impl Certificates {
     }
 
     /// Reads both files again; on any error the current certificate stays.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), CertificateError> {
         let key = read(&self.files)?;
-        *self.current.write().expect("the lock is never poisoned") = key;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = key;
         Ok(())
     }
 
@@ -56,31 +57,66 @@ impl Certificates {
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(Arc::clone(
-            &self.current.read().expect("the lock is never poisoned"),
+            &self.current.read().unwrap_or_else(PoisonError::into_inner),
         ))
     }
 }
 
-fn read(files: &Tls) -> Result<Arc<CertifiedKey>, String> {
+/// Why a certificate and key cannot serve HTTPS; the message names the setting.
+#[derive(Debug)]
+pub enum CertificateError {
+    /// `setting` names `tls.cert_file` or `tls.key_file`.
+    Unreadable {
+        setting: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    NoCertificate(PathBuf),
+    KeyMismatch(String),
+}
+
+impl fmt::Display for CertificateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertificateError::Unreadable {
+                setting,
+                path,
+                reason,
+            } => write!(f, "{setting} {}: {reason}", path.display()),
+            CertificateError::NoCertificate(path) => {
+                write!(f, "tls.cert_file {}: no certificate in it", path.display())
+            }
+            CertificateError::KeyMismatch(reason) => {
+                write!(f, "tls.key_file does not belong to tls.cert_file: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CertificateError {}
+
+fn read(files: &Tls) -> Result<Arc<CertifiedKey>, CertificateError> {
+    let unreadable = |setting, path: &PathBuf, reason: String| CertificateError::Unreadable {
+        setting,
+        path: path.clone(),
+        reason,
+    };
     let cert = &files.cert_file;
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
+        .map_err(|e| unreadable("tls.cert_file", cert, e.to_string()))?;
     if chain.is_empty() {
-        return Err(format!(
-            "tls.cert_file {}: no certificate in it",
-            cert.display()
-        ));
+        return Err(CertificateError::NoCertificate(cert.clone()));
     }
     let key = PrivateKeyDer::from_pem_file(&files.key_file)
-        .map_err(|e| format!("tls.key_file {}: {e}", files.key_file.display()))?;
+        .map_err(|e| unreadable("tls.key_file", &files.key_file, e.to_string()))?;
     let key = ring::default_provider()
         .key_provider
         .load_private_key(key)
-        .map_err(|e| format!("tls.key_file {}: {e}", files.key_file.display()))?;
+        .map_err(|e| unreadable("tls.key_file", &files.key_file, e.to_string()))?;
     let certified = CertifiedKey::new(chain, key);
     certified
         .keys_match()
-        .map_err(|e| format!("tls.key_file does not belong to tls.cert_file: {e}"))?;
+        .map_err(|e| CertificateError::KeyMismatch(e.to_string()))?;
     Ok(Arc::new(certified))
 }

@@ -5,7 +5,7 @@ mod forwarder;
 mod problems;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -17,10 +17,13 @@ use rdkafka::types::RDKafkaErrorCode;
 pub use forwarder::{Deliveries, Forwarder, KafkaProducer};
 
 use crate::metrics::Metrics;
-use crate::settings::{KafkaConfig, KafkaSecurity};
+use crate::settings::{KafkaConfig, KafkaSecurity, SettingsError};
 
 /// Brokers and `[kafka.security]`: what every client of ours starts from.
-pub fn client_config(security: &KafkaSecurity, brokers: &str) -> Result<ClientConfig, String> {
+pub fn client_config(
+    security: &KafkaSecurity,
+    brokers: &str,
+) -> Result<ClientConfig, SettingsError> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers);
     for (key, value) in security.client_properties()? {
@@ -31,7 +34,7 @@ pub fn client_config(security: &KafkaSecurity, brokers: &str) -> Result<ClientCo
 
 /// The producer's configuration: ours first, then the pass-through properties
 /// (settings validation already refused those that would weaken delivery).
-pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, String> {
+pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, SettingsError> {
     let mut config = client_config(&kafka.security, &kafka.brokers)?;
     config
         .set("client.id", "tim-kafka-bridge")
@@ -50,10 +53,11 @@ pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, String> {
 
 /// Creates the configured topics that do not exist yet (the test broker, like many
 /// production clusters, does not create topics on first use).
-pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = client_config(&kafka.security, &kafka.brokers)?
+pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(), TopicsError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(&kafka.security, &kafka.brokers)
+        .map_err(TopicsError::Settings)?
         .create()
-        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+        .map_err(TopicsError::Client)?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
@@ -72,16 +76,45 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(),
     let results = admin
         .create_topics(&new_topics, &options)
         .await
-        .map_err(|e| format!("cannot create topics: {e}"))?;
+        .map_err(TopicsError::Request)?;
     for result in results {
         match result {
             Ok(topic) => tracing::info!(%topic, "Created topic."),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(format!("cannot create topic {topic}: {code}")),
+            Err((topic, code)) => return Err(TopicsError::Refused { topic, code }),
         }
     }
     Ok(())
 }
+
+/// Why the configured topics could not be created.
+#[derive(Debug)]
+pub enum TopicsError {
+    Settings(SettingsError),
+    Client(rdkafka::error::KafkaError),
+    /// The cluster did not answer the request.
+    Request(rdkafka::error::KafkaError),
+    /// The cluster refused one topic (no permission, a bad replication factor, ...).
+    Refused {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+}
+
+impl std::fmt::Display for TopicsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TopicsError::Settings(e) => e.fmt(f),
+            TopicsError::Client(e) => write!(f, "cannot create a Kafka admin client: {e}"),
+            TopicsError::Request(e) => write!(f, "cannot create topics: {e}"),
+            TopicsError::Refused { topic, code } => {
+                write!(f, "cannot create topic {topic}: {code}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TopicsError {}
 
 /// Whether the cluster answers and every configured topic exists, checked in the
 /// background so that `/readyz` never waits on Kafka.
@@ -97,21 +130,24 @@ impl Readiness {
     }
 
     pub fn reason(&self) -> String {
-        self.reason.lock().expect("readiness lock").clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn set(&self, result: Result<(), String>, metrics: &Metrics) {
         let ready = result.is_ok();
         let was = self.ready.swap(ready, Ordering::Relaxed);
         let reason = result.err().unwrap_or_default();
-        if was != ready || *self.reason.lock().expect("readiness lock") != reason {
+        if was != ready || *self.reason.lock().unwrap_or_else(PoisonError::into_inner) != reason {
             if ready {
                 tracing::info!("Kafka is ready: the cluster answers and every topic exists.");
             } else {
                 tracing::warn!(reason = %reason, "Kafka is not ready.");
             }
         }
-        *self.reason.lock().expect("readiness lock") = reason;
+        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
         metrics.kafka_ready.set(i64::from(ready));
     }
 

@@ -134,7 +134,8 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
         .and_then(|()| security.validate())
         .map_err(|e| e.to_string())?;
     let consumer: Arc<BaseConsumer> = Arc::new(
-        crate::kafka::client_config(&security, &args.brokers)?
+        crate::kafka::client_config(&security, &args.brokers)
+            .map_err(|e| e.to_string())?
             .set(
                 "group.id",
                 args.group

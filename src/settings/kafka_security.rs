@@ -198,7 +198,7 @@ impl KafkaSecurity {
     }
 
     /// The librdkafka properties; reads the password file.
-    pub fn client_properties(&self) -> Result<Vec<(&'static str, String)>, String> {
+    pub fn client_properties(&self) -> Result<Vec<(&'static str, String)>, SettingsError> {
         let mut props = vec![("security.protocol", self.protocol.librdkafka().to_owned())];
         let path = |p: &PathBuf| p.display().to_string();
         if let Some(p) = &self.ca_file {
@@ -222,8 +222,12 @@ impl KafkaSecurity {
         if let Some(s) = &self.sasl_password {
             props.push(("sasl.password", s.expose().to_owned()));
         } else if let Some(p) = &self.sasl_password_file {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("cannot read the SASL password file {}: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                SettingsError::new(
+                    "kafka.security.sasl_password_file",
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })?;
             props.push((
                 "sasl.password",
                 text.trim_end_matches(['\r', '\n']).to_owned(),
