@@ -12,7 +12,7 @@ use hyper::{Method, Request};
 
 use super::admit::admit;
 use super::error::CallbackError;
-use super::State;
+use super::{Caller, State};
 use crate::dedup::{fingerprint, Fingerprint};
 use crate::metrics::KindLabels;
 use crate::tencent::{command, CallbackQuery, Invalid};
@@ -24,9 +24,10 @@ const MAX_QUERY_BYTES: usize = 4096;
 pub async fn handle(
     req: Request<Incoming>,
     state: &Arc<State>,
-) -> (&'static str, Result<Option<String>, CallbackError>) {
+    caller: &mut Caller,
+) -> Result<Option<String>, CallbackError> {
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
-        return ("none", Err(CallbackError::QueryTooLong(MAX_QUERY_BYTES)));
+        return Err(CallbackError::QueryTooLong(MAX_QUERY_BYTES));
     }
     let query = req.uri().query().map(CallbackQuery::parse);
     let label = command::metric_label(
@@ -35,23 +36,23 @@ pub async fn handle(
             .and_then(|q| q.as_ref().ok())
             .and_then(|q| q.command.as_deref()),
     );
-    let span = tracing::Span::current();
-    span.record("command", tracing::field::display(label));
+    caller.command = label;
     // Only a number: the query is the sender's text, and must not forge log lines.
-    if let Some(app) = query
+    caller.app = query
         .as_ref()
         .and_then(|q| q.as_ref().ok())
-        .and_then(|q| q.sdk_app_id.as_deref()?.parse::<u64>().ok())
-    {
+        .and_then(|q| q.sdk_app_id.as_deref()?.parse::<u64>().ok());
+    let span = tracing::Span::current();
+    span.record("command", tracing::field::display(label));
+    if let Some(app) = caller.app {
         span.record("app", app);
     }
-    let outcome = process(
+    process(
         req,
         query.unwrap_or_else(|| Ok(CallbackQuery::default())),
         state,
     )
-    .await;
-    (label, outcome)
+    .await
 }
 
 /// Returns the MsgKey of what was forwarded, for the log.

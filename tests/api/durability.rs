@@ -287,7 +287,6 @@ async fn every_line_about_a_callback_names_its_peer_its_app_and_its_command() {
         .find(|l| l.contains("Rejected a callback"))
         .unwrap_or_else(|| panic!("no line about the forged callback in:\n{log}"));
     for field in [
-        "callback{".to_owned(),
         "peer=127.0.0.1".to_owned(),
         format!("app={SIGNED_APP}"),
         "command=C2C.CallbackAfterSendMsg".to_owned(),
