@@ -32,7 +32,7 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -119,7 +119,8 @@ impl<T> Unpoisoned<T> for Mutex<T> {
 
 pub struct Spool {
     shared: Arc<Shared>,
-    appends: Mutex<Option<mpsc::SyncSender<Append>>>,
+    /// Read-locked by every append at once; written once, to close.
+    appends: RwLock<Option<mpsc::SyncSender<Append>>>,
     permits: Arc<Semaphore>,
     sink: Arc<dyn Sink>,
     runtime: tokio::runtime::Handle,
@@ -178,7 +179,7 @@ impl Spool {
         let writer = Writer::new(Arc::clone(&shared), next_seq, max_bytes, segment_bytes)?;
         let spool = Arc::new(Spool {
             shared: Arc::clone(&shared),
-            appends: Mutex::new(Some(tx)),
+            appends: RwLock::new(Some(tx)),
             permits: Arc::new(Semaphore::new(in_flight)),
             sink,
             runtime: tokio::runtime::Handle::current(),
@@ -204,7 +205,7 @@ impl Spool {
             return Err(Rejected::SpoolFull);
         }
         let (done, wait) = oneshot::channel();
-        match &*self.appends.locked() {
+        match &*self.appends.read().unwrap_or_else(PoisonError::into_inner) {
             Some(tx) => match tx.try_send(Append { records, done }) {
                 Ok(()) => {}
                 // The writer is that far behind (its disk is that slow): 503, and
@@ -227,7 +228,10 @@ impl Spool {
 
     /// Takes no more appends; everything appended is already durable.
     pub fn close_appends(&self) {
-        self.appends.locked().take();
+        self.appends
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// Stops dispatching; records not yet confirmed stay for the next start.

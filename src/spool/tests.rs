@@ -421,3 +421,54 @@ async fn a_reader_thread_that_dies_marks_the_spool_broken_and_keeps_the_records(
     .await;
     assert_eq!(reopened.broken(), None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_held_back_by_kafka_catches_up_in_order_while_appends_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::away();
+    // Ten records out at once: the rest wait in the log (64 KiB each).
+    let spool = Spool::open(
+        dir.path(),
+        1 << 27,
+        10,
+        Arc::new(kafka.clone()),
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
+    for key in &keys[..200] {
+        spool.append(vec![record(key, 64 * 1024)]).await.unwrap();
+    }
+    eventually("ten records are out", || {
+        kafka.held.lock().unwrap().len() == 10
+    })
+    .await;
+    // Kafka answers from now on: the reader catches up while new appends arrive.
+    let confirm = {
+        let kafka = kafka.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                let held = std::mem::take(&mut *kafka.held.lock().unwrap());
+                for (done, record) in held {
+                    done(Outcome::Delivered, &record);
+                }
+                if kafka.seen.lock().unwrap().len() == 300 && kafka.held.lock().unwrap().is_empty()
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    for key in &keys[200..] {
+        spool.append(vec![record(key, 100)]).await.unwrap();
+    }
+    eventually("all 300 are sent", || {
+        kafka.seen.lock().unwrap().len() == 300
+    })
+    .await;
+    confirm.join().unwrap();
+    assert_eq!(kafka.keys(), keys, "each exactly once, in order");
+    eventually("all are confirmed", || spool.waiting() == 0).await;
+}
