@@ -117,3 +117,82 @@ async fn https_callbacks_are_served_and_a_sighup_swaps_the_certificate_for_new_c
     );
     assert!(output.status.success(), "{log}");
 }
+
+/// A certificate file that blocks its reader (a FIFO nobody writes, as a hung network
+/// mount would) holds up the reload only, never the callbacks: with one runtime
+/// thread, a reload read on it would stop the server.
+#[tokio::test]
+async fn a_certificate_reload_stuck_reading_its_file_does_not_hold_up_callbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let ca = TestCa::new();
+    let first = ca.issue("first");
+    write(&cert, &first.cert_pem);
+    write(&key, &first.key_pem);
+    let topic = format!("tim.https.stuck.{}", std::process::id());
+    let config = dir.path().join("bridge.toml");
+    write(
+        &config,
+        &format!(
+            "ack = \"memory\"\n[[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
+             [tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
+             [kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ncreate_topics = true\n",
+            brokers()
+        ),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let child = Command::new(BINARY)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("TIM_BRIDGE_LISTEN", &address)
+        .env("TOKIO_WORKER_THREADS", "1")
+        .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(&address).await.is_err() {
+        assert!(Instant::now() < deadline, "the bridge did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut open = HttpsConnection::open(&ca, &address).await;
+    let callback = |key: &str| (format!("/callback?{}", signed_query(SENT)), sent_body(key));
+    let (path, b) = callback("before-stuck-reload");
+    assert_eq!(open.post(&path, &b).await.0, 200);
+
+    std::fs::remove_file(&cert).unwrap();
+    let fifo = std::ffi::CString::new(cert.to_str().unwrap()).unwrap();
+    // SAFETY: a path we own, made into a FIFO.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (path, b) = callback("during-stuck-reload");
+    let answered = tokio::time::timeout(Duration::from_secs(5), open.post(&path, &b)).await;
+    assert_eq!(
+        answered.expect("a callback waited on a certificate read").0,
+        200
+    );
+
+    // Let the read finish: the same certificate comes through the FIFO.
+    let writer = std::thread::spawn({
+        let (cert, pem) = (cert.clone(), first.cert_pem.clone());
+        move || std::fs::write(cert, pem).unwrap()
+    });
+    writer.join().unwrap();
+    let records = read_records(&topic, 2).await;
+    let mut keys: Vec<_> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+    keys.sort();
+    assert_eq!(keys, ["before-stuck-reload", "during-stuck-reload"]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
