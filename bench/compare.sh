@@ -27,7 +27,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; $STOP
 trap cleanup EXIT
 . bench/broker.sh
 start_broker "$BROKER_PORT"
-ulimit -n 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 export REQUEST_TIME="$(date +%s)"
 export SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
