@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by bench/run.sh and bench/soak.sh: the broker a benchmark runs against.
 # BROKER=kafka (the default): Apache Kafka, one KRaft node, through scripts/kafka.
 # BROKER=tansu: tansu 0.6 with its memory engine, kept for comparison with the
@@ -12,12 +13,14 @@ start_broker() { # port; sets BROKERS, adds the broker's pid to PIDS where it ow
       KAFKA_DIR="$WORK/kafka"
       KAFKA_PORT="$1" scripts/kafka up --dir "$KAFKA_DIR" >/dev/null
       STOP_BROKER="scripts/kafka down --dir $KAFKA_DIR"
-      export BROKER_NAME="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml), one KRaft node" ;;
+      BROKER_NAME="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml), one KRaft node"
+      export BROKER_NAME ;;
     tansu)
       command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
       (cd "$WORK" && exec tansu broker --storage-engine memory://tansu/ --listener-url "tcp://$BROKERS" \
         --advertised-listener-url "tcp://$BROKERS" >"$WORK/tansu.log" 2>&1) &
       PIDS+=($!)
+      # shellcheck disable=SC2034 # read by the script that sources this one
       STOP_BROKER=true
       export BROKER_NAME="tansu 0.6, memory engine"
       until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.2; done ;;

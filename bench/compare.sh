@@ -29,8 +29,9 @@ trap cleanup EXIT
 start_broker "$BROKER_PORT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-export REQUEST_TIME="$(date +%s)"
-export SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+REQUEST_TIME="$(date +%s)"
+SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+export REQUEST_TIME SIGN
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 load() { # url connections -> wrk's JSON summary
   CONNECTIONS="$2" wrk -t2 -c"$2" -d"$DURATION"s -s bench/callbacks.lua "$1" | tail -n 1

@@ -29,8 +29,9 @@ trap cleanup EXIT
 . bench/broker.sh
 start_broker "$BROKER_PORT"
 
-export REQUEST_TIME="$(date +%s)"
-export SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+REQUEST_TIME="$(date +%s)"
+SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+export REQUEST_TIME SIGN
 CLK="$(getconf CLK_TCK)"
 cpu_seconds() { awk -v clk="$CLK" '{ printf "%.2f", ($14 + $15) / clk }' "/proc/$1/stat"; }
 peak_rss_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

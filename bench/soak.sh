@@ -19,8 +19,9 @@ TIM_BRIDGE_ACK="$ACK" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0
   TIM_BRIDGE_TOPIC=soak RUST_LOG=warn target/release/tim-kafka-bridge serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
 BRIDGE=$!
 until curl -sf http://127.0.0.1:18082/readyz >/dev/null 2>&1; do sleep 0.2; done
-export REQUEST_TIME="$(date +%s)"
-export SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+REQUEST_TIME="$(date +%s)"
+SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+export REQUEST_TIME SIGN
 RATE="$RATE" CONNECTIONS=64 wrk -t2 -c64 -d"${TOTAL}s" -s bench/callbacks.lua http://127.0.0.1:18082 >"$WORK/wrk.out" &
 LOAD=$!
 echo "seconds rss_mib"

@@ -9,7 +9,7 @@
 # Every record is read back from a real Apache Kafka broker (scripts/kafka).
 #   CALLBACKS=100000 KILLS=5 SCENARIOS="kill disk-full fatal orphan" scripts/chaos.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 export TIM_BRIDGE_CHAOS_CALLBACKS="${CALLBACKS:-100000}"
 export TIM_BRIDGE_CHAOS_KILLS="${KILLS:-5}"
@@ -22,8 +22,9 @@ declare -A TESTS=(
 mkdir -p target
 status=0
 for scenario in ${SCENARIOS:-kill disk-full fatal orphan}; do
-  test="${TESTS[$scenario]:?unknown scenario $scenario}"
-  scripts/test --release --test api -- --exact --nocapture "$test" > "target/chaos-$scenario.log" 2>&1 || status=1
+  name="${TESTS[$scenario]:?unknown scenario $scenario}"
+  # shellcheck disable=SC2065 # scripts/test is our script, not test(1)
+  scripts/test --release --test api -- --exact --nocapture "$name" > "target/chaos-$scenario.log" 2>&1 || status=1
   grep -E '^chaos:|^test result|panicked' "target/chaos-$scenario.log"
   if grep -E '^chaos:' "target/chaos-$scenario.log" | grep -qv ' lost=0'; then status=1; fi
 done
