@@ -20,7 +20,7 @@ NAME="tkb-test-$$"
 VOLUME="tkb-spool-$$"
 IMAGE="localhost/tim-kafka-bridge:test"
 KAFKA_PORT="${KAFKA_PORT:-19592}"
-PORT="${PORT:-18581}"
+PORT=8080 # the port the image listens on and its HEALTHCHECK probes
 TOKEN=container-token
 APP=1400000000
 TOPIC="tim.container.$$"
@@ -63,9 +63,15 @@ if ! engine image exists docker.io/library/debian:bookworm-slim 2>/dev/null \
     say "making debian:bookworm-slim with debootstrap"
     debootstrap --variant=minbase bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" \
       || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap"; }
-    # As Docker's -slim images: no downloaded packages, package lists, manuals or locales.
+    # As Docker's -slim images: no downloaded packages, package lists, manuals or
+    # locales, and apt and dpkg told to keep it so (their docker-clean settings).
     rm -rf "$WORK/rootfs"/var/cache/apt/archives/*.deb "$WORK/rootfs"/var/lib/apt/lists/* \
       "$WORK/rootfs"/usr/share/doc/* "$WORK/rootfs"/usr/share/man/* "$WORK/rootfs"/usr/share/locale/*
+    printf '%s\n' 'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' \
+      'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb || true"; };' \
+      >"$WORK/rootfs/etc/apt/apt.conf.d/docker-clean"
+    printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-exclude /usr/share/man/*' \
+      'path-exclude /usr/share/locale/*' >"$WORK/rootfs/etc/dpkg/dpkg.cfg.d/docker-excludes"
     tar -C "$WORK/rootfs" -cf "$CACHE/bookworm.tar" .
     rm -rf "$WORK/rootfs"
   fi
@@ -75,14 +81,19 @@ if ! engine image inspect docker.io/library/rust:1-bookworm >/dev/null 2>&1; the
   say "making rust:1-bookworm: Debian's compilers and this machine's Rust toolchain"
   mkdir -p "$WORK/rust/toolchain"
   sysroot="$(rustc --print sysroot)"
-  cp -a "$sysroot/bin" "$WORK/rust/toolchain/"
-  mkdir -p "$WORK/rust/toolchain/lib/rustlib"
-  cp -a "$sysroot"/lib/*.so "$WORK/rust/toolchain/lib/" 2>/dev/null || true
-  cp -a "$sysroot/lib/rustlib/x86_64-unknown-linux-gnu" "$WORK/rust/toolchain/lib/rustlib/"
+  # bin/ and lib/ (the compiler, LLVM, the standard library); not share/ (the docs).
+  cp -a "$sysroot/bin" "$sysroot/lib" "$WORK/rust/toolchain/"
+  rm -rf "$WORK/rust/toolchain/lib/rustlib/src"
+  # The authorities this machine trusts beyond Debian's (an egress proxy's, here), so
+  # that cargo inside the build reaches crates.io as it does outside.
+  mkdir -p "$WORK/rust/extra-ca"
+  cp /usr/local/share/ca-certificates/*.crt "$WORK/rust/extra-ca/" 2>/dev/null || true
   cat >"$WORK/rust/Containerfile" <<'EOF'
 FROM docker.io/library/debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends gcc g++ libc6-dev make perl pkg-config \
     ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY extra-ca/ /usr/local/share/ca-certificates/
+RUN update-ca-certificates
 COPY toolchain /usr/local/rust
 ENV PATH=/usr/local/rust/bin:$PATH
 EOF
@@ -97,6 +108,7 @@ started=$(date +%s)
   || { tail -40 "$WORK/build.log"; fail "the image does not build"; }
 say "built in $(( $(date +%s) - started )) s; image size $(( $(engine image inspect --format '{{.Size}}' "$IMAGE") / 1024 / 1024 )) MiB"
 
+! (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || fail "port $PORT is taken on this machine"
 KAFKA_PORT="$KAFKA_PORT" scripts/kafka up --dir "$WORK/kafka" >/dev/null
 BROKERS="127.0.0.1:$KAFKA_PORT"
 scripts/kafka tool topics --bootstrap-server "$BROKERS" --create --topic "$TOPIC" --partitions 4 \
