@@ -80,6 +80,19 @@ impl BridgeProcess {
     }
 }
 
+/// A spool directory of its own, kept after the test for a look at what it left.
+fn fresh_spool() -> PathBuf {
+    tempfile::tempdir().unwrap().keep().join("spool")
+}
+
+/// A POST of `body` to the bridge process's callback path with `query`.
+fn callback_request(port: u16, query: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::post(format!("http://127.0.0.1:{port}/callback?{query}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
 fn sent(key: &str) -> String {
     format!(
         r#"{{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"{key}",
@@ -94,12 +107,7 @@ async fn a_bridge_killed_with_sigkill_mid_load_loses_no_callback_it_answered_200
     let clients = 32;
     let topic = unique_topic("tim.chaos");
     create_topic(&topic).await;
-    let spool: PathBuf = tempfile::tempdir().unwrap().keep().join("spool");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (spool, port) = (fresh_spool(), free_port());
     let mut bridge = BridgeProcess::start(port, &spool, &topic, brokers());
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -117,14 +125,8 @@ async fn a_bridge_killed_with_sigkill_mid_load_loses_no_callback_it_answered_200
                     let body = sent(&format!("chaos-{i}"));
                     // Not answered 200 (the bridge was down): send it again, as a careful client would.
                     loop {
-                        let request = Request::post(format!(
-                            "http://127.0.0.1:{port}/callback?{}",
-                            signed_query("C2C.CallbackAfterSendMsg")
-                        ))
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from(body.clone())))
-                        .unwrap();
-                        match client.request(request).await {
+                        let query = signed_query("C2C.CallbackAfterSendMsg");
+                        match client.request(callback_request(port, &query, &body)).await {
                             Ok(r) if r.status() == 200 => {
                                 acked.lock().unwrap().push(i);
                                 break;
@@ -187,16 +189,24 @@ async fn a_kafka_outage_under_load_gets_no_503_and_loses_nothing_and_keeps_order
     let statuses = Arc::new(Mutex::new(Vec::new()));
     let load: Vec<_> = (0..4)
         .map(|client| {
-            let (app, running, statuses) = (Arc::clone(&app), Arc::clone(&running), Arc::clone(&statuses));
+            let (app, running, statuses) = (
+                Arc::clone(&app),
+                Arc::clone(&running),
+                Arc::clone(&statuses),
+            );
             tokio::spawn(async move {
                 let mut keys = Vec::new();
                 while running.load(Ordering::Relaxed) {
                     let key = format!("outage-{client}-{}", keys.len());
-                    let withdrawn = format!(
-                        r#"{{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
-                    );
-                    let s1 = app.callback("C2C.CallbackAfterSendMsg", &sent(&key)).await.status;
-                    let s2 = app.callback("C2C.CallbackAfterMsgWithDraw", &withdrawn).await.status;
+                    let withdrawn = withdrawn_message(&key);
+                    let s1 = app
+                        .callback("C2C.CallbackAfterSendMsg", &sent(&key))
+                        .await
+                        .status;
+                    let s2 = app
+                        .callback("C2C.CallbackAfterMsgWithDraw", &withdrawn)
+                        .await
+                        .status;
                     statuses.lock().unwrap().extend([s1.as_u16(), s2.as_u16()]);
                     keys.push(key);
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -258,21 +268,11 @@ async fn a_kafka_outage_under_load_gets_no_503_and_loses_nothing_and_keeps_order
 async fn every_line_about_a_callback_names_its_peer_its_app_and_its_command() {
     let topic = unique_topic("tim.spans");
     create_topic(&topic).await;
-    let spool: PathBuf = tempfile::tempdir().unwrap().keep().join("spool");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (spool, port) = (fresh_spool(), free_port());
     let bridge = BridgeProcess::start(port, &spool, &topic, brokers());
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let post = |query: String, key: &str| {
-        let request = Request::post(format!("http://127.0.0.1:{port}/callback?{query}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(sent(key))))
-            .unwrap();
-        client.request(request)
-    };
+    let post =
+        |query: String, key: &str| client.request(callback_request(port, &query, &sent(key)));
     let good = signed_query("C2C.CallbackAfterSendMsg");
     let forged = format!("{}{}", &good[..good.rfind("Sign=").unwrap()], "Sign=00");
     assert_eq!(post(forged, "forged").await.unwrap().status(), 401);

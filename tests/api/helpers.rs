@@ -157,6 +157,22 @@ pub fn text_message(key: &str, text: &str) -> String {
     )
 }
 
+/// A withdrawal body of the message keyed `key`, sent by `a` to `b`.
+pub fn withdrawn_message(key: &str) -> String {
+    format!(
+        r#"{{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
+    )
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -174,6 +190,17 @@ pub fn signed_query(command: &str) -> String {
 }
 
 impl TestApp {
+    /// The message keyed `key` sent, then withdrawn: two callbacks one after the
+    /// other, each answered 200.
+    pub async fn send_then_recall(&self, key: &str) {
+        let sent = self.callback(SENT, &text_message(key, "hi")).await;
+        assert_eq!(sent.status, 200, "send {key}");
+        let recalled = self
+            .callback("C2C.CallbackAfterMsgWithDraw", &withdrawn_message(key))
+            .await;
+        assert_eq!(recalled.status, 200, "recall {key}");
+    }
+
     /// A callback as Tencent sends it: signed, JSON.
     pub async fn callback(&self, command: &str, body: &str) -> Answer {
         self.post(

@@ -15,44 +15,79 @@ fn write(path: &std::path::Path, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
+/// A bridge process serving HTTPS with a certificate of a test CA, publishing to
+/// its own topic; `env` is added to its environment.
+struct HttpsBridge {
+    _dir: tempfile::TempDir,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    ca: TestCa,
+    first: crate::tls_support::Issued,
+    topic: String,
+    address: String,
+    child: std::process::Child,
+}
+
+impl HttpsBridge {
+    async fn start(topic: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let ca = TestCa::new();
+        let first = ca.issue("first");
+        write(&cert, &first.cert_pem);
+        write(&key, &first.key_pem);
+        let topic = format!("{topic}.{}", std::process::id());
+        let config = dir.path().join("bridge.toml");
+        write(
+            &config,
+            &format!(
+                "ack = \"memory\"\n[[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
+                 [tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
+                 [kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ncreate_topics = true\n",
+                brokers()
+            ),
+        );
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(BINARY)
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("TIM_BRIDGE_LISTEN", &address)
+            .envs(env.iter().copied())
+            .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(&address).await.is_err() {
+            assert!(Instant::now() < deadline, "the bridge did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            _dir: dir,
+            cert,
+            key,
+            ca,
+            first,
+            topic,
+            address,
+            child,
+        }
+    }
+}
+
 #[tokio::test]
 async fn https_callbacks_are_served_and_a_sighup_swaps_the_certificate_for_new_connections_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let ca = TestCa::new();
-    let first = ca.issue("first");
-    write(&cert, &first.cert_pem);
-    write(&key, &first.key_pem);
-    let topic = format!("tim.https.{}", std::process::id());
-    let config = dir.path().join("bridge.toml");
-    write(
-        &config,
-        &format!(
-            "ack = \"memory\"\n[[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
-             [tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
-             [kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ncreate_topics = true\n",
-            brokers()
-        ),
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new(BINARY)
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("TIM_BRIDGE_LISTEN", &address)
-        .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let HttpsBridge {
+        _dir,
+        cert,
+        key,
+        ca,
+        first,
+        topic,
+        address,
+        child,
+    } = HttpsBridge::start("tim.https", &[]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&address).await.is_err() {
-        assert!(Instant::now() < deadline, "the bridge did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let mut before = HttpsConnection::open(&ca, &address).await;
     assert_eq!(before.server_certificate, first.der);
@@ -123,43 +158,16 @@ async fn https_callbacks_are_served_and_a_sighup_swaps_the_certificate_for_new_c
 /// thread, a reload read on it would stop the server.
 #[tokio::test]
 async fn a_certificate_reload_stuck_reading_its_file_does_not_hold_up_callbacks() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-    let ca = TestCa::new();
-    let first = ca.issue("first");
-    write(&cert, &first.cert_pem);
-    write(&key, &first.key_pem);
-    let topic = format!("tim.https.stuck.{}", std::process::id());
-    let config = dir.path().join("bridge.toml");
-    write(
-        &config,
-        &format!(
-            "ack = \"memory\"\n[[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
-             [tls]\ncert_file = {cert:?}\nkey_file = {key:?}\n\
-             [kafka]\nbrokers = \"{}\"\ntopic = \"{topic}\"\ncreate_topics = true\n",
-            brokers()
-        ),
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let child = Command::new(BINARY)
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("TIM_BRIDGE_LISTEN", &address)
-        .env("TOKIO_WORKER_THREADS", "1")
-        .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(&address).await.is_err() {
-        assert!(Instant::now() < deadline, "the bridge did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let HttpsBridge {
+        _dir,
+        cert,
+        ca,
+        first,
+        topic,
+        address,
+        child,
+        ..
+    } = HttpsBridge::start("tim.https.stuck", &[("TOKIO_WORKER_THREADS", "1")]).await;
     let mut open = HttpsConnection::open(&ca, &address).await;
     let callback = |key: &str| (format!("/callback?{}", signed_query(SENT)), sent_body(key));
     let (path, b) = callback("before-stuck-reload");

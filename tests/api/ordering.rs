@@ -18,22 +18,7 @@ async fn a_messages_send_and_recall_arrive_in_that_order_on_one_partition() {
         .collect();
 
     for key in &keys {
-        let sent = format!(
-            r#"{{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
-        );
-        let recalled = format!(
-            r#"{{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
-        );
-        assert_eq!(
-            app.callback("C2C.CallbackAfterSendMsg", &sent).await.status,
-            200
-        );
-        assert_eq!(
-            app.callback("C2C.CallbackAfterMsgWithDraw", &recalled)
-                .await
-                .status,
-            200
-        );
+        app.send_then_recall(key).await;
     }
 
     let records = read_records(&app.topic, keys.len() * 2).await;
@@ -66,20 +51,7 @@ async fn a_full_librdkafka_queue_keeps_each_story_in_order(ack: tim_kafka_bridge
     .await;
     let keys: Vec<String> = (0..150).map(|i| format!("queue-full-{i}")).collect();
     for key in &keys {
-        let sent = text_message(key, "hi");
-        let recalled = format!(
-            r#"{{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"{key}"}}"#
-        );
-        assert_eq!(
-            app.callback("C2C.CallbackAfterSendMsg", &sent).await.status,
-            200
-        );
-        assert_eq!(
-            app.callback("C2C.CallbackAfterMsgWithDraw", &recalled)
-                .await
-                .status,
-            200
-        );
+        app.send_then_recall(key).await;
     }
     let records = read_records(&app.topic, keys.len() * 2).await;
     assert_eq!(records.len(), keys.len() * 2);

@@ -110,11 +110,7 @@ async fn an_orphaned_spool_of_a_killed_bridge_is_drained_into_the_restarted_brok
     let topic = unique_topic("tim.orphan");
     create_topic_on(&bootstrap, &topic).await;
     let spool = tempfile::tempdir().unwrap().keep().join("spool");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     kafka.kill();
     let mut bridge = crate::durability::BridgeProcess::start(port, &spool, &topic, &bootstrap);
     let app = TestApp::at(&format!("http://127.0.0.1:{port}"));
