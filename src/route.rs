@@ -18,14 +18,18 @@ pub struct Admitted {
     pub events: Vec<Normalized>,
     /// Identifies a signed request, to recognise it when it is sent again.
     pub replay_key: Option<Fingerprint>,
+    /// The answer when it is more than the plain OK (a before-callback's allow shape).
+    pub answer: Option<Vec<u8>>,
 }
 
-/// The topics of one configuration: one-to-one messages, group messages, every other
-/// command, and per-command overrides.
+/// The topics of one configuration: one-to-one messages, group messages, users, the
+/// group lifecycle, every other command, and per-command overrides.
 #[derive(Debug, Clone)]
 pub struct Routes {
     c2c: String,
     group: String,
+    users: String,
+    group_events: String,
     other: String,
     by_command: BTreeMap<String, String>,
     all: Vec<String>,
@@ -34,7 +38,12 @@ pub struct Routes {
 impl Routes {
     pub fn new(kafka: &KafkaConfig) -> Self {
         let name = |t: &crate::settings::TopicName| t.as_str().to_owned();
-        let mut all = vec![name(&kafka.topic), name(&kafka.group_topic)];
+        let mut all = vec![
+            name(&kafka.topic),
+            name(&kafka.group_topic),
+            name(&kafka.user_topic),
+            name(&kafka.group_events_topic),
+        ];
         if kafka.publishes_other {
             all.push(name(&kafka.other_topic));
         }
@@ -44,6 +53,8 @@ impl Routes {
         Self {
             c2c: name(&kafka.topic),
             group: name(&kafka.group_topic),
+            users: name(&kafka.user_topic),
+            group_events: name(&kafka.group_events_topic),
             other: name(&kafka.other_topic),
             by_command: kafka
                 .command_topics
@@ -63,6 +74,10 @@ impl Routes {
             &self.c2c
         } else if command::GROUP_TYPED.contains(&callback_command) {
             &self.group
+        } else if command::USER_TYPED.contains(&callback_command) {
+            &self.users
+        } else if command::GROUP_EVENTS_TYPED.contains(&callback_command) {
+            &self.group_events
         } else {
             &self.other
         }
@@ -114,7 +129,22 @@ mod tests {
             topic_for(command::GROUP_AFTER_RECALL_MSG),
             "tim.group.messages"
         );
-        assert_eq!(topic_for("State.StateChange"), "tim.callbacks.other");
+        assert_eq!(topic_for(command::STATE_CHANGE), "tim.users");
+        assert_eq!(topic_for(command::FRIEND_ADD), "tim.users");
+        assert_eq!(topic_for(command::GROUP_MEMBER_JOIN), "tim.group.events");
+        assert_eq!(topic_for(command::TOPIC_DESTROYED), "tim.group.events");
+        assert_eq!(
+            topic_for(command::GROUP_AFTER_READ_RECEIPT),
+            "tim.group.messages"
+        );
+        assert_eq!(
+            topic_for("Group.CallbackAfterGroupFull"),
+            "tim.callbacks.other"
+        );
+        assert_eq!(
+            topic_for("Group.CallbackBeforeSendMsg"),
+            "tim.callbacks.other"
+        );
     }
 
     #[test]

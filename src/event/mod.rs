@@ -3,6 +3,8 @@
 
 pub mod element;
 mod family;
+mod groups;
+mod users;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,7 +56,15 @@ pub fn normalize(
         Callback::Extension(e) => vec![family::extension(ctx, e, raw_body)],
         Callback::GroupSent(g) => vec![family::group_sent(ctx, g)?],
         Callback::GroupRecalled(g) => family::group_recalled(ctx, g),
-        Callback::BeforeSend => Vec::new(),
+        Callback::GroupRead(r) => groups::read_receipt(ctx, r, raw_body),
+        Callback::GroupExtension(e) => vec![groups::extension(ctx, e, raw_body)],
+        Callback::StateChanged(s) => vec![users::state_changed(ctx, s, raw_body)],
+        Callback::ProfileChanged(p) => vec![users::profile_changed(ctx, p, raw_body)],
+        Callback::Relation(relation, list) => {
+            users::relation_changed(ctx, relation, list, raw_body)
+        }
+        Callback::Group(kind, change) => groups::lifecycle(ctx, kind, change, raw_body),
+        Callback::Before(_) => Vec::new(),
         Callback::Other {
             command: _,
             msg_key,
@@ -242,5 +252,7 @@ fn rfc3339_millis(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

@@ -147,11 +147,11 @@ fn the_id_depends_on_app_command_and_msg_key_only() {
 
 #[test]
 fn another_command_is_forwarded_with_its_raw_body() {
-    let body = r#"{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}],"Text":"原样"}"#;
-    let (key, e) = event("Sns.CallbackFriendAdd", body);
+    let body = r#"{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"g","Text":"原样"}"#;
+    let (key, e) = event("Group.CallbackAfterGroupFull", body);
     assert_eq!(key, None);
     assert_eq!(e["type"], "tim.callback");
-    assert_eq!(e["data"]["command"], "Sns.CallbackFriendAdd");
+    assert_eq!(e["data"]["command"], "Group.CallbackAfterGroupFull");
     assert_eq!(
         e["data"]["body"],
         serde_json::from_str::<Value>(body).unwrap()
@@ -430,8 +430,8 @@ fn every_event_type_decodes_with_one_call_into_its_typed_data() {
             r#"{"CallbackCommand":"Group.CallbackAfterSendMsg","GroupId":"g","MsgSeq":1,"MsgBody":[{"MsgType":"TIMFaceElem","MsgContent":{"Index":1}}]}"#,
         ),
         (
-            "Sns.CallbackFriendAdd",
-            r#"{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[]}"#,
+            "Group.CallbackAfterGroupFull",
+            r#"{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"g"}"#,
         ),
     ];
     for (command, body) in bodies {
@@ -453,7 +453,7 @@ fn every_event_type_decodes_with_one_call_into_its_typed_data() {
             (Data::GroupSent(d), command::GROUP_AFTER_SEND_MSG) => {
                 assert_eq!(d.msg_key, "group:g:1")
             }
-            (Data::Callback(d), "Sns.CallbackFriendAdd") => assert_eq!(d.body.get(), body),
+            (Data::Callback(d), "Group.CallbackAfterGroupFull") => assert_eq!(d.body.get(), body),
             (other, command) => panic!("{command} decoded as {other:?}"),
         }
         assert_eq!(event.source, "/tim/1400000000");

@@ -9,7 +9,7 @@ use crate::dedup::fingerprint;
 use crate::event::{self, Context};
 use crate::route::Admitted;
 use crate::settings::Admission;
-use crate::tencent::{command, sign, Callback, CallbackQuery, Invalid};
+use crate::tencent::{before, sign, Callback, CallbackQuery, Invalid};
 
 /// Checks in the documented order and normalizes. `now_secs` is the local clock for
 /// the `RequestTime` check.
@@ -51,27 +51,38 @@ pub fn admit(
             body,
         ]));
     }
-    let nothing = |command: &str| Admitted {
+    let answer = query
+        .command
+        .as_deref()
+        .and_then(|c| before::allow_body(c, body));
+    let nothing = |command: &str, answer: Option<Vec<u8>>| Admitted {
         sdk_app_id: app.sdk_app_id,
         command: command.to_owned(),
         events: Vec::new(),
         replay_key,
+        answer,
     };
     let callback = match Callback::parse(
         query.command.as_deref(),
         body,
-        admission.publish_before_send,
+        admission.publish_before_callbacks,
     ) {
         Ok(callback) => callback,
-        // Never block a user's message because the bridge cannot read it.
-        Err(reason) if query.command.as_deref() == Some(command::BEFORE_SEND_MSG) => {
-            tracing::warn!(reason = %reason, "A before-send callback cannot be published; it is allowed all the same.");
-            return Ok(nothing(command::BEFORE_SEND_MSG));
+        // Never block a user or an operation because the bridge cannot read its body.
+        Err(reason) if query.command.as_deref().is_some_and(before::is_before) => {
+            let command = query.command.as_deref().unwrap_or_default();
+            tracing::warn!(command, reason = %reason, "A before-callback cannot be published; it is allowed all the same.");
+            return Ok(nothing(command, answer));
         }
         Err(reason) => return Err(CallbackError::BadRequest(reason)),
     };
-    if matches!(callback, Callback::Other { .. }) && !admission.forward_other_commands {
-        return Ok(nothing(callback.command()));
+    let published_before =
+        before::is_before(callback.command()) && admission.publish_before_callbacks;
+    if matches!(callback, Callback::Other { .. })
+        && !admission.forward_other_commands
+        && !published_before
+    {
+        return Ok(nothing(callback.command(), answer));
     }
     let command = callback.command().to_owned();
     let ctx = Context {
@@ -87,5 +98,6 @@ pub fn admit(
         command,
         events,
         replay_key,
+        answer,
     })
 }

@@ -20,12 +20,20 @@ use crate::tencent::{command, CallbackQuery, Invalid};
 /// Tencent's query is a few hundred bytes; anything far longer is not from Tencent.
 const MAX_QUERY_BYTES: usize = 4096;
 
+/// A callback answered OK: the key of what was forwarded (for the log), and the
+/// answer when it is more than the plain OK.
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub first_key: Option<String>,
+    pub answer: Option<Vec<u8>>,
+}
+
 /// The command's metric label, and what became of the callback.
 pub async fn handle(
     req: Request<Incoming>,
     state: &Arc<State>,
     caller: &mut Caller,
-) -> Result<Option<String>, CallbackError> {
+) -> Result<Handled, CallbackError> {
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
         return Err(CallbackError::QueryTooLong(MAX_QUERY_BYTES));
     }
@@ -55,12 +63,11 @@ pub async fn handle(
     .await
 }
 
-/// Returns the MsgKey of what was forwarded, for the log.
 async fn process(
     req: Request<Incoming>,
     query: Result<CallbackQuery, Invalid>,
     state: &Arc<State>,
-) -> Result<Option<String>, CallbackError> {
+) -> Result<Handled, CallbackError> {
     if req.method() != Method::POST {
         return Err(CallbackError::MethodNotAllowed("POST"));
     }
@@ -93,6 +100,10 @@ async fn process(
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut admitted = admit(&state.admission, query, &body, now_secs, now)?;
     let replay_key = admitted.replay_key;
+    let mut handled = Handled {
+        first_key: None,
+        answer: admitted.answer.take(),
+    };
     // A signed request is only valid inside its freshness window: one seen in it already
     // is a replay (or Tencent's retry of the very same request).
     if replay_key.is_some_and(|k| !state.requests_seen.reserve(k)) {
@@ -102,7 +113,7 @@ async fn process(
             .get_or_create(&KindLabels { kind: "request" })
             .inc();
         tracing::debug!("A replayed signed request was answered and not published again.");
-        return Ok(None);
+        return Ok(handled);
     }
     // Only with a dedup window: each event's id is fingerprinted once, and kept to be
     // marked as seen after the events are accepted.
@@ -128,7 +139,7 @@ async fn process(
         }
     };
     let Some(first_key) = admitted.events.first().map(|e| e.key.clone()) else {
-        return Ok(None);
+        return Ok(handled);
     };
     if admitted.events.iter().any(|e| e.keyed_by_conversation) {
         state.metrics.keyed_by_conversation.inc();
@@ -145,7 +156,8 @@ async fn process(
         }
         return Err(CallbackError::Unavailable(rejected));
     }
-    Ok(first_key)
+    handled.first_key = first_key;
+    Ok(handled)
 }
 
 fn json_or_absent(content_type: Option<&hyper::header::HeaderValue>) -> bool {

@@ -145,6 +145,11 @@ pub fn ok_response() -> Response<Full<Bytes>> {
     json_response(StatusCode::OK, Bytes::from_static(OK_BODY.as_bytes()))
 }
 
+/// OK with a body of its own (a before-callback's allow shape).
+pub fn answer_response(body: Vec<u8>) -> Response<Full<Bytes>> {
+    json_response(StatusCode::OK, Bytes::from(body))
+}
+
 fn tencent_response(status: StatusCode, answer: &Answer) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(answer).expect("an answer always serializes");
     json_response(status, Bytes::from(body))

@@ -18,7 +18,7 @@ fn settings() -> &'static Admission {
     static SETTINGS: OnceLock<Admission> = OnceLock::new();
     SETTINGS.get_or_init(|| {
         let mut settings = Settings::from_toml(&format!(
-            "forward_other_commands = true\npublish_before_send = true\n\
+            "forward_other_commands = true\npublish_before_callbacks = true\n\
              [[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
              [[apps]]\nsdk_app_id = {UNSIGNED_APP}\n"
         ))

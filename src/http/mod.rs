@@ -193,17 +193,20 @@ fn reject(state: &State, command: &'static str, error: CallbackError) -> Respons
 fn emit(
     state: &State,
     caller: &Caller,
-    outcome: Result<Option<String>, CallbackError>,
+    outcome: Result<callback::Handled, CallbackError>,
 ) -> Response<Full<Bytes>> {
     let command = caller.command;
     let error = match outcome {
-        Ok(msg_key) => {
+        Ok(handled) => {
             state.metrics.callback(command, "ok");
             tracing::debug!(
-                msg_key = msg_key.as_deref().unwrap_or(""),
+                msg_key = handled.first_key.as_deref().unwrap_or(""),
                 "Accepted a callback."
             );
-            return error::ok_response();
+            return match handled.answer {
+                None => error::ok_response(),
+                Some(answer) => error::answer_response(answer),
+            };
         }
         Err(error) => error,
     };

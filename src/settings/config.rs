@@ -47,7 +47,7 @@ pub struct Admission {
     pub apps: Vec<App>,
     pub request_time_skew: Duration,
     pub forward_other_commands: bool,
-    pub publish_before_send: bool,
+    pub publish_before_callbacks: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +71,8 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub topic: TopicName,
     pub group_topic: TopicName,
+    pub user_topic: TopicName,
+    pub group_events_topic: TopicName,
     pub other_topic: TopicName,
     pub command_topics: BTreeMap<String, TopicName>,
     /// Whether commands beyond the typed ones are published (to `other_topic`).
@@ -130,7 +132,7 @@ impl TryFrom<Settings> for Config {
                 apps: s.apps,
                 request_time_skew: Duration::from_secs(s.request_time_skew_secs),
                 forward_other_commands: s.forward_other_commands,
-                publish_before_send: s.publish_before_send,
+                publish_before_callbacks: s.publish_before_callbacks,
             },
             dedup: DedupConfig {
                 event_window: (s.dedup_window_secs > 0)
@@ -171,9 +173,11 @@ impl TryFrom<&Settings> for KafkaConfig {
             brokers: k.brokers.clone().unwrap_or_default().trim().to_owned(),
             topic: TopicName::new("kafka.topic", &k.topic)?,
             group_topic: TopicName::new("kafka.group_topic", &k.group_topic)?,
+            user_topic: TopicName::new("kafka.user_topic", &k.user_topic)?,
+            group_events_topic: TopicName::new("kafka.group_events_topic", &k.group_events_topic)?,
             other_topic: TopicName::new("kafka.other_topic", &k.other_topic)?,
             command_topics,
-            publishes_other: s.forward_other_commands || s.publish_before_send,
+            publishes_other: s.forward_other_commands || s.publish_before_callbacks,
             producer: k.producer.clone(),
             create_topics: k.create_topics,
             partitions: k.partitions,

@@ -54,6 +54,8 @@ pub const ENV_VARS: &[&str] = &[
     "TIM_BRIDGE_KAFKA_BROKERS",
     "TIM_BRIDGE_TOPIC",
     "TIM_BRIDGE_GROUP_TOPIC",
+    "TIM_BRIDGE_USER_TOPIC",
+    "TIM_BRIDGE_GROUP_EVENTS_TOPIC",
     "TIM_BRIDGE_OTHER_TOPIC",
     "TIM_BRIDGE_ACK",
     "TIM_BRIDGE_SPOOL_DIR",
@@ -90,10 +92,11 @@ pub struct Settings {
     /// Forward commands the bridge does not type to `kafka.other_topic`.
     #[serde(default = "default_true")]
     pub forward_other_commands: bool,
-    /// Also publish `C2C.CallbackBeforeSendMsg` (`tim.c2c.message.pre_send`), for audit.
-    /// It is answered "allow" either way.
-    #[serde(default)]
-    pub publish_before_send: bool,
+    /// Also publish the before-callbacks, for audit: `C2C.CallbackBeforeSendMsg` as
+    /// `tim.c2c.message.pre_send`, the others as `tim.callback`. Each is answered
+    /// "allow" either way. (`publish_before_send`, its old name, is still read.)
+    #[serde(default, alias = "publish_before_send")]
+    pub publish_before_callbacks: bool,
     /// Events accepted but not yet confirmed by Kafka, at most.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
@@ -161,13 +164,19 @@ pub struct KafkaSettings {
     /// Topic of the typed one-to-one message events (sent and withdrawn).
     #[serde(default = "default_topic")]
     pub topic: String,
-    /// Topic of group message events (sent and recalled).
+    /// Topic of group message events (sent, recalled, read, extended).
     #[serde(default = "default_group_topic")]
     pub group_topic: String,
+    /// Topic of user events: presence, profiles, friends and blocklists.
+    #[serde(default = "default_user_topic")]
+    pub user_topic: String,
+    /// Topic of the group lifecycle: creation, membership, changes, destruction.
+    #[serde(default = "default_group_events_topic")]
+    pub group_events_topic: String,
     /// Topic of the generic events of every other command.
     #[serde(default = "default_other_topic")]
     pub other_topic: String,
-    /// Callback command → topic, overriding the two above.
+    /// Callback command → topic, overriding the ones above.
     #[serde(default)]
     pub command_topics: BTreeMap<String, String>,
     /// librdkafka producer properties, passed through.
@@ -232,6 +241,12 @@ fn default_topic() -> String {
 }
 fn default_group_topic() -> String {
     "tim.group.messages".into()
+}
+fn default_user_topic() -> String {
+    "tim.users".into()
+}
+fn default_group_events_topic() -> String {
+    "tim.group.events".into()
 }
 fn default_other_topic() -> String {
     "tim.callbacks.other".into()
@@ -376,6 +391,12 @@ impl Settings {
         if let Some(v) = var("TIM_BRIDGE_GROUP_TOPIC") {
             self.kafka.group_topic = v.trim().to_owned();
         }
+        if let Some(v) = var("TIM_BRIDGE_USER_TOPIC") {
+            self.kafka.user_topic = v.trim().to_owned();
+        }
+        if let Some(v) = var("TIM_BRIDGE_GROUP_EVENTS_TOPIC") {
+            self.kafka.group_events_topic = v.trim().to_owned();
+        }
         if let Some(v) = var("TIM_BRIDGE_OTHER_TOPIC") {
             self.kafka.other_topic = v.trim().to_owned();
         }
@@ -493,6 +514,8 @@ impl Settings {
         for (name, topic) in [
             ("kafka.topic", &kafka.topic),
             ("kafka.group_topic", &kafka.group_topic),
+            ("kafka.user_topic", &kafka.user_topic),
+            ("kafka.group_events_topic", &kafka.group_events_topic),
             ("kafka.other_topic", &kafka.other_topic),
         ]
         .into_iter()

@@ -5,11 +5,13 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::command;
 use super::element::TencentElement;
 use super::family::*;
+use super::groups::{GroupChange, GroupMsgExtension, GroupReadReceipt};
 use super::invalid::Invalid;
 use super::lenient::field;
+use super::users::{PairList, PortraitSet, StateChange};
+use super::{before, command};
 
 /// `C2C.CallbackAfterSendMsg`, and the same shape for `C2C.CallbackAfterModifyMsg`
 /// (with `Operator_Account`) and `C2C.CallbackBeforeSendMsg`.
@@ -89,8 +91,14 @@ pub enum Callback {
     Extension(AfterC2CMsgExtension),
     GroupSent(GroupAfterSendMsg),
     GroupRecalled(GroupAfterRecallMsg),
-    /// Answered "allow" and not forwarded.
-    BeforeSend,
+    GroupRead(GroupReadReceipt),
+    GroupExtension(GroupMsgExtension),
+    StateChanged(StateChange),
+    ProfileChanged(PortraitSet),
+    Relation(Relation, PairList),
+    Group(GroupKind, GroupChange),
+    /// A before-callback: answered "allow" and not forwarded.
+    Before(String),
     Other {
         command: String,
         msg_key: Option<String>,
@@ -102,7 +110,7 @@ impl Callback {
         match self {
             Callback::Sent(_) => command::AFTER_SEND_MSG,
             Callback::Modified(_) => command::AFTER_MODIFY_MSG,
-            Callback::PreSend(_) | Callback::BeforeSend => command::BEFORE_SEND_MSG,
+            Callback::PreSend(_) => command::BEFORE_SEND_MSG,
             Callback::Withdrawn(_) => command::AFTER_MSG_WITHDRAW,
             Callback::ReadReceipt(_) => command::AFTER_MSG_READ_RECEIPT,
             Callback::ReadReport(_) => command::AFTER_MSG_REPORT,
@@ -110,7 +118,13 @@ impl Callback {
             Callback::Extension(_) => command::AFTER_C2C_MSG_EXTENSION,
             Callback::GroupSent(_) => command::GROUP_AFTER_SEND_MSG,
             Callback::GroupRecalled(_) => command::GROUP_AFTER_RECALL_MSG,
-            Callback::Other { command, .. } => command,
+            Callback::GroupRead(r) => &r.command,
+            Callback::GroupExtension(e) => &e.command,
+            Callback::StateChanged(s) => &s.command,
+            Callback::ProfileChanged(p) => &p.command,
+            Callback::Relation(_, p) => &p.command,
+            Callback::Group(_, g) => &g.command,
+            Callback::Before(command) | Callback::Other { command, .. } => command,
         }
     }
 
@@ -119,7 +133,7 @@ impl Callback {
     pub fn parse(
         query_command: Option<&str>,
         body: &[u8],
-        publish_before_send: bool,
+        publish_before_callbacks: bool,
     ) -> Result<Self, Invalid> {
         let command = match query_command {
             Some(c) => c.to_owned(),
@@ -138,7 +152,7 @@ impl Callback {
                     Callback::Modified(sent)
                 }
             }
-            command::BEFORE_SEND_MSG if publish_before_send => {
+            command::BEFORE_SEND_MSG if publish_before_callbacks => {
                 let sent: AfterSendMsg = parse(body)?;
                 agree(c, &sent.command)?;
                 present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
@@ -203,11 +217,61 @@ impl Callback {
                 }
                 Callback::GroupRecalled(g)
             }
+            command::GROUP_AFTER_READ_RECEIPT => {
+                let r: GroupReadReceipt = parse(body)?;
+                agree(c, &r.command)?;
+                present(&[("GroupId", &r.group_id)])?;
+                if r.receipts.is_empty() {
+                    return Err(Invalid::EmptyList("GroupMsgReceiptList"));
+                }
+                Callback::GroupRead(r)
+            }
+            command::GROUP_AFTER_MSG_EXTENSION => {
+                let e: GroupMsgExtension = parse(body)?;
+                agree(c, &e.command)?;
+                present(&[("GroupId", &e.group_id)])?;
+                Callback::GroupExtension(e)
+            }
+            command::STATE_CHANGE => {
+                let s: StateChange = parse(body)?;
+                agree(c, &s.command)?;
+                present(&[
+                    ("Info.To_Account", &s.info.account),
+                    ("Info.Action", &s.info.action),
+                ])?;
+                Callback::StateChanged(s)
+            }
+            command::PORTRAIT_SET => {
+                let p: PortraitSet = parse(body)?;
+                agree(c, &p.command)?;
+                present(&[("From_Account", &p.from)])?;
+                Callback::ProfileChanged(p)
+            }
+            _ if Relation::of(c).is_some() => {
+                let p: PairList = parse(body)?;
+                agree(c, &p.command)?;
+                if p.pairs.is_empty() {
+                    return Err(Invalid::EmptyList("PairList"));
+                }
+                for (i, pair) in p.pairs.iter().enumerate() {
+                    present(&[("From_Account", &pair.from), ("To_Account", &pair.to)])
+                        .map_err(|e| e.within(&format!("PairList[{i}]")))?;
+                }
+                Callback::Relation(Relation::of(c).expect("checked"), p)
+            }
+            _ if GroupKind::of(c).is_some() => {
+                let kind = GroupKind::of(c).expect("checked");
+                let g: GroupChange = parse(body)?;
+                agree(c, &g.command)?;
+                present(&[("GroupId", &g.group_id)])?;
+                kind.check(&g)?;
+                Callback::Group(kind, g)
+            }
             _ => {
                 let head: Head = parse(body)?;
                 agree(c, &head.command)?;
-                if c == command::BEFORE_SEND_MSG {
-                    Callback::BeforeSend
+                if before::is_before(c) && !publish_before_callbacks {
+                    Callback::Before(command)
                 } else {
                     let msg_key = match head.msg_key {
                         Some(Value::String(k)) if !k.is_empty() => Some(k),
@@ -268,5 +332,91 @@ fn present(fields: &[(&str, &str)]) -> Result<(), Invalid> {
     match fields.iter().find(|(_, value)| value.is_empty()) {
         Some((name, _)) => Err(Invalid::Empty((*name).to_owned())),
         None => Ok(()),
+    }
+}
+
+/// The relationship callbacks, one event per pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    FriendAdded,
+    FriendDeleted,
+    BlocklistAdded,
+    BlocklistRemoved,
+}
+
+impl Relation {
+    pub fn of(command: &str) -> Option<Self> {
+        Some(match command {
+            command::FRIEND_ADD => Relation::FriendAdded,
+            command::FRIEND_DELETE => Relation::FriendDeleted,
+            command::BLACKLIST_ADD => Relation::BlocklistAdded,
+            command::BLACKLIST_DELETE => Relation::BlocklistRemoved,
+            _ => return None,
+        })
+    }
+}
+
+/// The group lifecycle callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    Created,
+    MembersJoined,
+    MembersExited,
+    InfoChanged,
+    OwnerChanged,
+    Destroyed,
+    TopicCreated,
+    TopicInfoChanged,
+    TopicsDestroyed,
+}
+
+impl GroupKind {
+    pub fn of(command: &str) -> Option<Self> {
+        Some(match command {
+            command::GROUP_CREATED => GroupKind::Created,
+            command::GROUP_MEMBER_JOIN => GroupKind::MembersJoined,
+            command::GROUP_MEMBER_EXIT => GroupKind::MembersExited,
+            command::GROUP_INFO_CHANGED => GroupKind::InfoChanged,
+            command::GROUP_OWNER_CHANGED => GroupKind::OwnerChanged,
+            command::GROUP_DESTROYED => GroupKind::Destroyed,
+            command::TOPIC_CREATED => GroupKind::TopicCreated,
+            command::TOPIC_INFO_CHANGED => GroupKind::TopicInfoChanged,
+            command::TOPIC_DESTROYED => GroupKind::TopicsDestroyed,
+            _ => return None,
+        })
+    }
+
+    /// The fields this command cannot do without.
+    fn check(self, g: &GroupChange) -> Result<(), Invalid> {
+        let members = |list: &Option<Vec<super::groups::Member>>, name: &'static str| {
+            let list = list.as_deref().unwrap_or_default();
+            if list.is_empty() {
+                return Err(Invalid::EmptyList(name));
+            }
+            for (i, m) in list.iter().enumerate() {
+                present(&[("Member_Account", &m.account)])
+                    .map_err(|e| e.within(&format!("{name}[{i}]")))?;
+            }
+            Ok(())
+        };
+        match self {
+            GroupKind::MembersJoined => members(&g.new_member_list, "NewMemberList"),
+            GroupKind::MembersExited => members(&g.exit_member_list, "ExitMemberList"),
+            GroupKind::OwnerChanged => {
+                present(&[("NewOwner_Account", g.new_owner.as_deref().unwrap_or(""))])
+            }
+            GroupKind::TopicCreated => present(&[("TopicId", g.topic_id.as_deref().unwrap_or(""))]),
+            GroupKind::TopicsDestroyed => {
+                let list = g.topic_id_list.as_deref().unwrap_or_default();
+                if list.is_empty() {
+                    return Err(Invalid::EmptyList("TopicIdList"));
+                }
+                match list.iter().position(|t| t.is_empty()) {
+                    Some(i) => Err(Invalid::Empty(format!("TopicIdList[{i}]"))),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 }

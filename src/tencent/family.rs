@@ -159,6 +159,6 @@ pub struct GroupAfterRecallMsg {
     pub event_time: Option<u64>,
 }
 
-fn required_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(super) fn required_seq<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     field(d)?.ok_or_else(|| serde::de::Error::custom("MsgSeq is null"))
 }

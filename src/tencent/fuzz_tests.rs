@@ -31,8 +31,8 @@ const SEEDS: &[&str] = &[
     r#"{"CallbackCommand":"C2C.CallbackAfterMsgReadReceipt","C2CMsgInfo":[{"From_Account":"a","To_Account":"b","MsgKey":"k"}]}"#,
 ];
 
-fn process(command: &'static str, body: &[u8], publish_before_send: bool) {
-    if let Ok(callback) = Callback::parse(Some(command), body, publish_before_send) {
+fn process(command: &'static str, body: &[u8], publish_before_callbacks: bool) {
+    if let Ok(callback) = Callback::parse(Some(command), body, publish_before_callbacks) {
         let ctx = Context {
             sdk_app_id: 1,
             command,

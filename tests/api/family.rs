@@ -192,7 +192,7 @@ async fn read_reports_read_alls_and_extensions_are_typed_and_keyed() {
 
 #[tokio::test]
 async fn a_before_send_callback_is_published_for_audit_when_asked_and_always_allowed() {
-    let app = spawn_app_with(|s| s.publish_before_send = true).await;
+    let app = spawn_app_with(|s| s.publish_before_callbacks = true).await;
     let body = c2c(
         "C2C.CallbackBeforeSendMsg",
         "pre-1",

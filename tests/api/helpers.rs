@@ -31,6 +31,8 @@ pub struct TestApp {
     pub topic: String,
     pub other_topic: String,
     pub group_topic: String,
+    pub user_topic: String,
+    pub group_events_topic: String,
     pub spool_dir: std::path::PathBuf,
     /// The bridge's producer as it started (for librdkafka's fault injection).
     pub producer: Option<tim_kafka_bridge::kafka::KafkaProducer>,
@@ -96,6 +98,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     settings.kafka.topic = unique("tim.c2c");
     settings.kafka.other_topic = unique("tim.other");
     settings.kafka.group_topic = unique("tim.group");
+    settings.kafka.user_topic = unique("tim.users");
+    settings.kafka.group_events_topic = unique("tim.group.events");
     settings.kafka.create_topics = true;
     settings.kafka.partitions = PARTITIONS;
     settings.kafka.readiness_interval_ms = 200;
@@ -114,6 +118,8 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         topic: settings.kafka.topic.clone(),
         other_topic: settings.kafka.other_topic.clone(),
         group_topic: settings.kafka.group_topic.clone(),
+        user_topic: settings.kafka.user_topic.clone(),
+        group_events_topic: settings.kafka.group_events_topic.clone(),
         spool_dir: settings.spool_dir.clone(),
         producer,
         client: Client::builder(TokioExecutor::new()).build_http(),
@@ -130,6 +136,8 @@ impl TestApp {
             topic: String::new(),
             other_topic: String::new(),
             group_topic: String::new(),
+            user_topic: String::new(),
+            group_events_topic: String::new(),
             spool_dir: std::path::PathBuf::new(),
             producer: None,
             client: Client::builder(TokioExecutor::new()).build_http(),

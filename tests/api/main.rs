@@ -15,6 +15,7 @@ mod helpers;
 mod https;
 mod kafka_security;
 mod layout;
+mod lifecycle;
 mod limits;
 mod load;
 mod ordering;

@@ -2,13 +2,17 @@
 
 pub mod element;
 mod family;
+mod groups;
 pub mod lenient;
+mod users;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use element::Element;
 pub use family::*;
+pub use groups::*;
+pub use users::*;
 
 /// The JSON Schema (2020-12) of every event; `docs/events.md` describes the same.
 pub const SCHEMA: &str = include_str!("../schema/event.schema.json");
@@ -28,6 +32,23 @@ pub mod types {
     pub const ALL_READ: &str = "tim.conversations.all_read";
     pub const GROUP_MESSAGE_SENT: &str = "tim.group.message.sent";
     pub const GROUP_MESSAGE_RECALLED: &str = "tim.group.message.recalled";
+    pub const GROUP_MESSAGE_READ: &str = "tim.group.message.read";
+    pub const GROUP_MESSAGE_EXTENSION: &str = "tim.group.message.extension_changed";
+    pub const USER_STATE_CHANGED: &str = "tim.user.state_changed";
+    pub const USER_PROFILE_CHANGED: &str = "tim.user.profile_changed";
+    pub const USER_FRIEND_ADDED: &str = "tim.user.friend_added";
+    pub const USER_FRIEND_DELETED: &str = "tim.user.friend_deleted";
+    pub const USER_BLOCKLIST_ADDED: &str = "tim.user.blocklist_added";
+    pub const USER_BLOCKLIST_REMOVED: &str = "tim.user.blocklist_removed";
+    pub const GROUP_CREATED: &str = "tim.group.created";
+    pub const GROUP_MEMBER_JOINED: &str = "tim.group.member_joined";
+    pub const GROUP_MEMBER_EXITED: &str = "tim.group.member_exited";
+    pub const GROUP_INFO_CHANGED: &str = "tim.group.info_changed";
+    pub const GROUP_OWNER_CHANGED: &str = "tim.group.owner_changed";
+    pub const GROUP_DESTROYED: &str = "tim.group.destroyed";
+    pub const GROUP_TOPIC_CREATED: &str = "tim.group.topic_created";
+    pub const GROUP_TOPIC_INFO_CHANGED: &str = "tim.group.topic_info_changed";
+    pub const GROUP_TOPIC_DESTROYED: &str = "tim.group.topic_destroyed";
     pub const CALLBACK: &str = "tim.callback";
 }
 
@@ -143,6 +164,23 @@ pub enum Data {
     ExtensionChanged(MessageExtensionChanged),
     GroupSent(GroupMessageSent),
     GroupRecalled(GroupMessageRecalled),
+    GroupRead(GroupMessageRead),
+    GroupExtensionChanged(GroupMessageExtensionChanged),
+    UserStateChanged(UserStateChanged),
+    UserProfileChanged(UserProfileChanged),
+    FriendAdded(UserRelationChanged),
+    FriendDeleted(UserRelationChanged),
+    BlocklistAdded(UserRelationChanged),
+    BlocklistRemoved(UserRelationChanged),
+    GroupCreated(GroupCreated),
+    MemberJoined(GroupMemberChanged),
+    MemberExited(GroupMemberChanged),
+    GroupInfoChanged(GroupInfoChanged),
+    GroupOwnerChanged(GroupOwnerChanged),
+    GroupDestroyed(GroupDestroyed),
+    TopicCreated(GroupCreated),
+    TopicInfoChanged(GroupInfoChanged),
+    TopicDestroyed(GroupDestroyed),
     Callback(CallbackReceived),
     /// A type newer than this library.
     Other(serde_json::Value),
@@ -163,6 +201,23 @@ pub fn decode(payload: &[u8]) -> Result<Envelope<Data>, serde_json::Error> {
         types::MESSAGE_EXTENSION => Data::ExtensionChanged(serde_json::from_str(json)?),
         types::GROUP_MESSAGE_SENT => Data::GroupSent(serde_json::from_str(json)?),
         types::GROUP_MESSAGE_RECALLED => Data::GroupRecalled(serde_json::from_str(json)?),
+        types::GROUP_MESSAGE_READ => Data::GroupRead(serde_json::from_str(json)?),
+        types::GROUP_MESSAGE_EXTENSION => Data::GroupExtensionChanged(serde_json::from_str(json)?),
+        types::USER_STATE_CHANGED => Data::UserStateChanged(serde_json::from_str(json)?),
+        types::USER_PROFILE_CHANGED => Data::UserProfileChanged(serde_json::from_str(json)?),
+        types::USER_FRIEND_ADDED => Data::FriendAdded(serde_json::from_str(json)?),
+        types::USER_FRIEND_DELETED => Data::FriendDeleted(serde_json::from_str(json)?),
+        types::USER_BLOCKLIST_ADDED => Data::BlocklistAdded(serde_json::from_str(json)?),
+        types::USER_BLOCKLIST_REMOVED => Data::BlocklistRemoved(serde_json::from_str(json)?),
+        types::GROUP_CREATED => Data::GroupCreated(serde_json::from_str(json)?),
+        types::GROUP_MEMBER_JOINED => Data::MemberJoined(serde_json::from_str(json)?),
+        types::GROUP_MEMBER_EXITED => Data::MemberExited(serde_json::from_str(json)?),
+        types::GROUP_INFO_CHANGED => Data::GroupInfoChanged(serde_json::from_str(json)?),
+        types::GROUP_OWNER_CHANGED => Data::GroupOwnerChanged(serde_json::from_str(json)?),
+        types::GROUP_DESTROYED => Data::GroupDestroyed(serde_json::from_str(json)?),
+        types::GROUP_TOPIC_CREATED => Data::TopicCreated(serde_json::from_str(json)?),
+        types::GROUP_TOPIC_INFO_CHANGED => Data::TopicInfoChanged(serde_json::from_str(json)?),
+        types::GROUP_TOPIC_DESTROYED => Data::TopicDestroyed(serde_json::from_str(json)?),
         types::CALLBACK => Data::Callback(serde_json::from_str(json)?),
         _ => Data::Other(serde_json::from_str(json)?),
     };
