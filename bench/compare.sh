@@ -47,7 +47,8 @@ run_bridge() { # binary ack connections -> one line
   rm -rf "$WORK/spool"
   TIM_BRIDGE_ACK="$2" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
     TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-    TIM_BRIDGE_TOPIC="$topic" TIM_BRIDGE_OTHER_TOPIC="$topic" TIM_BRIDGE_GROUP_TOPIC="$topic" RUST_LOG=warn \
+    TIM_BRIDGE_TOPIC="$topic" TIM_BRIDGE_OTHER_TOPIC="$topic" TIM_BRIDGE_GROUP_TOPIC="$topic" \
+    TIM_BRIDGE_USER_TOPIC="$topic" TIM_BRIDGE_GROUP_EVENTS_TOPIC="$topic" RUST_LOG=warn \
     "$1" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
   local pid=$!
   until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done

@@ -118,7 +118,8 @@ start_bridge() {
   engine run -d --name "$NAME" --network host -v "$VOLUME:/var/lib/tim-kafka-bridge/spool" \
     -e TIM_BRIDGE_LISTEN="127.0.0.1:$PORT" -e TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" \
     -e TIM_BRIDGE_SDKAPPID="$APP" -e TIM_BRIDGE_TOKEN="$TOKEN" -e TIM_BRIDGE_TOPIC="$TOPIC" \
-    -e TIM_BRIDGE_OTHER_TOPIC="$TOPIC" -e TIM_BRIDGE_GROUP_TOPIC="$TOPIC" "$IMAGE" >/dev/null
+    -e TIM_BRIDGE_OTHER_TOPIC="$TOPIC" -e TIM_BRIDGE_GROUP_TOPIC="$TOPIC" \
+    -e TIM_BRIDGE_USER_TOPIC="$TOPIC" -e TIM_BRIDGE_GROUP_EVENTS_TOPIC="$TOPIC" "$IMAGE" >/dev/null
   for _ in $(seq 150); do
     curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0
     sleep 0.2

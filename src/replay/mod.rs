@@ -48,9 +48,14 @@ pub struct ReplayArgs {
     /// Only events of this type; repeatable.
     #[arg(long = "type")]
     types: Vec<String>,
-    /// Only events this user sent or received.
+    /// Only events this user sent or received, or about this user (their presence,
+    /// profile, lists, group membership).
     #[arg(long)]
     user: Option<String>,
+    /// Only events of this IM group or community topic (its GroupId or TopicId).
+    /// Not to be confused with --group, the consumer group.
+    #[arg(long = "im-group", value_name = "GROUP_ID")]
+    im_group: Option<String>,
     /// Only the conversation between these two users: A,B.
     #[arg(long)]
     conversation: Option<String>,
@@ -72,7 +77,11 @@ pub struct Filter {
     pub types: Vec<String>,
     pub user: Option<String>,
     pub conversation: Option<(String, String)>,
+    pub im_group: Option<String>,
 }
+
+/// The data fields that name a user an event is about.
+const USER_FIELDS: &[&str] = &["from", "to", "account", "peer", "member"];
 
 impl Filter {
     pub fn admits(&self, event: &Value) -> bool {
@@ -83,7 +92,11 @@ impl Filter {
             && self
                 .user
                 .as_ref()
-                .is_none_or(|u| from.as_ref() == Some(u) || to.as_ref() == Some(u))
+                .is_none_or(|u| USER_FIELDS.iter().any(|f| data[*f] == u.as_str()))
+            && self
+                .im_group
+                .as_ref()
+                .is_none_or(|g| data["group_id"] == g.as_str() || data["topic_id"] == g.as_str())
             && self.conversation.as_ref().is_none_or(|(a, b)| {
                 (from.as_ref() == Some(a) && to.as_ref() == Some(b))
                     || (from.as_ref() == Some(b) && to.as_ref() == Some(a))
@@ -121,6 +134,7 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
         types: args.types.clone(),
         user: args.user.clone(),
         conversation,
+        im_group: args.im_group.clone(),
     };
     let topics = if args.topics.is_empty() {
         vec![std::env::var("TIM_BRIDGE_TOPIC").unwrap_or_else(|_| "tim.c2c.messages".into())]
@@ -532,5 +546,28 @@ mod tests {
         };
         assert!(!by_type.admits(&sent("a", "b")));
         assert!(Filter::default().admits(&sent("a", "b")));
+    }
+
+    #[test]
+    fn filters_select_user_and_group_events_by_user_and_by_im_group() {
+        let login = json!({"type": "tim.user.state_changed", "data": {"account": "a"}});
+        let friend =
+            json!({"type": "tim.user.friend_added", "data": {"account": "b", "peer": "a"}});
+        let joined =
+            json!({"type": "tim.group.member_joined", "data": {"group_id": "g1", "member": "a"}});
+        let topic = json!({"type": "tim.group.topic_created", "data": {"group_id": "g1", "topic_id": "t1"}});
+        let by_user = Filter {
+            user: Some("a".into()),
+            ..Default::default()
+        };
+        assert!([&login, &friend, &joined].iter().all(|e| by_user.admits(e)));
+        assert!(!by_user.admits(&topic));
+        let by_group = |g: &str| Filter {
+            im_group: Some(g.into()),
+            ..Default::default()
+        };
+        assert!(by_group("g1").admits(&joined) && by_group("g1").admits(&topic));
+        assert!(by_group("t1").admits(&topic) && !by_group("t1").admits(&joined));
+        assert!(!by_group("g1").admits(&login));
     }
 }

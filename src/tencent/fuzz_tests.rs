@@ -19,7 +19,18 @@ const COMMANDS: &[&str] = &[
     command::GROUP_AFTER_SEND_MSG,
     command::GROUP_AFTER_RECALL_MSG,
     command::BEFORE_SEND_MSG,
-    "State.StateChange",
+    command::GROUP_AFTER_READ_RECEIPT,
+    command::GROUP_AFTER_MSG_EXTENSION,
+    command::STATE_CHANGE,
+    command::PORTRAIT_SET,
+    command::FRIEND_ADD,
+    command::BLACKLIST_DELETE,
+    command::GROUP_CREATED,
+    command::GROUP_MEMBER_JOIN,
+    command::GROUP_MEMBER_EXIT,
+    command::GROUP_OWNER_CHANGED,
+    command::TOPIC_DESTROYED,
+    "Sns.CallbackPrevFriendAdd",
 ];
 
 const SEEDS: &[&str] = &[
@@ -27,11 +38,20 @@ const SEEDS: &[&str] = &[
     include_str!("../../tests/fixtures/seed_001_send_oldest.json"),
     include_str!("../../tests/fixtures/seed_003_withdraw.json"),
     include_str!("../../tests/fixtures/seed_004_send_newer.json"),
+    include_str!("../../tests/fixtures/commands/state_change.json"),
+    include_str!("../../tests/fixtures/commands/portrait_set.json"),
+    include_str!("../../tests/fixtures/commands/friend_add.json"),
+    include_str!("../../tests/fixtures/commands/group_create.json"),
+    include_str!("../../tests/fixtures/commands/group_member_join.json"),
+    include_str!("../../tests/fixtures/commands/topic_destroyed.json"),
+    include_str!("../../tests/fixtures/commands/group_read_receipt.json"),
+    include_str!("../../tests/fixtures/commands/prev_friend_add.json"),
     r#"{"CallbackCommand":"Group.CallbackAfterRecallMsg","GroupId":"g","MsgSeqList":[{"MsgSeq":1},{"MsgSeq":"2"}]}"#,
     r#"{"CallbackCommand":"C2C.CallbackAfterMsgReadReceipt","C2CMsgInfo":[{"From_Account":"a","To_Account":"b","MsgKey":"k"}]}"#,
 ];
 
 fn process(command: &'static str, body: &[u8], publish_before_callbacks: bool) {
+    let _ = super::before::allow_body(command, body);
     if let Ok(callback) = Callback::parse(Some(command), body, publish_before_callbacks) {
         let ctx = Context {
             sdk_app_id: 1,

@@ -109,18 +109,23 @@ async fn a_callback_signed_with_the_previous_token_is_taken_during_a_rotation() 
 #[tokio::test]
 async fn another_command_goes_to_the_other_topic_with_its_body_kept_whole() {
     let app = spawn_app().await;
-    let body = r#"{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}],
-        "ClientCmd":"friend_add","Note":"大家好 👋"}"#;
+    let body = r#"{"CallbackCommand":"Group.CallbackOnMemberStateChange","GroupId":"@TGS#live",
+        "EventType":"Online","MemberList":[{"Member_Account":"a"}],"Note":"大家好 👋"}"#;
 
     assert_eq!(
-        app.callback("Sns.CallbackFriendAdd", body).await.status,
+        app.callback("Group.CallbackOnMemberStateChange", body)
+            .await
+            .status,
         200
     );
 
     let records = read_records(&app.other_topic, 1).await;
     let r = &records[0];
     assert_eq!(r.key, None);
-    assert_eq!(r.headers["tim-command"], "Sns.CallbackFriendAdd");
+    assert_eq!(
+        r.headers["tim-command"],
+        "Group.CallbackOnMemberStateChange"
+    );
     assert_eq!(r.value["type"], "tim.callback");
     assert_eq!(
         r.value["data"]["body"],
@@ -134,11 +139,15 @@ async fn a_before_send_callback_is_allowed_and_not_published() {
     let app = spawn_app().await;
     let before = r#"{"CallbackCommand":"C2C.CallbackBeforeSendMsg","From_Account":"a","To_Account":"b",
         "MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]}"#;
-    let marker =
-        r#"{"CallbackCommand":"State.StateChange","Info":{"To_Account":"a","Action":"Login"}}"#;
+    let marker = r#"{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"g"}"#;
 
     let answer = app.callback("C2C.CallbackBeforeSendMsg", before).await;
-    assert_eq!(app.callback("State.StateChange", marker).await.status, 200);
+    assert_eq!(
+        app.callback("Group.CallbackAfterGroupFull", marker)
+            .await
+            .status,
+        200
+    );
 
     assert_eq!(answer.status, 200);
     assert_eq!(
@@ -146,7 +155,10 @@ async fn a_before_send_callback_is_allowed_and_not_published() {
         json!({"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0})
     );
     let records = read_records(&app.other_topic, 1).await;
-    assert_eq!(records[0].value["data"]["command"], "State.StateChange");
+    assert_eq!(
+        records[0].value["data"]["command"],
+        "Group.CallbackAfterGroupFull"
+    );
     assert_eq!(record_count(&app.other_topic).await, 1);
     assert_eq!(record_count(&app.topic).await, 0);
 }
@@ -154,10 +166,14 @@ async fn a_before_send_callback_is_allowed_and_not_published() {
 #[tokio::test]
 async fn other_commands_are_answered_but_not_forwarded_when_switched_off() {
     let app = spawn_app_with(|s| s.forward_other_commands = false).await;
-    let other =
-        r#"{"CallbackCommand":"State.StateChange","Info":{"To_Account":"a","Action":"Login"}}"#;
+    let other = r#"{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"g"}"#;
 
-    assert_eq!(app.callback("State.StateChange", other).await.status, 200);
+    assert_eq!(
+        app.callback("Group.CallbackAfterGroupFull", other)
+            .await
+            .status,
+        200
+    );
     assert_eq!(app.callback(SENT, SEED_000).await.status, 200);
 
     assert_eq!(

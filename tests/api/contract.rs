@@ -67,6 +67,8 @@ fn the_asyncapi_channels_are_the_default_topics_and_their_messages_exist() {
     let topics = [
         &settings.kafka.topic,
         &settings.kafka.group_topic,
+        &settings.kafka.user_topic,
+        &settings.kafka.group_events_topic,
         &settings.kafka.other_topic,
     ];
     assert_eq!(addresses, topics.iter().map(|t| t.as_str()).collect());

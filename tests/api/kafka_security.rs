@@ -192,6 +192,8 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
         unique_topic("tim.c2c"),
         unique_topic("tim.other"),
         unique_topic("tim.group"),
+        unique_topic("tim.users"),
+        unique_topic("tim.group.events"),
     ];
     for topic in &topics {
         create_topic_on(&s.kafka.bootstrap(), topic).await;
@@ -211,10 +213,16 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
         c.kafka.create_topics = false;
         c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
         c.kafka.security = scram(Mechanism::ScramSha256, "alice", PASSWORD, &s.pki);
-        [c.kafka.topic, c.kafka.other_topic, c.kafka.group_topic] = topics.clone();
+        [
+            c.kafka.topic,
+            c.kafka.other_topic,
+            c.kafka.group_topic,
+            c.kafka.user_topic,
+            c.kafka.group_events_topic,
+        ] = topics.clone();
     })
     .await;
-    let friend = r#"{"CallbackCommand":"Sns.CallbackFriendAdd","PairList":[{"From_Account":"a","To_Account":"b"}],"ClientCmd":"friend_add"}"#;
+    let full = r#"{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"@TGS#full"}"#;
     let deadline = Instant::now() + Duration::from_secs(30);
     let (mut readiness, mut sent) = (String::new(), 0);
     while !readiness.contains("not authorized to write") {
@@ -225,7 +233,9 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
         let key = format!("allowed-{sent}");
         assert_eq!(app.callback(SENT, &sent_body(&key)).await.status, 200);
         assert_eq!(
-            app.callback("Sns.CallbackFriendAdd", friend).await.status,
+            app.callback("Group.CallbackAfterGroupFull", full)
+                .await
+                .status,
             200
         );
         sent += 1;
@@ -249,11 +259,11 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
     let records = read_records_from(&plain, &app.other_topic, sent).await;
     assert!(records
         .iter()
-        .all(|r| r.headers["tim-command"] == "Sns.CallbackFriendAdd"));
+        .all(|r| r.headers["tim-command"] == "Group.CallbackAfterGroupFull"));
     app.wait_until_ready().await;
     assert_eq!(
         record_count_on(&plain, &app.other_topic).await,
         sent as i64,
-        "every kept friend-add arrived, once"
+        "every kept group-full callback arrived, once"
     );
 }
