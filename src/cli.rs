@@ -34,6 +34,9 @@ enum Command {
     },
     /// Read the bridge's topics from an offset or a time: JSON lines, or POSTs to a URL.
     Replay(Box<crate::replay::ReplayArgs>),
+    /// Deliver the topics' events to internal services over HTTP: each subscription a
+    /// consumer group, its events signed, retried and dead-lettered.
+    Relay(crate::relay::RelayArgs),
     /// Ask a running bridge's /healthz (for container health checks); exits 0 when healthy.
     Health {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -119,6 +122,10 @@ pub async fn run() -> ExitCode {
             crate::replay::run(*args).await
         }
         Command::Spool(command) => spool(command).await,
+        Command::Relay(args) => {
+            init_logging(LogFormat::Text);
+            crate::relay::run(args).await
+        }
     }
 }
 
@@ -178,6 +185,16 @@ async fn spool(command: SpoolCommand) -> ExitCode {
 }
 
 fn check_config(config: Option<PathBuf>) -> ExitCode {
+    // A relay file is recognised by its subscriptions.
+    if let Some(path) = config.as_deref().filter(|p| is_relay_file(p)) {
+        return match crate::relay::read_config(path) {
+            Ok(relay) => {
+                println!("{}", relay.describe());
+                ExitCode::SUCCESS
+            }
+            Err(error) => refuse(error),
+        };
+    }
     let checked = Settings::read(config.as_deref()).and_then(|s| {
         s.validate()?;
         s.require_brokers()?;
@@ -190,6 +207,13 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
         }
         Err(error) => refuse(error),
     }
+}
+
+fn is_relay_file(path: &std::path::Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("subscriptions"))
 }
 
 fn health(address: &str) -> ExitCode {
@@ -252,7 +276,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     } else {
         None
     };
-    let report = app.run_until(shutdown_signal()).await;
+    let report = app.run_until(crate::startup::shutdown_signal()).await;
     if let Some(tail) = tail {
         tail.abort();
         let _ = tail.await;
@@ -281,20 +305,4 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler can be installed");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("Shutdown requested.");
 }

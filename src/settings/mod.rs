@@ -272,7 +272,7 @@ pub struct SettingsError {
 }
 
 impl SettingsError {
-    fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),
             reason: reason.into(),

@@ -22,6 +22,7 @@ mod ordering;
 mod queue;
 mod refusals;
 mod rejections;
+mod relay;
 mod replay;
 mod second_reader;
 mod spool_tool;

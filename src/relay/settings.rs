@@ -1,0 +1,405 @@
+//! A relay file: its listener, the bridge's `[kafka]` table, librdkafka consumer
+//! properties, and the subscriptions. Checked once, with errors naming the setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper::Uri;
+use serde::Deserialize;
+
+use crate::settings::{KafkaSettings, Secret, SettingsError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayFile {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+    /// librdkafka consumer properties, passed through (e.g. `session.timeout.ms`).
+    #[serde(default)]
+    pub consumer: BTreeMap<String, String>,
+    /// How long a shutdown waits for in-flight deliveries.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionFile {
+    pub name: String,
+    pub topics: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub im_group: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, Secret>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    #[serde(default = "default_retry_for")]
+    pub retry_for: String,
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    #[serde(default)]
+    pub give_up_on_4xx: bool,
+    /// Cap of the backoff between two attempts.
+    #[serde(default = "default_retry_max_delay_ms")]
+    pub retry_max_delay_ms: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    "0.0.0.0:9090".parse().expect("a valid default address")
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    10_000
+}
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_in_flight() -> usize {
+    64
+}
+fn default_retry_for() -> String {
+    "1h".into()
+}
+fn default_retry_max_delay_ms() -> u64 {
+    30_000
+}
+
+/// A subscription, checked.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub name: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub types: Vec<String>,
+    pub user: Option<String>,
+    pub im_group: Option<String>,
+    pub url: Uri,
+    /// The HMAC key: the base64 part of `whsec_...`, decoded.
+    pub key: Option<Vec<u8>>,
+    pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
+    pub timeout: Duration,
+    pub max_in_flight: usize,
+    pub retry_for: Duration,
+    pub retry_max_delay: Duration,
+    pub dead_letter_topic: Option<String>,
+    pub give_up_on_4xx: bool,
+}
+
+#[derive(Debug)]
+pub struct RelayConfig {
+    pub listen: SocketAddr,
+    pub brokers: String,
+    pub security: crate::settings::KafkaSecurity,
+    pub consumer: BTreeMap<String, String>,
+    pub shutdown_timeout: Duration,
+    pub subscriptions: Vec<Subscription>,
+}
+
+impl RelayFile {
+    pub fn read(path: &Path) -> Result<Self, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SettingsError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        Self::from_toml(&text)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
+        toml::from_str(text).map_err(|e| {
+            let setting = e
+                .span()
+                .and_then(|span| text.get(span))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|| "relay file".into());
+            SettingsError::new(setting, e.message().to_owned())
+        })
+    }
+
+    /// Environment variables (`TIM_BRIDGE_KAFKA_*`, `TIM_BRIDGE_RELAY_LISTEN`) win
+    /// over the file; then every setting is checked.
+    pub fn check(
+        mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<RelayConfig, SettingsError> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("TIM_BRIDGE_RELAY_LISTEN") {
+            self.listen = v.trim().parse().map_err(|_| {
+                SettingsError::new(
+                    "TIM_BRIDGE_RELAY_LISTEN",
+                    format!("`{v}` is not an address"),
+                )
+            })?;
+        }
+        if let Some(v) = var("TIM_BRIDGE_KAFKA_BROKERS") {
+            self.kafka.brokers = Some(v.trim().to_owned());
+        }
+        self.kafka.security.apply_env(var)?;
+        self.kafka.security.validate()?;
+        let brokers = self
+            .kafka
+            .brokers
+            .clone()
+            .filter(|b| !b.trim().is_empty())
+            .ok_or_else(|| {
+                SettingsError::new("kafka.brokers", "required (or TIM_BRIDGE_KAFKA_BROKERS)")
+            })?;
+        if self.subscriptions.is_empty() {
+            return Err(SettingsError::new(
+                "subscriptions",
+                "at least one [[subscriptions]] table is required",
+            ));
+        }
+        let mut subscriptions = Vec::with_capacity(self.subscriptions.len());
+        for (i, s) in self.subscriptions.into_iter().enumerate() {
+            let checked = s.check(i)?;
+            if subscriptions
+                .iter()
+                .any(|o: &Subscription| o.name == checked.name)
+            {
+                return Err(SettingsError::new(
+                    format!("subscriptions[{i}].name"),
+                    format!("`{}` is used twice", checked.name),
+                ));
+            }
+            subscriptions.push(checked);
+        }
+        Ok(RelayConfig {
+            listen: self.listen,
+            brokers: brokers.trim().to_owned(),
+            security: self.kafka.security,
+            consumer: self.consumer,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            subscriptions,
+        })
+    }
+}
+
+impl SubscriptionFile {
+    fn check(self, i: usize) -> Result<Subscription, SettingsError> {
+        let at = |field: &str| format!("subscriptions[{i}].{field}");
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !name_ok {
+            return Err(SettingsError::new(
+                at("name"),
+                "letters, digits, `.`, `_` and `-` only, not empty",
+            ));
+        }
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(SettingsError::new(
+                at("topics"),
+                "at least one topic, none empty",
+            ));
+        }
+        let url: Uri = self
+            .url
+            .parse()
+            .map_err(|e| SettingsError::new(at("url"), format!("`{}`: {e}", self.url)))?;
+        if url.scheme_str() != Some("http") || url.host().is_none() {
+            return Err(SettingsError::new(
+                at("url"),
+                format!("`{}`: an http:// URL with a host (terminate TLS in a sidecar or proxy for https)", self.url),
+            ));
+        }
+        let secret = match (self.secret, self.secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError::new(
+                    at("secret_file"),
+                    "set secret or secret_file, not both",
+                ))
+            }
+            (Some(s), None) => Some(s.expose().to_owned()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| {
+                        SettingsError::new(
+                            at("secret_file"),
+                            format!("cannot read {}: {e}", path.display()),
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let key = secret
+            .map(|s| {
+                super::sign::secret_key(&s).map_err(|why| SettingsError::new(at("secret"), why))
+            })
+            .transpose()?;
+        let mut headers = Vec::new();
+        for (name, value) in &self.headers {
+            let header = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                SettingsError::new(at("headers"), format!("`{name}` is not a header name"))
+            })?;
+            let value = hyper::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+                SettingsError::new(
+                    at("headers"),
+                    format!("the value of `{name}` is not a header value"),
+                )
+            })?;
+            headers.push((header, value));
+        }
+        if self.timeout_ms == 0 {
+            return Err(SettingsError::new(at("timeout_ms"), "must be at least 1"));
+        }
+        if self.max_in_flight == 0 {
+            return Err(SettingsError::new(
+                at("max_in_flight"),
+                "must be at least 1",
+            ));
+        }
+        let retry_for = humantime::parse_duration(&self.retry_for).map_err(|e| {
+            SettingsError::new(
+                at("retry_for"),
+                format!("`{}`: {e} (e.g. 1h, 30m)", self.retry_for),
+            )
+        })?;
+        if let Some(topic) = &self.dead_letter_topic {
+            if topic.trim().is_empty() || self.topics.contains(topic) {
+                return Err(SettingsError::new(
+                    at("dead_letter_topic"),
+                    "a topic of its own, not one the subscription reads",
+                ));
+            }
+        }
+        Ok(Subscription {
+            group_id: format!("tim-relay.{}", self.name),
+            name: self.name,
+            topics: self.topics,
+            types: self.types,
+            user: self.user,
+            im_group: self.im_group,
+            url,
+            key,
+            headers,
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_in_flight: self.max_in_flight,
+            retry_for,
+            retry_max_delay: Duration::from_millis(self.retry_max_delay_ms.max(1)),
+            dead_letter_topic: self.dead_letter_topic,
+            give_up_on_4xx: self.give_up_on_4xx,
+        })
+    }
+}
+
+impl RelayConfig {
+    /// What `check-config` prints: every setting, secrets left out.
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "listen = \"{}\"\n[kafka]\nbrokers = \"{}\"\n",
+            self.listen, self.brokers
+        );
+        for s in &self.subscriptions {
+            out.push_str(&format!(
+                "\n[[subscriptions]]\nname = \"{}\"  # consumer group \"{}\"\ntopics = {:?}\ntypes = {:?}\nurl = \"{}\"\nsigned = {}\nheaders = {:?}\ntimeout_ms = {}\nmax_in_flight = {}\nretry_for = \"{}\"\ndead_letter_topic = {:?}\ngive_up_on_4xx = {}\n",
+                s.name,
+                s.group_id,
+                s.topics,
+                s.types,
+                s.url,
+                s.key.is_some(),
+                s.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                s.timeout.as_millis(),
+                s.max_in_flight,
+                humantime::format_duration(s.retry_for),
+                s.dead_letter_topic,
+                s.give_up_on_4xx,
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<RelayConfig, SettingsError> {
+        RelayFile::from_toml(text)?.check(|_| None)
+    }
+
+    const GOOD: &str = r#"
+        [kafka]
+        brokers = "k:9092"
+        [[subscriptions]]
+        name = "search-indexer"
+        topics = ["tim.c2c.messages"]
+        url = "http://search.internal/events"
+        secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    "#;
+
+    #[test]
+    fn a_good_file_gives_a_group_per_subscription_and_its_defaults() {
+        let config = check(GOOD).unwrap();
+        let s = &config.subscriptions[0];
+        assert_eq!(s.group_id, "tim-relay.search-indexer");
+        assert_eq!((s.max_in_flight, s.timeout), (64, Duration::from_secs(5)));
+        assert_eq!(s.retry_for, Duration::from_secs(3600));
+        assert!(s.key.is_some());
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let cases = [
+            (
+                GOOD.replace("http://search.internal/events", "ftp://x"),
+                "subscriptions[0].url",
+            ),
+            (
+                GOOD.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain"),
+                "subscriptions[0].secret",
+            ),
+            (
+                GOOD.replace("name = \"search-indexer\"", "name = \"a b\""),
+                "subscriptions[0].name",
+            ),
+            (GOOD.replace("brokers = \"k:9092\"", ""), "kafka.brokers"),
+            (
+                format!("{GOOD}\nretry_for = \"soon\""),
+                "subscriptions[0].retry_for",
+            ),
+            (
+                format!("{GOOD}\nmax_in_flight = 0"),
+                "subscriptions[0].max_in_flight",
+            ),
+            (
+                format!("{GOOD}\ndead_letter_topic = \"tim.c2c.messages\""),
+                "subscriptions[0].dead_letter_topic",
+            ),
+            (
+                format!(
+                    "{GOOD}\n{}",
+                    GOOD.split("[[subscriptions]]")
+                        .nth(1)
+                        .map(|s| format!("[[subscriptions]]{s}"))
+                        .unwrap()
+                ),
+                "subscriptions[1].name",
+            ),
+            (format!("{GOOD}\nunknown = 1"), "unknown"),
+        ];
+        for (text, setting) in cases {
+            let error = check(&text).unwrap_err();
+            assert_eq!(error.setting, setting, "{error}");
+        }
+    }
+}
