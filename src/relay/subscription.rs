@@ -153,6 +153,11 @@ impl ConsumerContext for RelayContext {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
 struct Done {
     tp: Tp,
     generation: u64,
@@ -167,6 +172,7 @@ pub struct Runner {
     deliverer: Arc<Deliverer>,
     dead: Option<Arc<DeadLetters>>,
     filter: Filter,
+    filtered: bool,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
 }
@@ -217,7 +223,11 @@ impl Runner {
             _ => None,
         };
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let filtered = !subscription.types.is_empty()
+            || subscription.user.is_some()
+            || subscription.im_group.is_some();
         Ok(Self {
+            filtered,
             filter: Filter {
                 types: subscription.types.clone(),
                 user: subscription.user.clone(),
@@ -286,8 +296,22 @@ impl Runner {
         let tp = (m.topic().to_owned(), m.partition());
         let offset = m.offset();
         let payload = Bytes::copy_from_slice(m.payload().unwrap_or_default());
-        let parsed: Option<Value> = serde_json::from_slice(&payload).ok();
-        let admitted = parsed.as_ref().is_some_and(|v| self.filter.admits(v));
+        // The whole event is read only when a filter needs it; the id always.
+        let (admitted, id) = if self.filtered {
+            let parsed: Option<Value> = serde_json::from_slice(&payload).ok();
+            let id = parsed
+                .as_ref()
+                .and_then(|v| v["id"].as_str())
+                .map(str::to_owned);
+            (parsed.as_ref().is_some_and(|v| self.filter.admits(v)), id)
+        } else {
+            (
+                true,
+                serde_json::from_slice::<IdOnly>(&payload)
+                    .ok()
+                    .map(|e| e.id),
+            )
+        };
         let mut state = self.shared.lock();
         if !state.partitions.contains_key(&tp) {
             state.generations += 1;
@@ -312,11 +336,7 @@ impl Runner {
             store(&self.consumer, &tp, partition, safe);
             return;
         }
-        let id = parsed
-            .as_ref()
-            .and_then(|v| v["id"].as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("{}-{}-{offset}", tp.0, tp.1));
+        let id = id.unwrap_or_else(|| format!("{}-{}-{offset}", tp.0, tp.1));
         // Records without a key are independent of each other.
         let key = m
             .key()
