@@ -402,4 +402,21 @@ mod tests {
             assert_eq!(error.setting, setting, "{error}");
         }
     }
+
+    #[test]
+    fn the_example_files_in_deploy_are_valid() {
+        let example = check(include_str!("../../deploy/relay.toml")).unwrap();
+        assert_eq!(example.subscriptions.len(), 2);
+        let configmap = include_str!("../../deploy/k8s/relay/configmap.yaml");
+        let embedded: String = configmap
+            .split("relay.toml: |\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = RelayFile::from_toml(&embedded).unwrap();
+        assert_eq!(file.subscriptions[0].name, "search-indexer");
+    }
 }

@@ -128,7 +128,7 @@ fn every_setting_deploy_names_is_real_and_the_required_ones_are_set_and_accepted
     }
     let docs = yaml_documents();
     let configmap: HashMap<String, String> =
-        serde_json::from_value(kind(&docs, "ConfigMap")["data"].clone()).unwrap();
+        serde_json::from_value(docs["k8s/configmap.yaml"][0]["data"].clone()).unwrap();
     let compose: HashMap<String, String> = serde_json::from_value(
         docs["compose.yaml"][0]["services"]["bridge"]["environment"].clone(),
     )
@@ -164,7 +164,7 @@ fn every_setting_deploy_names_is_real_and_the_required_ones_are_set_and_accepted
 async fn probes_and_ports_match_the_server() {
     let docs = yaml_documents();
     let port = Settings::default().listen.port();
-    let configmap = &kind(&docs, "ConfigMap")["data"];
+    let configmap = &docs["k8s/configmap.yaml"][0]["data"];
     let listen: std::net::SocketAddr = configmap["TIM_BRIDGE_LISTEN"]
         .as_str()
         .unwrap()
