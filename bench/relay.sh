@@ -43,6 +43,17 @@ for delay in $DELAYS; do
   "$REL/examples/bench-relay-sink" "$SINK" "$delay" & PIDS+=($!)
   SINK_PID=$!
   until curl -sf "http://$SINK/count" >/dev/null 2>&1; do sleep 0.1; done
+  # What the receiver alone can answer here (wrk, 64 connections): no sender beats it.
+  CEILING=0
+  if [ "$delay" = 0 ] && command -v wrk >/dev/null; then
+    CEILING="$(REQUEST_TIME=0 SIGN=none wrk -t2 -c64 -d5s -s bench/callbacks.lua "http://$SINK/events" | tail -n 1 \
+      | python3 -c "import json,sys; print(round(json.loads(sys.stdin.read())['rps']))")"
+    curl -sf "http://$SINK/count" >/dev/null
+    kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
+    "$REL/examples/bench-relay-sink" "$SINK" "$delay" & PIDS+=($!)
+    SINK_PID=$!
+    until curl -sf "http://$SINK/count" >/dev/null 2>&1; do sleep 0.1; done
+  fi
 
   # The relay, from the first event answered to the last.
   cat >"$WORK/relay.toml" <<TOML
@@ -71,7 +82,7 @@ TOML
   until [ "$(count)" -gt "$BASE" ]; do sleep 0.01; done
   REPLAY_SECONDS="$(wait_for $((BASE + n)))"
   kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
-  ROWS+=("$delay $COUNT $RELAY_SECONDS $RELAY_CPU $n $REPLAY_SECONDS")
+  ROWS+=("$delay $COUNT $RELAY_SECONDS $RELAY_CPU $n $REPLAY_SECONDS $CEILING")
   echo "receiver delay ${delay} ms: relay $COUNT in $RELAY_SECONDS s (cpu $RELAY_CPU s), replay --to-url $n in $REPLAY_SECONDS s"
 done
 
@@ -80,12 +91,13 @@ import datetime, subprocess, sys
 inflight, broker, count, rcount, delays, *rows = sys.argv[1:]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 day = datetime.date.today().isoformat()
-table = ["| receiver answers | relay events/s (events, s) | relay CPU per event | `replay --to-url` events/s (events, s) | ratio |", "|---|---|---|---|---|"]
+table = ["| receiver answers | relay events/s (events, s) | relay CPU per event | `replay --to-url` events/s (events, s) | ratio | the receiver's own ceiling (wrk, 64 connections) |", "|---|---|---|---|---|---|"]
 for row in rows:
-    delay, n, rs, cpu, rn, ps = row.split()
+    delay, n, rs, cpu, rn, ps, ceiling = row.split()
     relay, replay = int(n) / float(rs), int(rn) / float(ps)
     when = "at once" if delay == "0" else f"after {delay} ms"
-    table.append(f"| {when} | {relay:,.0f} ({n}, {rs}) | {float(cpu) / int(n) * 1e6:.0f} µs | {replay:,.0f} ({rn}, {ps}) | **{relay / replay:.1f}x** |")
+    own = f"{int(ceiling):,} req/s" if ceiling != "0" else "—"
+    table.append(f"| {when} | {relay:,.0f} ({n}, {rs}) | {float(cpu) / int(n) * 1e6:.0f} µs | {replay:,.0f} ({rn}, {ps}) | **{relay / replay:.1f}x** | {own} |")
 text = f"""# Relay against replay --to-url, {day} ({commit})
 
 One run on this machine (2 cores; broker, relay and receiver beside each other), {broker}.

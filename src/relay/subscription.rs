@@ -268,6 +268,7 @@ impl Runner {
                     None => break,
                 },
                 _ = commit.tick() => {
+                    self.store_all();
                     let _ = self.consumer.commit_consumer_state(CommitMode::Async);
                 }
             }
@@ -285,6 +286,7 @@ impl Runner {
                 partition.tasks.values().for_each(AbortHandle::abort);
             }
         }
+        self.store_all();
         if let Err(e) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             tracing::debug!(subscription = %self.subscription.name, error = %e, "Nothing to commit at shutdown.");
         }
@@ -332,8 +334,6 @@ impl Runner {
             self.shared
                 .metrics
                 .outcome(&self.subscription.name, "filtered");
-            let safe = partition.safe();
-            store(&self.consumer, &tp, partition, safe);
             return;
         }
         let id = id.unwrap_or_else(|| format!("{}-{}-{offset}", tp.0, tp.1));
@@ -400,8 +400,6 @@ impl Runner {
             let task = self.spawn(done.tp.clone(), done.generation, done.key, event);
             partition.tasks.insert(offset, task);
         }
-        let safe = partition.safe();
-        store(&self.consumer, &done.tp, partition, safe);
         state.pending -= 1;
     }
 
@@ -443,22 +441,30 @@ impl Runner {
     }
 }
 
-fn store(
-    consumer: &StreamConsumer<RelayContext>,
-    tp: &Tp,
-    partition: &mut Partition,
-    safe: Option<i64>,
-) {
-    let Some(safe) = safe else { return };
-    if partition.stored == Some(safe) {
-        return;
-    }
-    let mut tpl = TopicPartitionList::new();
-    if tpl
-        .add_partition_offset(&tp.0, tp.1, Offset::Offset(safe))
-        .is_ok()
-        && consumer.store_offsets(&tpl).is_ok()
-    {
-        partition.stored = Some(safe);
+impl Runner {
+    /// Stores each partition's safe offset, for the next commit (once a second, at a
+    /// revocation, at shutdown): one call for all of them, not one per event.
+    fn store_all(&self) {
+        let mut state = self.shared.lock();
+        let mut tpl = TopicPartitionList::new();
+        let mut changed = Vec::new();
+        for (tp, partition) in &state.partitions {
+            if let Some(safe) = partition.safe().filter(|s| partition.stored != Some(*s)) {
+                if tpl
+                    .add_partition_offset(&tp.0, tp.1, Offset::Offset(safe))
+                    .is_ok()
+                {
+                    changed.push((tp.clone(), safe));
+                }
+            }
+        }
+        if changed.is_empty() || self.consumer.store_offsets(&tpl).is_err() {
+            return;
+        }
+        for (tp, safe) in changed {
+            if let Some(partition) = state.partitions.get_mut(&tp) {
+                partition.stored = Some(safe);
+            }
+        }
     }
 }
