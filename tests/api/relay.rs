@@ -333,9 +333,11 @@ async fn two_relays_share_a_subscription_and_one_takes_over_when_the_other_is_ki
         "both did part of the work: {by_a} and {by_b}"
     );
 
-    send_states(&app, &users, 10, 15).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    a.kill_9();
+    // Killed while the second half flows: some of its deliveries are in flight.
+    tokio::join!(send_states(&app, &users, 10, 15), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.kill_9();
+    });
     let received = receiver.wait_for(16 * 25, Duration::from_secs(90)).await;
     assert_each_key_in_order(&received, 25);
     let duplicates = received.len() - 16 * 25;
