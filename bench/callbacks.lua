@@ -22,8 +22,9 @@ if rate and connections and rate > 0 then
   end
 end
 
-local path = "/callback?SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json"
-  .. "&ClientIP=10.0.0.1&OptPlatform=iOS&RequestTime=" .. os.getenv("REQUEST_TIME") .. "&Sign=" .. os.getenv("SIGN")
+-- TARGET_PATH replaces the callback path (a peer that takes bodies elsewhere).
+local path = os.getenv("TARGET_PATH") or ("/callback?SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json"
+  .. "&ClientIP=10.0.0.1&OptPlatform=iOS&RequestTime=" .. os.getenv("REQUEST_TIME") .. "&Sign=" .. os.getenv("SIGN"))
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 
@@ -46,7 +47,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if status ~= 200 then
+  if status < 200 or status > 299 then
     non200 = non200 + 1
   end
 end

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The bridge beside a peer that does less, in one run on one broker: kafka-proxy
+# (github.com/mkroli/kafka-proxy: Rust, axum + rdkafka; takes the raw body, validates
+# nothing, answers after Kafka confirms). The peer is built beside the checkout, never
+# in it, and named by PEER:
+#   git clone https://github.com/mkroli/kafka-proxy ../peer/kafka-proxy   (0.21.2)
+#   (cd ../peer/kafka-proxy && CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --release --locked \
+#      --no-default-features --features coap)   # 0.21.2 needs coap for tokio's io-std
+#   PEER=../peer/kafka-proxy/target/release/kafka-proxy bench/peer.sh
+# At each of CONNECTIONS, saturated with wrk for DURATION s: the HTTP ceiling (a bare
+# hyper server), the bridge with ack = memory and ack = durable (every callback
+# answered 200 read back from Kafka once), and the peer (acks=all, idempotence,
+# message.timeout.ms=10000). Writes bench/results/<date>-peer.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+
+: "${PEER:?PEER=path to a kafka-proxy binary built beside the checkout}"
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-64 256 1024 4096}"
+BROKER_PORT="${BROKER_PORT:-19195}"
+ulimit -n "$(ulimit -Hn)"
+command -v wrk >/dev/null || { echo "bench/peer.sh: installing wrk" >&2; apt-get install -y wrk >/dev/null; }
+cargo build --release --bin tim-kafka-bridge --example bench-http-ceiling --example bench-readback
+
+WORK="$(mktemp -d)"
+REL=target/release
+PIDS=()
+STOP_BROKER=true
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; $STOP_BROKER; wait 2>/dev/null || true; }
+trap cleanup EXIT
+. bench/broker.sh
+start_broker "$BROKER_PORT"
+
+REQUEST_TIME="$(date +%s)"
+SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+export REQUEST_TIME SIGN
+json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+load() { # url connections -> wrk's JSON summary
+  CONNECTIONS="$2" wrk -t2 -c"$2" -d"$DURATION"s --timeout 10s -s bench/callbacks.lua "$1" | tail -n 1
+}
+ROWS=()
+row() { # name connections result [readback]
+  ROWS+=("| $1 | $2 | $(json "$3" rps) | $(json "$3" non200) | $(json "$3" socket_errors) | $(json "$3" p50_ms) | $(json "$3" p99_ms) | ${4:-} |")
+  echo "$1, $2 connections: $3 ${4:-}"
+}
+
+"$REL/examples/bench-http-ceiling" 127.0.0.1:18090 & PIDS+=($!); sleep 0.5
+for c in $CONNECTIONS; do row "HTTP ceiling (bare hyper)" "$c" "$(load http://127.0.0.1:18090 "$c")"; done
+kill "${PIDS[-1]}"
+
+for ack in memory durable; do
+  for c in $CONNECTIONS; do
+    topic="bench.peer.$ack.$c.$REQUEST_TIME"
+    printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n' >"$WORK/bridge.toml"
+    rm -rf "$WORK/spool"
+    TIM_BRIDGE_ACK="$ack" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
+      TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
+      TIM_BRIDGE_TOPIC="$topic" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
+    BRIDGE=$!
+    until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
+    result="$(load http://127.0.0.1:18081 "$c")"
+    back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 3)"
+    kill -TERM "$BRIDGE"; wait "$BRIDGE" || true
+    ok=$(( $(json "$result" requests) - $(json "$result" non200) ))
+    exact="$(python3 -c "import json; b=json.loads('$back'); print('yes' if b['distinct_keys'] >= $ok and b['records'] == b['distinct_keys'] else 'NO')")"
+    row "bridge, ack = $ack" "$c" "$result" "$ok answered 200; $(json "$back" records) records, $(json "$back" distinct_keys) distinct keys: $exact"
+  done
+done
+
+for c in $CONNECTIONS; do
+  topic="bench.peer.proxy.$c.$REQUEST_TIME"
+  create_topic "$topic" 4
+  "$PEER" -b "$BROKERS" -t "$topic" --producer-config acks=all --producer-config enable.idempotence=true \
+    --producer-config message.timeout.ms=10000 rest -a 127.0.0.1:18093 >"$WORK/peer.log" 2>&1 &
+  PEER_PID=$!
+  until (exec 3<>/dev/tcp/127.0.0.1/18093) 2>/dev/null; do sleep 0.2; done
+  result="$(TARGET_PATH=/produce load http://127.0.0.1:18093 "$c")"
+  kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
+  row "kafka-proxy 0.21.2 (peer)" "$c" "$result"
+done
+
+python3 - "$BROKER_NAME" "$DURATION" "$CONNECTIONS" "${ROWS[@]}" <<'PY'
+import datetime, subprocess, sys
+broker, duration, connections, *rows = sys.argv[1:]
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+day = datetime.date.today().isoformat()
+text = f"""# The bridge beside kafka-proxy, {day} ({commit})
+
+One run on this machine (2 cores; wrk, the server and the broker beside each other),
+{broker}. wrk -t2, {duration} s per row, the same signed `C2C.CallbackAfterSendMsg`
+bodies (`bench/callbacks.lua`; the peer gets them on `/produce`). Command:
+`DURATION={duration} CONNECTIONS="{connections}" PEER=... bench/peer.sh`; the peer built
+beside the checkout from github.com/mkroli/kafka-proxy 0.21.2 with
+`CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --release --locked --no-default-features --features coap`
+(0.21.2 does not build without coap, which brings tokio's io-std), run as
+`kafka-proxy -b BROKERS -t TOPIC --producer-config acks=all --producer-config
+enable.idempotence=true --producer-config message.timeout.ms=10000 rest -a 127.0.0.1:18093`.
+
+| server | connections | requests/s | non-2xx | socket errors | p50 ms | p99 ms | read back |
+|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + "\n"
+path = f"bench/results/{day}-peer.md"
+open(path, "w").write(text)
+print(text)
+print(f"written to {path}")
+PY
