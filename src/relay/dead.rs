@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -134,14 +134,7 @@ pub async fn redeliver(config: &RelayConfig, subscription: Subscription) -> Resu
         if let Some((at, _)) = todo.get_mut(&partition) {
             *at = offset + 1;
         }
-        let headers: Vec<(String, Vec<u8>)> = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = super::deliver::headers_of(&m);
         let mine = headers
             .iter()
             .any(|(k, v)| k == SUBSCRIPTION && v.as_slice() == name.as_bytes());

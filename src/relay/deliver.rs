@@ -31,6 +31,18 @@ pub struct Event {
     pub read_at: Instant,
 }
 
+/// A record's headers, owned.
+pub fn headers_of(m: &impl rdkafka::Message) -> Vec<(String, Vec<u8>)> {
+    use rdkafka::message::Headers;
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What became of an event.
 #[derive(Debug)]
 pub enum Fate {

@@ -120,14 +120,7 @@ impl RelayFile {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
-        toml::from_str(text).map_err(|e| {
-            let setting = e
-                .span()
-                .and_then(|span| text.get(span))
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_else(|| "relay file".into());
-            SettingsError::new(setting, e.message().to_owned())
-        })
+        crate::settings::from_toml_naming(text, "relay file")
     }
 
     /// Environment variables (`TIM_BRIDGE_KAFKA_*`, `TIM_BRIDGE_RELAY_LISTEN`) win

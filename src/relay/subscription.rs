@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use serde_json::Value;
@@ -22,7 +22,7 @@ use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::dead::DeadLetters;
-use super::deliver::{Deliverer, Event, Fate};
+use super::deliver::{headers_of, Deliverer, Event, Fate};
 use super::metrics::RelayMetrics;
 use super::settings::{RelayConfig, Subscription};
 use crate::replay::Filter;
@@ -342,14 +342,7 @@ impl Runner {
             .key()
             .map(<[u8]>::to_vec)
             .unwrap_or_else(|| format!("\u{0}{offset}").into_bytes());
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = headers_of(m);
         let event = Event {
             topic: tp.0.clone(),
             partition: tp.1,

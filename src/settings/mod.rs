@@ -288,6 +288,21 @@ impl fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
+/// A TOML file into `T`; an error names the key it is about (else `whole`).
+pub(crate) fn from_toml_naming<T: serde::de::DeserializeOwned>(
+    text: &str,
+    whole: &str,
+) -> Result<T, SettingsError> {
+    toml::from_str(text).map_err(|e| {
+        let setting = e
+            .span()
+            .and_then(|span| text.get(span))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| whole.to_owned());
+        SettingsError::new(setting, e.message().to_owned())
+    })
+}
+
 impl Default for Settings {
     fn default() -> Self {
         toml::from_str("").expect("empty settings take their defaults")
@@ -319,14 +334,7 @@ impl Settings {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, SettingsError> {
-        toml::from_str(text).map_err(|e| {
-            let setting = e
-                .span()
-                .and_then(|span| text.get(span))
-                .map(|s| s.trim().to_owned())
-                .unwrap_or_else(|| "config file".into());
-            SettingsError::new(setting, e.message().to_owned())
-        })
+        from_toml_naming(text, "config file")
     }
 
     /// Environment variables win over the file.

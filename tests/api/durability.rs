@@ -237,7 +237,13 @@ async fn a_kafka_outage_under_load_gets_no_503_and_loses_nothing_and_keeps_order
     );
     assert_eq!(ready_status, 200, "{ready_body}");
     assert!(ready_body.starts_with("degraded"), "{ready_body}");
-    let records = read_records_from(&address, &app.topic, keys.len() * 2).await;
+    let records = read_records_within(
+        &address,
+        &app.topic,
+        keys.len() * 2,
+        Duration::from_secs(180),
+    )
+    .await;
     let mut stories: HashMap<String, Vec<&Record>> = HashMap::new();
     for r in &records {
         stories.entry(r.key.clone().unwrap()).or_default().push(r);

@@ -342,12 +342,36 @@ pub async fn read_records_from(brokers: &str, topic: &str, count: usize) -> Vec<
 /// Reads as `client` (brokers and security) is configured to.
 pub async fn read_records_with(client: ClientConfig, topic: &str, count: usize) -> Vec<Record> {
     let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || read_blocking(client, &topic, count))
+    tokio::task::spawn_blocking(move || {
+        read_blocking(client, &topic, count, Duration::from_secs(60))
+    })
+    .await
+    .unwrap()
+}
+
+/// As `read_records_from`, waiting up to `within` for the last records: after an
+/// outage, an event librdkafka had in flight may come back only when its
+/// `message.timeout.ms` (120 s) ends and the bridge sends it again.
+pub async fn read_records_within(
+    brokers: &str,
+    topic: &str,
+    count: usize,
+    within: Duration,
+) -> Vec<Record> {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", brokers);
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || read_blocking(client, &topic, count, within))
         .await
         .unwrap()
 }
 
-fn read_blocking(mut client: ClientConfig, topic: &str, count: usize) -> Vec<Record> {
+fn read_blocking(
+    mut client: ClientConfig,
+    topic: &str,
+    count: usize,
+    within: Duration,
+) -> Vec<Record> {
     let consumer: BaseConsumer = client
         .set("group.id", unique("test-reader"))
         .set("enable.auto.commit", "false")
@@ -361,11 +385,11 @@ fn read_blocking(mut client: ClientConfig, topic: &str, count: usize) -> Vec<Rec
     }
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + within;
     while records.len() < count {
         assert!(
             Instant::now() < deadline,
-            "read {} of {count} records from {topic} in 60 s",
+            "read {} of {count} records from {topic} in {within:?}",
             records.len()
         );
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
