@@ -209,6 +209,10 @@ fn default_listen() -> SocketAddr {
 fn default_callback_path() -> String {
     "/callback".into()
 }
+/// An event's envelope and fields beyond its body, at most (a body of 262,122 bytes
+/// made an event of 262,396 in tests/api/limits.rs).
+pub const EVENT_OVERHEAD_BYTES: usize = 4096;
+
 fn default_max_body_bytes() -> usize {
     256 * 1024
 }
@@ -535,6 +539,27 @@ impl Settings {
         ) {
             check_topic_name(name, topic)?;
         }
+        // An event is its body plus under 1 KiB of envelope: the largest body's must
+        // fit what the producer sends (librdkafka's message.max.bytes, 1,000,000).
+        let largest_event = self.max_body_bytes.saturating_add(EVENT_OVERHEAD_BYTES);
+        let producer_limit = match kafka.producer.get("message.max.bytes") {
+            None => 1_000_000,
+            Some(v) => v.trim().parse::<usize>().map_err(|_| {
+                SettingsError::new(
+                    "kafka.producer.message.max.bytes",
+                    format!("`{v}` is not a number"),
+                )
+            })?,
+        };
+        if largest_event > producer_limit {
+            return Err(SettingsError::new(
+                "max_body_bytes",
+                format!(
+                    "its events (up to {largest_event} bytes) would not fit the producer's message.max.bytes ({producer_limit}); \
+                     raise [kafka.producer] \"message.max.bytes\", and the topics' max.message.bytes, or lower max_body_bytes"
+                ),
+            ));
+        }
         if kafka.partitions < 1 {
             return Err(SettingsError::new("kafka.partitions", "must be at least 1"));
         }
@@ -790,5 +815,23 @@ mod tests {
         };
         assert!(!format!("{app:?}").contains("hunter2"));
         assert!(!toml::to_string(&app).unwrap().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_body_limit_whose_events_the_producer_would_refuse_is_named() {
+        let mut s =
+            Settings::from_toml("max_body_bytes = 2000000\n[[apps]]\nsdk_app_id = 1").unwrap();
+        assert_eq!(s.validate().unwrap_err().setting, "max_body_bytes");
+        s.kafka
+            .producer
+            .insert("message.max.bytes".into(), "3000000".into());
+        s.validate().unwrap();
+        s.kafka
+            .producer
+            .insert("message.max.bytes".into(), "lots".into());
+        assert_eq!(
+            s.validate().unwrap_err().setting,
+            "kafka.producer.message.max.bytes"
+        );
     }
 }

@@ -253,3 +253,37 @@ async fn only_allowed_networks_may_call_and_forwarded_for_counts_only_from_trust
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_body_as_large_as_max_body_bytes_becomes_one_event_kafka_takes() {
+    let app = spawn_app().await;
+    let limit = tim_kafka_bridge::settings::Settings::default().max_body_bytes;
+    // A custom element filling the body to within a few bytes of the limit, with
+    // characters JSON writes escaped, and Chinese.
+    let unit = "红包 \\\"quoted\\\" and \\\\ 🧧 ";
+    let envelope = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgKey":"big","MsgBody":[{"MsgType":"TIMCustomElem","MsgContent":{"Data":""}}]}"#;
+    let data = unit.repeat((limit - envelope.len()) / unit.len());
+    let body = envelope.replace(r#""Data":"""#, &format!(r#""Data":"{data}""#));
+    assert!(
+        body.len() <= limit && body.len() > limit - unit.len() - 1,
+        "{}",
+        body.len()
+    );
+
+    assert_eq!(app.callback(SENT, &body).await.status, 200);
+    let record = read_records(&app.topic, 1).await.remove(0);
+    let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        record.value["data"]["body"][0]["data"],
+        sent["MsgBody"][0]["MsgContent"]["Data"]
+    );
+    eprintln!(
+        "a body of {} bytes made an event of {} bytes",
+        body.len(),
+        record.payload.len()
+    );
+    assert!(
+        record.payload.len() < body.len() + 2048,
+        "the event is the body and its envelope"
+    );
+}
