@@ -261,6 +261,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => return refuse(error),
     };
+    if let Some(warning) = settings.event_size_warning() {
+        tracing::warn!("{warning}");
+    }
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(error) => return refuse(error),

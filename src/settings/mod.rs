@@ -539,27 +539,6 @@ impl Settings {
         ) {
             check_topic_name(name, topic)?;
         }
-        // An event is its body plus under 1 KiB of envelope: the largest body's must
-        // fit what the producer sends (librdkafka's message.max.bytes, 1,000,000).
-        let largest_event = self.max_body_bytes.saturating_add(EVENT_OVERHEAD_BYTES);
-        let producer_limit = match kafka.producer.get("message.max.bytes") {
-            None => 1_000_000,
-            Some(v) => v.trim().parse::<usize>().map_err(|_| {
-                SettingsError::new(
-                    "kafka.producer.message.max.bytes",
-                    format!("`{v}` is not a number"),
-                )
-            })?,
-        };
-        if largest_event > producer_limit {
-            return Err(SettingsError::new(
-                "max_body_bytes",
-                format!(
-                    "its events (up to {largest_event} bytes) would not fit the producer's message.max.bytes ({producer_limit}); \
-                     raise [kafka.producer] \"message.max.bytes\", and the topics' max.message.bytes, or lower max_body_bytes"
-                ),
-            ));
-        }
         if kafka.partitions < 1 {
             return Err(SettingsError::new("kafka.partitions", "must be at least 1"));
         }
@@ -603,6 +582,25 @@ impl Settings {
     }
 
     /// Brokers are required to serve, except in `--dev`, which brings its own.
+    /// Why the producer might refuse the events of the largest bodies taken: an event
+    /// is its body plus under 1 KiB, and librdkafka refuses one above its
+    /// `message.max.bytes` (1,000,000 unless `[kafka.producer]` says otherwise).
+    pub fn event_size_warning(&self) -> Option<String> {
+        let largest_event = self.max_body_bytes.saturating_add(EVENT_OVERHEAD_BYTES);
+        let limit = self
+            .kafka
+            .producer
+            .get("message.max.bytes")
+            .map_or(Some(1_000_000), |v| v.trim().parse::<usize>().ok())?;
+        (largest_event > limit).then(|| {
+            format!(
+                "max_body_bytes allows events of up to {largest_event} bytes, above the producer's \
+                 message.max.bytes ({limit}): such events will be dead letters; raise \
+                 [kafka.producer] \"message.max.bytes\" and the topics' max.message.bytes, or lower max_body_bytes"
+            )
+        })
+    }
+
     pub fn require_brokers(&self) -> Result<(), SettingsError> {
         match &self.kafka.brokers {
             Some(b) if !b.trim().is_empty() => Ok(()),
@@ -818,20 +816,15 @@ mod tests {
     }
 
     #[test]
-    fn a_body_limit_whose_events_the_producer_would_refuse_is_named() {
+    fn a_body_limit_whose_events_the_producer_would_refuse_is_warned_of() {
         let mut s =
             Settings::from_toml("max_body_bytes = 2000000\n[[apps]]\nsdk_app_id = 1").unwrap();
-        assert_eq!(s.validate().unwrap_err().setting, "max_body_bytes");
+        let warning = s.event_size_warning().unwrap();
+        assert!(warning.contains("message.max.bytes") && warning.contains("max_body_bytes"));
         s.kafka
             .producer
             .insert("message.max.bytes".into(), "3000000".into());
-        s.validate().unwrap();
-        s.kafka
-            .producer
-            .insert("message.max.bytes".into(), "lots".into());
-        assert_eq!(
-            s.validate().unwrap_err().setting,
-            "kafka.producer.message.max.bytes"
-        );
+        assert_eq!(s.event_size_warning(), None);
+        assert_eq!(Settings::default().event_size_warning(), None);
     }
 }
