@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
-use super::metrics::RelayMetrics;
+use super::metrics::SubscriptionMetrics;
 use super::settings::Subscription;
 use super::sign::signature;
 
@@ -69,11 +69,11 @@ pub struct Deliverer {
     client: Client<HttpConnector, Full<Bytes>>,
     pub subscription: Arc<Subscription>,
     in_flight: Semaphore,
-    metrics: Arc<RelayMetrics>,
+    metrics: SubscriptionMetrics,
 }
 
 impl Deliverer {
-    pub fn new(subscription: Arc<Subscription>, metrics: Arc<RelayMetrics>) -> Self {
+    pub fn new(subscription: Arc<Subscription>, metrics: SubscriptionMetrics) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(subscription.timeout));
@@ -98,20 +98,20 @@ impl Deliverer {
             attempts += 1;
             let outcome = {
                 let _permit = self.in_flight.acquire().await.expect("never closed");
-                let _gauge = self.metrics.in_flight(&s.name);
+                let _gauge = self.metrics.in_flight();
                 self.attempt(event).await
             };
-            self.metrics.attempt(&s.name);
+            self.metrics.attempt();
             let (last, after) = match outcome {
                 Attempt::Delivered => {
                     self.metrics
-                        .delivered(&s.name, event.read_at.elapsed().as_secs_f64());
+                        .delivered(event.read_at.elapsed().as_secs_f64());
                     return Fate::Delivered;
                 }
                 Attempt::GiveUp { last } => return Fate::Failed { last, attempts },
                 Attempt::Retry { last, after } => (last, after),
             };
-            self.metrics.retried(&s.name);
+            self.metrics.retried();
             if !forever && started.elapsed() >= s.retry_for {
                 return Fate::Failed { last, attempts };
             }

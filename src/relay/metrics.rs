@@ -15,7 +15,7 @@ pub struct SubscriptionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub subscription: String,
-    /// delivered, dead_lettered, gave_up, filtered, abandoned
+    /// delivered, dead_lettered, gave_up, filtered
     pub outcome: &'static str,
 }
 
@@ -37,12 +37,55 @@ pub struct RelayMetrics {
     pub joined: Family<SubscriptionLabels, Gauge>,
 }
 
+/// One subscription's series, looked up once when it starts, not per event.
+#[derive(Clone)]
+pub struct SubscriptionMetrics {
+    delivered: Counter,
+    dead_lettered: Counter,
+    gave_up: Counter,
+    filtered: Counter,
+    attempts: Counter,
+    retries: Counter,
+    latency: Histogram,
+    in_flight: Gauge,
+    joined: Gauge,
+}
+
 /// Counts one delivery in flight while alive.
 pub struct InFlight(Gauge);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+impl SubscriptionMetrics {
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
+    }
+    pub fn attempt(&self) {
+        self.attempts.inc();
+    }
+    pub fn retried(&self) {
+        self.retries.inc();
+    }
+    pub fn delivered(&self, seconds: f64) {
+        self.delivered.inc();
+        self.latency.observe(seconds);
+    }
+    pub fn dead_lettered(&self) {
+        self.dead_lettered.inc();
+    }
+    pub fn gave_up(&self) {
+        self.gave_up.inc();
+    }
+    pub fn filtered(&self) {
+        self.filtered.inc();
+    }
+    pub fn set_joined(&self, joined: bool) {
+        self.joined.set(joined as i64);
     }
 }
 
@@ -108,40 +151,26 @@ impl Default for RelayMetrics {
 }
 
 impl RelayMetrics {
-    pub fn in_flight(&self, subscription: &str) -> InFlight {
-        let gauge = self.in_flight.get_or_create(&sub(subscription)).clone();
-        gauge.inc();
-        InFlight(gauge)
-    }
-
-    pub fn attempt(&self, subscription: &str) {
-        self.attempts.get_or_create(&sub(subscription)).inc();
-    }
-
-    pub fn retried(&self, subscription: &str) {
-        self.retries.get_or_create(&sub(subscription)).inc();
-    }
-
-    pub fn delivered(&self, subscription: &str, seconds: f64) {
-        self.outcome(subscription, "delivered");
-        self.latency
-            .get_or_create(&sub(subscription))
-            .observe(seconds);
-    }
-
-    pub fn outcome(&self, subscription: &str, outcome: &'static str) {
-        self.deliveries
-            .get_or_create(&OutcomeLabels {
-                subscription: subscription.to_owned(),
-                outcome,
-            })
-            .inc();
-    }
-
-    pub fn set_joined(&self, subscription: &str, joined: bool) {
-        self.joined
-            .get_or_create(&sub(subscription))
-            .set(joined as i64);
+    pub fn subscription(&self, name: &str) -> SubscriptionMetrics {
+        let outcome = |outcome| {
+            self.deliveries
+                .get_or_create(&OutcomeLabels {
+                    subscription: name.to_owned(),
+                    outcome,
+                })
+                .clone()
+        };
+        SubscriptionMetrics {
+            delivered: outcome("delivered"),
+            dead_lettered: outcome("dead_lettered"),
+            gave_up: outcome("gave_up"),
+            filtered: outcome("filtered"),
+            attempts: self.attempts.get_or_create(&sub(name)).clone(),
+            retries: self.retries.get_or_create(&sub(name)).clone(),
+            latency: self.latency.get_or_create(&sub(name)).clone(),
+            in_flight: self.in_flight.get_or_create(&sub(name)).clone(),
+            joined: self.joined.get_or_create(&sub(name)).clone(),
+        }
     }
 
     pub fn set_lag(&self, subscription: &str, topic: &str, partition: i32, lag: i64) {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dead::DeadLetters;
 use super::deliver::{headers_of, Deliverer, Event, Fate};
-use super::metrics::RelayMetrics;
+use super::metrics::{RelayMetrics, SubscriptionMetrics};
 use super::settings::{RelayConfig, Subscription};
 use crate::replay::Filter;
 
@@ -31,10 +31,6 @@ use crate::replay::Filter;
 const MAX_PENDING: usize = 20_000;
 
 type Tp = (String, i32);
-
-struct Queued {
-    event: Event,
-}
 
 #[derive(Default)]
 struct Partition {
@@ -46,7 +42,7 @@ struct Partition {
     next: Option<i64>,
     stored: Option<i64>,
     /// Per key, the events waiting behind the one in flight (the front).
-    keys: HashMap<Vec<u8>, VecDeque<Queued>>,
+    keys: HashMap<Vec<u8>, VecDeque<Event>>,
     tasks: HashMap<i64, AbortHandle>,
 }
 
@@ -67,6 +63,7 @@ struct State {
 struct Shared {
     name: String,
     joined: Arc<AtomicBool>,
+    sub: SubscriptionMetrics,
     state: Mutex<State>,
     metrics: Arc<RelayMetrics>,
 }
@@ -106,7 +103,7 @@ impl ConsumerContext for RelayContext {
             return;
         };
         self.shared.joined.store(false, Ordering::Relaxed);
-        self.shared.metrics.set_joined(&self.shared.name, false);
+        self.shared.sub.set_joined(false);
         let mut commit = TopicPartitionList::new();
         {
             let mut state = self.shared.lock();
@@ -135,7 +132,7 @@ impl ConsumerContext for RelayContext {
         match rebalance {
             Rebalance::Assign(assigned) => {
                 self.shared.joined.store(true, Ordering::Relaxed);
-                self.shared.metrics.set_joined(&self.shared.name, true);
+                self.shared.sub.set_joined(true);
                 let partitions: Vec<_> = assigned
                     .elements()
                     .iter()
@@ -146,7 +143,7 @@ impl ConsumerContext for RelayContext {
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => {
                 self.shared.joined.store(false, Ordering::Relaxed);
-                self.shared.metrics.set_joined(&self.shared.name, false);
+                self.shared.sub.set_joined(false);
                 tracing::warn!(subscription = %self.shared.name, error = %e, "The consumer group failed to rebalance.");
             }
         }
@@ -172,7 +169,6 @@ pub struct Runner {
     deliverer: Arc<Deliverer>,
     dead: Option<Arc<DeadLetters>>,
     filter: Filter,
-    filtered: bool,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
 }
@@ -188,6 +184,7 @@ impl Runner {
         let shared = Arc::new(Shared {
             name: subscription.name.clone(),
             joined: Arc::new(AtomicBool::new(false)),
+            sub: metrics.subscription(&subscription.name),
             state: Mutex::new(State::default()),
             metrics: Arc::clone(&metrics),
         });
@@ -215,7 +212,7 @@ impl Runner {
                 subscription.name
             )
         })?;
-        metrics.set_joined(&subscription.name, false);
+        shared.sub.set_joined(false);
         let dead = match (&subscription.dead_letter_topic, producer) {
             (Some(topic), Some(producer)) => {
                 Some(Arc::new(DeadLetters::new(producer, topic.clone())))
@@ -223,11 +220,7 @@ impl Runner {
             _ => None,
         };
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let filtered = !subscription.types.is_empty()
-            || subscription.user.is_some()
-            || subscription.im_group.is_some();
         Ok(Self {
-            filtered,
             filter: Filter {
                 types: subscription.types.clone(),
                 user: subscription.user.clone(),
@@ -236,7 +229,7 @@ impl Runner {
             },
             deliverer: Arc::new(Deliverer::new(
                 Arc::clone(&subscription),
-                Arc::clone(&metrics),
+                shared.sub.clone(),
             )),
             subscription,
             consumer: Arc::new(consumer),
@@ -299,7 +292,7 @@ impl Runner {
         let offset = m.offset();
         let payload = Bytes::copy_from_slice(m.payload().unwrap_or_default());
         // The whole event is read only when a filter needs it; the id always.
-        let (admitted, id) = if self.filtered {
+        let (admitted, id) = if !self.filter.is_empty() {
             let parsed: Option<Value> = serde_json::from_slice(&payload).ok();
             let id = parsed
                 .as_ref()
@@ -331,9 +324,7 @@ impl Runner {
         }
         partition.next = Some(offset + 1);
         if !admitted {
-            self.shared
-                .metrics
-                .outcome(&self.subscription.name, "filtered");
+            self.shared.sub.filtered();
             return;
         }
         let id = id.unwrap_or_else(|| format!("{}-{}-{offset}", tp.0, tp.1));
@@ -355,11 +346,11 @@ impl Runner {
         };
         partition.pending.insert(offset);
         let queue = partition.keys.entry(key.clone()).or_default();
-        queue.push_back(Queued { event });
+        queue.push_back(event);
         let start = queue.len() == 1;
         let generation = partition.generation;
         if start {
-            let first = queue.front().expect("just pushed").event.clone();
+            let first = queue.front().expect("just pushed").clone();
             let task = self.spawn(tp.clone(), generation, key, first);
             partition.tasks.insert(offset, task);
         }
@@ -379,7 +370,7 @@ impl Runner {
             Some(queue) => {
                 queue.pop_front();
                 match queue.front() {
-                    Some(q) => Some(q.event.clone()),
+                    Some(event) => Some(event.clone()),
                     None => {
                         partition.keys.remove(&done.key);
                         None
@@ -400,7 +391,7 @@ impl Runner {
         let deliverer = Arc::clone(&self.deliverer);
         let dead = self.dead.clone();
         let done = self.done_tx.clone();
-        let metrics = Arc::clone(&self.shared.metrics);
+        let metrics = self.shared.sub.clone();
         tokio::spawn(async move {
             let name = deliverer.subscription.name.clone();
             let offset = event.offset;
@@ -409,11 +400,11 @@ impl Runner {
                 Fate::Failed { last, attempts } => match &dead {
                     Some(dead) => {
                         dead.send(&name, &event, &last, attempts).await;
-                        metrics.outcome(&name, "dead_lettered");
+                        metrics.dead_lettered();
                         tracing::warn!(subscription = %name, id = %event.id, last = %last, attempts, "An event was dead-lettered.");
                     }
                     None => {
-                        metrics.outcome(&name, "gave_up");
+                        metrics.gave_up();
                         tracing::warn!(subscription = %name, id = %event.id, last = %last, attempts, "The receiver refused an event; it was given up (no dead_letter_topic).");
                     }
                 },

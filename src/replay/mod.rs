@@ -84,6 +84,14 @@ pub struct Filter {
 const USER_FIELDS: &[&str] = &["from", "to", "account", "peer", "member"];
 
 impl Filter {
+    /// True when it admits every event, without reading it.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+            && self.user.is_none()
+            && self.conversation.is_none()
+            && self.im_group.is_none()
+    }
+
     pub fn admits(&self, event: &Value) -> bool {
         let data = &event["data"];
         let party = |field: &str| data[field].as_str().map(str::to_owned);
