@@ -343,25 +343,32 @@ pub async fn read_records_from(brokers: &str, topic: &str, count: usize) -> Vec<
 pub async fn read_records_with(client: ClientConfig, topic: &str, count: usize) -> Vec<Record> {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        read_blocking(client, &topic, count, Duration::from_secs(60))
+        let within = Duration::from_secs(60);
+        let records = read_blocking(client, &topic, within, |read| read.len() >= count);
+        assert!(
+            records.len() >= count,
+            "read {} of {count} records from {topic} in {within:?}",
+            records.len()
+        );
+        records
     })
     .await
     .unwrap()
 }
 
-/// As `read_records_from`, waiting up to `within` for the last records: after an
-/// outage, an event librdkafka had in flight may come back only when its
-/// `message.timeout.ms` (120 s) ends and the bridge sends it again.
-pub async fn read_records_within(
+/// Reads `topic` from the beginning until `done` says what was read is complete, or
+/// until `within` has passed: the caller says what is missing. Counting records is not enough where duplicates may be
+/// among them (an outage): the count is reached before the last records are read.
+pub async fn read_records_until(
     brokers: &str,
     topic: &str,
-    count: usize,
     within: Duration,
+    done: impl FnMut(&[Record]) -> bool + Send + 'static,
 ) -> Vec<Record> {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", brokers);
     let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || read_blocking(client, &topic, count, within))
+    tokio::task::spawn_blocking(move || read_blocking(client, &topic, within, done))
         .await
         .unwrap()
 }
@@ -369,8 +376,8 @@ pub async fn read_records_within(
 fn read_blocking(
     mut client: ClientConfig,
     topic: &str,
-    count: usize,
     within: Duration,
+    mut done: impl FnMut(&[Record]) -> bool,
 ) -> Vec<Record> {
     let consumer: BaseConsumer = client
         .set("group.id", unique("test-reader"))
@@ -386,12 +393,7 @@ fn read_blocking(
     consumer.assign(&assignment).unwrap();
     let mut records = Vec::new();
     let deadline = Instant::now() + within;
-    while records.len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "read {} of {count} records from {topic} in {within:?}",
-            records.len()
-        );
+    while !done(&records) && Instant::now() < deadline {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
