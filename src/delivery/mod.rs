@@ -44,7 +44,7 @@ pub type Done = Box<dyn FnOnce(Outcome, &Record) + Send + Sync>;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a callback's events were not taken; the callback is answered 503.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejected {
     QueueFull,
     SpoolFull,

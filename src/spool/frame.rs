@@ -70,7 +70,8 @@ pub struct Frames<T> {
     pub records: Vec<T>,
     /// Records whose checksum or shape was wrong, skipped.
     pub corrupt: u64,
-    /// Where the last whole record ends; bytes after it are a torn write.
+    /// Where the last whole record ends; bytes after it are a torn write, or zeros
+    /// a segment was filled with ahead of its writes.
     pub valid_end: usize,
 }
 
@@ -112,16 +113,20 @@ fn scan_with<T>(buf: &[u8], decode: fn(&[u8]) -> Option<T>) -> Frames<T> {
                     None => break,
                 }
             }
-            Read::Damaged => {
-                scan.corrupt += 1;
-                match next_intact(buf, pos + 1, decode) {
-                    Some(next) => pos = next,
-                    None => {
-                        scan.valid_end = buf.len();
-                        break;
-                    }
+            Read::Damaged => match next_intact(buf, pos + 1, decode) {
+                Some(next) => {
+                    scan.corrupt += 1;
+                    pos = next;
                 }
-            }
+                // The end of what was written, in space filled with zeros ahead of
+                // the writes: nothing more, or a write torn there by a crash.
+                None if buf.last() == Some(&0) => break,
+                None => {
+                    scan.corrupt += 1;
+                    scan.valid_end = buf.len();
+                    break;
+                }
+            },
         }
     }
     scan

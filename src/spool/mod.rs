@@ -6,8 +6,9 @@
 //! and let go only after Kafka confirmed it. Candidates (sled, a WAL crate, an
 //! embedded database) bring compaction or transactions this does not need.
 //!
-//! - Segment files `seg-<first seq>.log` hold frames (`frame.rs`). A writer thread
-//!   takes every append waiting, writes them and shares one `fdatasync` among them.
+//! - Segment files `seg-<first seq>.log` hold frames (`frame.rs`). Callbacks frame
+//!   their records into a group; one commit round writes the group and shares one
+//!   `fdatasync` among them (`commit.rs`), in segments filled with zeros ahead.
 //! - A reader thread follows the log in sequence order and dispatches each record to
 //!   Kafka, at most `queue_capacity` at once; on start it begins at the watermark,
 //!   so unconfirmed records go out again before anything newer.
@@ -16,6 +17,7 @@
 //!   deleted. After a crash, records between the written watermark and what Kafka
 //!   had really confirmed are sent again: at-least-once, with the same event `id`.
 
+mod commit;
 mod dead;
 pub(crate) mod frame;
 mod reader;
@@ -32,14 +34,15 @@ use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::delivery::{now_ms, BoxFuture, Buffer, Record, Rejected, ShutdownReport, Sink};
 use crate::metrics::Metrics;
+use commit::Commit;
 use reader::Reader;
 use recovery::{new_segment, recover};
 use writer::Writer;
@@ -49,20 +52,20 @@ const HOUSEKEEPING: Duration = Duration::from_millis(100);
 const ROLL_WHEN_DRAINED: u64 = 64 * 1024;
 const MAX_SEGMENT: u64 = 64 * 1024 * 1024;
 const READ_WINDOW: u64 = 1024 * 1024;
-/// Callbacks whose events wait for the writer, at most (it takes them all at once
-/// between two fsyncs).
-const APPENDS_WAITING: usize = 16 * 1024;
-
-/// One callback's events: written together, or refused together.
-struct Append {
-    records: Vec<Record>,
-    done: oneshot::Sender<Result<(), Rejected>>,
-}
-
 struct Segment {
+    /// At most the sequence of its first record (a failed write leaves a gap).
     first_seq: u64,
     path: PathBuf,
     len: u64,
+    /// The sequence of its last record; `None` while it holds none.
+    last_seq: Option<u64>,
+}
+
+impl Segment {
+    /// Kafka confirmed every record in it.
+    fn confirmed_below(&self, watermark: u64) -> bool {
+        self.last_seq.is_none_or(|last| last < watermark)
+    }
 }
 
 /// The log as the writer left it: every byte up to `segments.last().len` is durable.
@@ -119,8 +122,7 @@ impl<T> Unpoisoned<T> for Mutex<T> {
 
 pub struct Spool {
     shared: Arc<Shared>,
-    /// Read-locked by every append at once; written once, to close.
-    appends: RwLock<Option<mpsc::SyncSender<Append>>>,
+    commit: Arc<Commit>,
     permits: Arc<Semaphore>,
     sink: Arc<dyn Sink>,
     runtime: tokio::runtime::Handle,
@@ -175,11 +177,21 @@ impl Spool {
             );
         }
         let segment_bytes = (max_bytes / 4).clamp(4096, MAX_SEGMENT);
-        let (tx, rx) = mpsc::sync_channel(APPENDS_WAITING);
-        let writer = Writer::new(Arc::clone(&shared), next_seq, max_bytes, segment_bytes)?;
+        let writer = Arc::new(Mutex::new(Writer::new(
+            Arc::clone(&shared),
+            next_seq,
+            max_bytes,
+            segment_bytes,
+        )?));
+        let commit = Commit::new(
+            Arc::clone(&writer),
+            Arc::clone(&shared),
+            next_seq,
+            max_bytes,
+        );
         let spool = Arc::new(Spool {
             shared: Arc::clone(&shared),
-            appends: RwLock::new(Some(tx)),
+            commit: Arc::new(commit),
             permits: Arc::new(Semaphore::new(in_flight)),
             sink,
             runtime: tokio::runtime::Handle::current(),
@@ -188,8 +200,9 @@ impl Spool {
         });
         let reader = Reader::new(Arc::clone(&spool), watermark);
         let mut threads = spool.threads.locked();
-        threads.push(spawn_watched("spool-writer", &shared, move || {
-            writer.run(rx)
+        let housekeeping = Arc::clone(&shared);
+        threads.push(spawn_watched("spool-housekeeping", &shared, move || {
+            Writer::keep_house(&writer, &housekeeping)
         })?);
         threads.push(spawn_watched("spool-reader", &shared, move || {
             reader.run()
@@ -204,18 +217,10 @@ impl Spool {
         if self.shared.full.load(Ordering::Relaxed) {
             return Err(Rejected::SpoolFull);
         }
-        let (done, wait) = oneshot::channel();
-        match &*self.appends.read().unwrap_or_else(PoisonError::into_inner) {
-            Some(tx) => match tx.try_send(Append { records, done }) {
-                Ok(()) => {}
-                // The writer is that far behind (its disk is that slow): 503, and
-                // Tencent's retry comes back later, rather than a queue without end.
-                Err(mpsc::TrySendError::Full(_)) => return Err(Rejected::QueueFull),
-                Err(mpsc::TrySendError::Disconnected(_)) => return Err(Rejected::SpoolFailed),
-            },
-            None => return Err(Rejected::ShuttingDown),
+        if records.is_empty() {
+            return Ok(());
         }
-        wait.await.unwrap_or(Err(Rejected::SpoolFailed))
+        self.commit.append(&records).await
     }
 
     pub fn waiting(&self) -> u64 {
@@ -228,10 +233,7 @@ impl Spool {
 
     /// Takes no more appends; everything appended is already durable.
     pub fn close_appends(&self) {
-        self.appends
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        self.commit.close();
     }
 
     /// Stops dispatching; records not yet confirmed stay for the next start.

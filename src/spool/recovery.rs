@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{frame, Segment};
@@ -36,6 +37,7 @@ pub(crate) fn new_segment(dir: &Path, first_seq: u64) -> io::Result<Segment> {
         first_seq,
         path,
         len: 0,
+        last_seq: None,
     })
 }
 
@@ -52,7 +54,12 @@ pub(crate) fn write_watermark(dir: &Path, watermark: u64) -> io::Result<()> {
     fs::rename(tmp, dir.join("confirmed"))
 }
 
-/// Reads every segment: cuts a torn last record, counts corrupt ones, deletes segments
+/// Where the bytes that are not zeros end.
+pub(crate) fn written_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
+}
+
+/// Reads every segment: zeroes a torn last record, counts corrupt ones, deletes segments
 /// wholly confirmed. Returns the segments left, the next sequence, and how many
 /// records wait for Kafka.
 pub(crate) fn recover(
@@ -75,12 +82,16 @@ pub(crate) fn recover(
             metrics.spool_corrupt.inc_by(scan.corrupt);
             tracing::error!(records = scan.corrupt, path = %path.display(), "Corrupt records in the spool are skipped.");
         }
-        if scan.valid_end < bytes.len() {
-            tracing::warn!(bytes = bytes.len() - scan.valid_end, path = %path.display(), "Cut a record torn by a crash (never acknowledged).");
-            OpenOptions::new()
-                .write(true)
-                .open(&path)?
-                .set_len(scan.valid_end as u64)?;
+        let written_end = written_end(&bytes);
+        if scan.valid_end < written_end {
+            tracing::warn!(bytes = written_end - scan.valid_end, path = %path.display(), "Cut a record torn by a crash (never acknowledged).");
+            // Zeros, not a shorter file: the space stays filled ahead for the writer.
+            let file = OpenOptions::new().write(true).open(&path)?;
+            file.write_all_at(
+                &vec![0; written_end - scan.valid_end],
+                scan.valid_end as u64,
+            )?;
+            file.sync_data()?;
         }
         for spooled in &scan.records {
             next_seq = next_seq.max(spooled.seq + 1);
@@ -92,6 +103,7 @@ pub(crate) fn recover(
             first_seq,
             path,
             len: scan.valid_end as u64,
+            last_seq: scan.records.iter().map(|r| r.seq).max(),
         });
     }
     Ok((segments, next_seq, waiting))

@@ -1,7 +1,9 @@
 use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::recovery::written_end;
 use super::*;
 use crate::delivery::{Done, Outcome};
 
@@ -190,13 +192,10 @@ async fn a_record_torn_by_a_crash_is_cut_and_the_ones_before_it_kept() {
     let dir = tempfile::tempdir().unwrap();
     left_in_spool(dir.path(), &["a", "b", "c"]).await;
     let segment = segments(dir.path()).pop().unwrap();
-    let len = fs::metadata(&segment).unwrap().len();
-    OpenOptions::new()
-        .write(true)
-        .open(&segment)
-        .unwrap()
-        .set_len(len - 7)
-        .unwrap();
+    let end = written_end(&fs::read(&segment).unwrap()) as u64;
+    // The last 7 bytes of "c" never reached the disk: zeros, as filled ahead.
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.write_all_at(&[0; 7], end - 7).unwrap();
 
     let kafka = Kafka::default();
     let spool = open(dir.path(), 1 << 20, &kafka);
@@ -204,7 +203,7 @@ async fn a_record_torn_by_a_crash_is_cut_and_the_ones_before_it_kept() {
     eventually("dispatched", || kafka.seen.lock().unwrap().len() == 2).await;
     assert_eq!(kafka.keys(), ["a", "b"]);
     assert!(
-        fs::metadata(&segment).unwrap().len() < len - 7,
+        (written_end(&fs::read(&segment).unwrap()) as u64) < end - 7,
         "the torn bytes are cut"
     );
     append_all(&spool, &["d"]).await;
@@ -214,12 +213,62 @@ async fn a_record_torn_by_a_crash_is_cut_and_the_ones_before_it_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_torn_at_the_end_of_a_file_without_zeros_ahead_is_cut_too() {
+    let dir = tempfile::tempdir().unwrap();
+    left_in_spool(dir.path(), &["a", "b", "c"]).await;
+    let segment = segments(dir.path()).pop().unwrap();
+    let end = written_end(&fs::read(&segment).unwrap()) as u64;
+    // As a spool written before segments were filled ahead, torn in its last record.
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    file.set_len(end - 7).unwrap();
+
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &kafka);
+    eventually("dispatched", || kafka.seen.lock().unwrap().len() == 2).await;
+    append_all(&spool, &["d"]).await;
+    eventually("the next append follows", || kafka.keys().len() == 3).await;
+    assert_eq!(kafka.keys(), ["a", "b", "d"]);
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_are_filled_with_zeros_ahead_and_a_restart_reads_past_them_as_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    left_in_spool(dir.path(), &["a", "b", "c"]).await;
+    let segment = segments(dir.path()).pop().unwrap();
+    let bytes = fs::read(&segment).unwrap();
+    assert!(
+        bytes.len() > written_end(&bytes) + 64 * 1024,
+        "{} bytes on file, {} written",
+        bytes.len(),
+        written_end(&bytes)
+    );
+
+    let kafka = Kafka::default();
+    let metrics = Arc::new(Metrics::default());
+    let spool = Spool::open(
+        dir.path(),
+        1 << 20,
+        64,
+        Arc::new(kafka.clone()),
+        Arc::clone(&metrics),
+    )
+    .unwrap();
+    eventually("sent again", || kafka.keys().len() == 3).await;
+    append_all(&spool, &["d"]).await;
+    eventually("the next append follows", || kafka.keys().len() == 4).await;
+    assert_eq!(kafka.keys(), ["a", "b", "c", "d"]);
+    assert_eq!(metrics.spool_corrupt.get(), 0, "zeros are not corruption");
+    spool.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_middle_record_is_skipped_counted_and_the_others_sent() {
     let dir = tempfile::tempdir().unwrap();
     left_in_spool(dir.path(), &["a", "b", "c"]).await;
     let segment = segments(dir.path()).pop().unwrap();
     let mut bytes = fs::read(&segment).unwrap();
-    let middle = bytes.len() / 2;
+    let middle = written_end(&bytes) / 2;
     bytes[middle] ^= 0xff;
     fs::write(&segment, bytes).unwrap();
 
@@ -309,13 +358,18 @@ async fn segments_roll_over_and_are_deleted_once_confirmed() {
 
     eventually("all confirmed", || spool.waiting() == 0).await;
     eventually("files deleted", || segments(dir.path()).len() == 1).await;
-    let left: u64 = segments(dir.path())
+    let files: Vec<Vec<u8>> = segments(dir.path())
         .iter()
-        .map(|p| fs::metadata(p).unwrap().len())
-        .sum();
+        .map(|p| fs::read(p).unwrap())
+        .collect();
+    let left: usize = files.iter().map(|f| written_end(f)).sum();
     assert!(
-        left < ROLL_WHEN_DRAINED,
-        "{left} bytes left after the drain"
+        (left as u64) < ROLL_WHEN_DRAINED,
+        "{left} bytes of records left after the drain"
+    );
+    assert!(
+        files.iter().all(|f| f.len() as u64 <= 256 * 1024),
+        "zeros ahead at most to the segment's size"
     );
     assert_eq!(kafka.keys().len(), 1000);
     spool.finish().await;
@@ -471,4 +525,22 @@ async fn a_reader_held_back_by_kafka_catches_up_in_order_while_appends_go_on() {
     confirm.join().unwrap();
     assert_eq!(kafka.keys(), keys, "each exactly once, in order");
     eventually("all are confirmed", || spool.waiting() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_whose_caller_goes_away_is_still_written_and_the_next_ones_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = Kafka::default();
+    let spool = open(dir.path(), 1 << 20, &kafka);
+    // Polled once (framed into a group, a commit round started), then dropped.
+    let mut gone = Box::pin(spool.append(vec![record("gone", 100)]));
+    assert!(
+        futures_util::poll!(&mut gone).is_pending(),
+        "not yet fsynced"
+    );
+    drop(gone);
+    append_all(&spool, &["next"]).await;
+    eventually("both sent", || kafka.keys().len() == 2).await;
+    assert_eq!(kafka.keys(), ["gone", "next"]);
+    spool.finish().await;
 }

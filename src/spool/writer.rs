@@ -1,16 +1,25 @@
-//! The writer thread: takes every append waiting, writes them, and shares one
-//! `fdatasync` among them; every 100 ms it records the watermark and deletes
-//! segments wholly confirmed.
+//! The spool's files as written: a commit round writes a group of records and shares
+//! one `fdatasync` among them (`commit.rs`); every 100 ms the housekeeping thread
+//! records the watermark and deletes segments wholly confirmed.
+//!
+//! Segments are filled with zeros ahead of the writes (`FILL_AHEAD` at a time, between
+//! batches) and written in place: an `fdatasync` of bytes written over zeros already
+//! on disk has no file size or extent to journal, and costs on ext4 about 0.18 ms
+//! against 0.46 ms for an append (this machine's disk). A scan ends at the zeros.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::recovery::{new_segment, write_watermark};
-use super::{frame, Append, Shared, Unpoisoned, HOUSEKEEPING, ROLL_WHEN_DRAINED};
+use super::{Shared, Unpoisoned, HOUSEKEEPING, ROLL_WHEN_DRAINED};
 use crate::delivery::Rejected;
+
+/// How far ahead of the records a segment is filled with zeros.
+const FILL_AHEAD: u64 = 4 * 1024 * 1024;
 
 pub(super) struct Writer {
     shared: Arc<Shared>,
@@ -19,7 +28,10 @@ pub(super) struct Writer {
     max_bytes: u64,
     segment_bytes: u64,
     written_watermark: u64,
-    buf: Vec<u8>,
+    /// How far the active segment's file is filled (zeros past its records).
+    filled: u64,
+    /// Something was written since the last fill ahead.
+    wrote: bool,
     /// The last write or fsync failed: the next write goes to a new segment, never
     /// over bytes whose fsync failed (the kernel may have dropped those pages).
     failing: bool,
@@ -40,79 +52,66 @@ impl Writer {
             .expect("a segment")
             .path
             .clone();
-        let file = OpenOptions::new().append(true).open(path)?;
+        let file = OpenOptions::new().write(true).open(path)?;
+        let filled = file.metadata()?.len();
         Ok(Self {
+            filled,
+            wrote: false,
             written_watermark: u64::MAX,
             shared,
             file,
             next_seq,
             max_bytes,
             segment_bytes,
-            buf: Vec::new(),
             failing: false,
         })
     }
 
-    pub(super) fn run(mut self, appends: mpsc::Receiver<Append>) {
-        let mut last_housekeeping = Instant::now();
-        loop {
-            match appends.recv_timeout(HOUSEKEEPING) {
-                Ok(first) => {
-                    let mut batch = vec![first];
-                    batch.extend(appends.try_iter().take(8191));
-                    self.write(batch);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if last_housekeeping.elapsed() >= HOUSEKEEPING {
-                self.housekeeping();
-                last_housekeeping = Instant::now();
-            }
-        }
-        while !self.shared.finished.load(Ordering::Relaxed) {
-            self.housekeeping();
+    /// Every 100 ms until the spool is finished: the watermark, deletions, zeros ahead.
+    pub(super) fn keep_house(writer: &Mutex<Self>, shared: &Shared) {
+        while !shared.finished.load(Ordering::Relaxed) {
             std::thread::sleep(HOUSEKEEPING);
+            writer.locked().housekeeping();
         }
-        self.housekeeping();
+        writer.locked().housekeeping();
     }
 
-    fn write(&mut self, batch: Vec<Append>) {
+    /// Writes one group's frames, `records` of them from `first_seq` on, and fsyncs them.
+    pub(super) fn write(
+        &mut self,
+        buf: &[u8],
+        records: u64,
+        first_seq: u64,
+    ) -> Result<(), Rejected> {
+        // A new segment is named after the group's first record.
+        self.next_seq = first_seq;
+        let outcome = self.write_group(buf, records);
+        // Sequences of a group that failed are not used again: the next group's are
+        // framed already. A gap is harmless: a segment's name is at most its first.
+        self.next_seq = first_seq + records;
+        if outcome.is_ok() && self.shared.active_len() >= self.segment_bytes {
+            self.roll();
+        }
+        outcome
+    }
+
+    fn write_group(&mut self, buf: &[u8], records: u64) -> Result<(), Rejected> {
+        let first_seq = self.next_seq;
         if let Err(error) = self.leave_failed_segment() {
             self.shared.metrics.spool_write_failures.inc();
             tracing::debug!(error = %error, "Still cannot start a new spool segment.");
-            for append in batch {
-                let _ = append.done.send(Err(Rejected::SpoolFailed));
-            }
-            return;
-        }
-        self.buf.clear();
-        let on_disk = self.shared.log.locked().bytes;
-        let mut taken = Vec::with_capacity(batch.len());
-        let mut records = 0;
-        for append in batch {
-            let before = self.buf.len();
-            for (i, record) in append.records.iter().enumerate() {
-                frame::encode(self.next_seq + i as u64, record, &mut self.buf);
-            }
-            if on_disk + self.buf.len() as u64 > self.max_bytes {
-                self.buf.truncate(before);
-                self.shared.full.store(true, Ordering::Relaxed);
-                let _ = append.done.send(Err(Rejected::SpoolFull));
-            } else {
-                self.next_seq += append.records.len() as u64;
-                records += append.records.len() as u64;
-                taken.push(append.done);
-            }
-        }
-        if taken.is_empty() {
-            return;
+            return Err(Rejected::SpoolFailed);
         }
         let started = Instant::now();
+        let at = self.shared.active_len();
+        if at + buf.len() as u64 > self.filled {
+            self.fill_ahead(at + buf.len() as u64);
+        }
         let result = self
             .file
-            .write_all(&self.buf)
+            .write_all_at(buf, at)
             .and_then(|()| self.file.sync_data());
+        self.wrote = true;
         self.shared
             .metrics
             .spool_fsync
@@ -128,45 +127,74 @@ impl Writer {
             // send them, and write nothing more to this segment.
             let committed = self.shared.active_len();
             let _ = self.file.set_len(committed);
-            self.next_seq -= records;
-            for done in taken {
-                let _ = done.send(Err(Rejected::SpoolFailed));
-            }
-            return;
+            self.filled = committed;
+            return Err(Rejected::SpoolFailed);
         }
         if self.failing {
             self.failing = false;
             self.shared.metrics.spool_write_failing.set(0);
             tracing::info!("The spool stores events again.");
         }
-        let written = self.buf.len() as u64;
+        let written = buf.len() as u64;
         {
             let mut log = self.shared.log.locked();
-            log.segments.last_mut().expect("a segment").len += written;
+            let active = log.segments.last_mut().expect("a segment");
+            active.len += written;
+            active.last_seq = Some(first_seq + records - 1);
             log.bytes += written;
         }
         self.shared.waiting.fetch_add(records, Ordering::Relaxed);
         self.shared.appended.notify_all();
-        for done in taken {
-            let _ = done.send(Ok(()));
+        Ok(())
+    }
+
+    /// Fills the active segment with zeros to at least `needed` bytes, and up to
+    /// `FILL_AHEAD` past its records while the segment has room. Best effort: where
+    /// the disk has no room for zeros, the records are appended as they come.
+    fn fill_ahead(&mut self, needed: u64) {
+        let target = (self.shared.active_len() + FILL_AHEAD)
+            .min(self.segment_bytes)
+            .max(needed);
+        if target <= self.filled {
+            return;
         }
-        if self.shared.active_len() >= self.segment_bytes {
-            self.roll();
+        let zeros = [0u8; 64 * 1024];
+        while self.filled < target {
+            let n = (target - self.filled).min(zeros.len() as u64) as usize;
+            if self.file.write_all_at(&zeros[..n], self.filled).is_err() {
+                self.filled = self.file.metadata().map_or(self.filled, |m| m.len());
+                return;
+            }
+            self.filled += n as u64;
         }
     }
 
     fn housekeeping(&mut self) {
+        // Ahead of the next writes, so that their fsyncs have no size to journal.
+        if self.wrote && !self.failing && self.shared.active_len() + FILL_AHEAD / 2 > self.filled {
+            self.fill_ahead(0);
+            let _ = self.file.sync_data();
+        }
+        self.wrote = false;
         let watermark = self.shared.tracker.locked().watermark();
         if watermark != self.written_watermark
             && write_watermark(&self.shared.dir, watermark).is_ok()
         {
             self.written_watermark = watermark;
         }
-        if watermark >= self.next_seq && self.shared.active_len() >= ROLL_WHEN_DRAINED {
+        let drained = self
+            .shared
+            .log
+            .locked()
+            .segments
+            .last()
+            .expect("a segment")
+            .confirmed_below(watermark);
+        if drained && self.shared.active_len() >= ROLL_WHEN_DRAINED {
             self.roll();
         }
         let mut log = self.shared.log.locked();
-        while log.segments.len() > 1 && log.segments[1].first_seq <= watermark {
+        while log.segments.len() > 1 && log.segments[0].confirmed_below(watermark) {
             let gone = log.segments.remove(0);
             match fs::remove_file(&gone.path) {
                 Ok(()) => log.bytes -= gone.len,
@@ -200,8 +228,9 @@ impl Writer {
 
     fn try_roll(&mut self) -> io::Result<()> {
         let segment = new_segment(&self.shared.dir, self.next_seq)?;
-        let file = OpenOptions::new().append(true).open(&segment.path)?;
+        let file = OpenOptions::new().write(true).open(&segment.path)?;
         self.file = file;
+        self.filled = 0;
         self.shared.log.locked().segments.push(segment);
         self.shared.appended.notify_all();
         Ok(())
