@@ -35,6 +35,16 @@ local bodies = {
   '[{"MsgType":"TIMRelayElem","MsgContent":{"Title":"群聊的聊天记录","MsgNum":2,"CompatibleText":"请升级","AbstractList":["jared: 你好","Jonh: 😀 hi"],"MsgList":[{"From_Account":"jared","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"你好"}}]},{"From_Account":"Jonh","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"😀 hi"}}]}]}}]',
 }
 
+-- BODY_BYTES: every body about that long (within a few bytes), its message one
+-- custom element whose Data fills the rest, as a large custom message would.
+local body_bytes = tonumber(os.getenv("BODY_BYTES") or "")
+local padded = nil
+if body_bytes then
+  -- The envelope below with an empty Data is about 480 bytes.
+  padded = '[{"MsgType":"TIMCustomElem","MsgContent":{"Data":"' .. string.rep("x", math.max(body_bytes - 480, 0))
+    .. '","Desc":"","Ext":"","Sound":""}}]'
+end
+
 function request()
   counter = counter + 1
   local body = '{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"user' .. (counter % 1000)
@@ -42,7 +52,7 @@ function request()
     .. ',"MsgTime":1557481126,"MsgKey":"' .. tid .. '_' .. counter .. '_' .. os.time()
     .. '","MsgId":"144115233406643804-1727163813-' .. counter
     .. '","OnlineOnlyFlag":0,"SendMsgResult":0,"ErrorInfo":"send msg succeed","UnreadMsgNum":7,"MsgBody":'
-    .. bodies[(counter % #bodies) + 1] .. ',"CloudCustomData":"your cloud custom data","EventTime":"1670574414123"}'
+    .. (padded or bodies[(counter % #bodies) + 1]) .. ',"CloudCustomData":"your cloud custom data","EventTime":"1670574414123"}'
   return wrk.format(nil, path, nil, body)
 end
 
