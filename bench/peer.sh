@@ -100,7 +100,7 @@ enable.idempotence=true --producer-config message.timeout.ms=10000 rest -a 127.0
 | server | connections | requests/s | non-2xx | socket errors | p50 ms | p99 ms | read back |
 |---|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n"
-path = f"bench/results/{day}-peer.md"
+path = f"bench/results/{day}-{commit}-peer.md"
 open(path, "w").write(text)
 print(text)
 print(f"written to {path}")
