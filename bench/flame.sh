@@ -50,7 +50,7 @@ tail -n 1 "$WORK/wrk.txt"
 OUT="bench/results/$(date +%F)-flame-$ACK-$CONNECTIONS.svg"
 perf script -i "$WORK/perf.data" 2>/dev/null | "$FLAMEGRAPH/stackcollapse-perf.pl" >"$WORK/folded"
 "$FLAMEGRAPH/flamegraph.pl" --title "tim-kafka-bridge, ack = $ACK, $CONNECTIONS connections ($BROKER_NAME)" \
-  --width 1400 "$WORK/folded" >"$OUT"
+  --width 1400 --minwidth 1 "$WORK/folded" >"$OUT"
 echo "wrote $OUT"
 # Where the samples are: by thread, and the share of samples under each kind of work
 # (inclusive: a sample in hyper under the spool counts for both).

@@ -10,7 +10,8 @@
 # At each of CONNECTIONS, saturated with wrk for DURATION s: the HTTP ceiling (a bare
 # hyper server), the bridge with ack = memory and ack = durable (every callback
 # answered 200 read back from Kafka once), and the peer (acks=all, idempotence,
-# message.timeout.ms=10000). Writes bench/results/<date>-peer.md.
+# message.timeout.ms=10000). Writes bench/results/<date>-<commit>-peer.md and .svg
+# (callbacks/s and p99 against connections, bench/plot_connections.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
@@ -104,4 +105,5 @@ path = f"bench/results/{day}-{commit}-peer.md"
 open(path, "w").write(text)
 print(text)
 print(f"written to {path}")
+subprocess.run([sys.executable, "bench/plot_connections.py", path], check=True)
 PY
