@@ -569,6 +569,15 @@ impl Settings {
                 "must stay true: the bridge's ordering and no-duplicate guarantees depend on it",
             )),
         }
+        for key in ["max.in.flight.requests.per.connection", "max.in.flight"] {
+            match kafka.producer.get(key).map(String::as_str) {
+                None | Some("1") => {}
+                Some(_) => return Err(SettingsError::new(
+                    format!("kafka.producer.{key}"),
+                    "must stay 1: with more requests in flight, librdkafka can report an event delivered that Kafka never wrote (a first batch refused on a new or long-idle partition while a later one was taken)",
+                )),
+            }
+        }
         match kafka.producer.get("acks").map(String::as_str) {
             None | Some("all") | Some("-1") => {}
             Some(_) => {
@@ -737,6 +746,14 @@ mod tests {
         let s = Settings::from_toml("[[apps]]\nsdk_app_id = 7\n[kafka.producer]\nacks = \"1\"")
             .unwrap();
         assert_eq!(s.validate().unwrap_err().setting, "kafka.producer.acks");
+        let s = Settings::from_toml(
+            "[[apps]]\nsdk_app_id = 7\n[kafka.producer]\n\"max.in.flight\" = \"5\"",
+        )
+        .unwrap();
+        assert_eq!(
+            s.validate().unwrap_err().setting,
+            "kafka.producer.max.in.flight"
+        );
     }
 
     #[test]

@@ -166,4 +166,12 @@ impl Commit {
     pub(super) fn close(&self) {
         self.open.locked().closed = true;
     }
+
+    /// Waits (at most `bound`) until no commit round is writing.
+    pub(super) async fn settled(&self, bound: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.open.locked().writing && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
 }

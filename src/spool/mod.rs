@@ -247,6 +247,9 @@ impl Spool {
     /// is confirmed, and stops the threads. Returns how many records are left.
     pub async fn finish(&self) -> u64 {
         self.close_appends();
+        // A group being written when the appends closed is written before the
+        // directory is let go, so that no other bridge opens it mid-write.
+        self.commit.settled(Duration::from_secs(5)).await;
         self.stop_reading();
         self.shared.finished.store(true, Ordering::Relaxed);
         let threads = std::mem::take(&mut *self.threads.locked());

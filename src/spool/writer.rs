@@ -3,7 +3,7 @@
 //! records the watermark and deletes segments wholly confirmed.
 //!
 //! Segments are filled with zeros ahead of the writes (`FILL_AHEAD` at a time, between
-//! batches) and written in place: an `fdatasync` of bytes written over zeros already
+//! groups) and written in place: an `fdatasync` of bytes written over zeros already
 //! on disk has no file size or extent to journal, and costs on ext4 about 0.18 ms
 //! against 0.46 ms for an append (this machine's disk). A scan ends at the zeros.
 
@@ -18,8 +18,10 @@ use super::recovery::{new_segment, write_watermark};
 use super::{Shared, Unpoisoned, HOUSEKEEPING, ROLL_WHEN_DRAINED};
 use crate::delivery::Rejected;
 
-/// How far ahead of the records a segment is filled with zeros.
-const FILL_AHEAD: u64 = 4 * 1024 * 1024;
+/// How far ahead of the records a segment is filled with zeros. The writer holds its
+/// lock while it fills, so a group can wait behind a fill: 1 MiB of zeros and their
+/// fsync take 1.3 ms (at most 4.7 in 20 tries) on this machine's disk.
+const FILL_AHEAD: u64 = 1024 * 1024;
 
 pub(super) struct Writer {
     shared: Arc<Shared>,
