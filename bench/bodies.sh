@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 BODIES="${BODIES:-1024 16384 262000}"
-CONNECTIONS="${CONNECTIONS:-64}"
+export CONNECTIONS="${CONNECTIONS:-64}"  # also read by bench/callbacks.lua
 DURATION="${DURATION:-10}"
 BROKER_PORT="${BROKER_PORT:-19197}"
 ulimit -n "$(ulimit -Hn)"
@@ -33,7 +33,7 @@ SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
 export REQUEST_TIME SIGN
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 load() { # url body-bytes -> wrk's JSON summary
-  BODY_BYTES="$2" CONNECTIONS="$CONNECTIONS" wrk -t2 -c"$CONNECTIONS" -d"$DURATION"s --timeout 10s \
+  BODY_BYTES="$2" wrk -t2 -c"$CONNECTIONS" -d"$DURATION"s --timeout 10s \
     -s bench/callbacks.lua "$1" | tail -n 1
 }
 mbs() { python3 -c "print(f'{$1 * $2 / 1e6:.1f}')"; }

@@ -13,7 +13,7 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 : "${FLAMEGRAPH:?FLAMEGRAPH=path to a FlameGraph checkout}"
 ACK="${ACK:-durable}"
-CONNECTIONS="${CONNECTIONS:-1024}"
+export CONNECTIONS="${CONNECTIONS:-1024}"  # also read by bench/callbacks.lua
 SECONDS_SAMPLED="${SECONDS_SAMPLED:-6}"
 BROKER_PORT="${BROKER_PORT:-19196}"
 ulimit -n "$(ulimit -Hn)"
@@ -39,7 +39,7 @@ BRIDGE=$!
 PIDS+=("$BRIDGE")
 until curl -sf http://127.0.0.1:18082/readyz >/dev/null 2>&1; do sleep 0.2; done
 
-CONNECTIONS="$CONNECTIONS" wrk -t2 -c"$CONNECTIONS" -d"$((SECONDS_SAMPLED + 4))"s --timeout 10s \
+wrk -t2 -c"$CONNECTIONS" -d"$((SECONDS_SAMPLED + 4))"s --timeout 10s \
   -s bench/callbacks.lua http://127.0.0.1:18082 >"$WORK/wrk.txt" &
 WRK=$!
 sleep 2
