@@ -19,18 +19,10 @@ ulimit -n "$(ulimit -Hn)"
 command -v wrk >/dev/null || { echo "bench/bodies.sh: installing wrk" >&2; apt-get install -y wrk >/dev/null; }
 cargo build --release --bin tim-kafka-bridge --example bench-http-ceiling --example bench-readback
 
-WORK="$(mktemp -d)"
 REL=target/release
-PIDS=()
-STOP_BROKER=true
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; $STOP_BROKER; wait 2>/dev/null || true; }
-trap cleanup EXIT
 . bench/broker.sh
+bench_frame
 start_broker "$BROKER_PORT"
-
-REQUEST_TIME="$(date +%s)"
-SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
-export REQUEST_TIME SIGN
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 load() { # url body-bytes -> wrk's JSON summary
   BODY_BYTES="$2" wrk -t2 -c"$CONNECTIONS" -d"$DURATION"s --timeout 10s \

@@ -35,3 +35,22 @@ create_topic() { # name partitions
     tansu) tansu topic create "$1" --partitions "$2" --broker "tcp://$BROKERS" >/dev/null 2>&1 || true ;;
   esac
 }
+
+# The frame of a benchmark: a scratch directory (WORK), the processes to stop on exit
+# (PIDS, and the broker through STOP_BROKER), and a request time signed with
+# bench-token for bench/callbacks.lua (REQUEST_TIME, SIGN).
+bench_cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  $STOP_BROKER
+  wait 2>/dev/null || true
+}
+bench_frame() {
+  WORK="$(mktemp -d)"
+  PIDS=()
+  STOP_BROKER=true
+  trap bench_cleanup EXIT
+  REQUEST_TIME="$(date +%s)"
+  SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+  export REQUEST_TIME SIGN
+}

@@ -20,17 +20,9 @@ ulimit -n "$(ulimit -Hn)"
 command -v perf >/dev/null || { echo "bench/flame.sh: perf is needed (linux-tools)" >&2; exit 2; }
 cargo build --release --bin tim-kafka-bridge
 
-WORK="$(mktemp -d)"
-PIDS=()
-STOP_BROKER=true
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; $STOP_BROKER; wait 2>/dev/null || true; }
-trap cleanup EXIT
 . bench/broker.sh
+bench_frame
 start_broker "$BROKER_PORT"
-
-REQUEST_TIME="$(date +%s)"
-SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
-export REQUEST_TIME SIGN
 printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n' >"$WORK/bridge.toml"
 TIM_BRIDGE_ACK="$ACK" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18082 \
   TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \

@@ -85,9 +85,9 @@ impl Writer {
         records: u64,
         first_seq: u64,
     ) -> Result<(), Rejected> {
-        // A new segment is named after the group's first record.
+        // A new segment (after a failed write) is named after the group's first record.
         self.next_seq = first_seq;
-        let outcome = self.write_group(buf, records);
+        let outcome = self.write_group(buf, first_seq, records);
         // Sequences of a group that failed are not used again: the next group's are
         // framed already. A gap is harmless: a segment's name is at most its first.
         self.next_seq = first_seq + records;
@@ -97,8 +97,7 @@ impl Writer {
         outcome
     }
 
-    fn write_group(&mut self, buf: &[u8], records: u64) -> Result<(), Rejected> {
-        let first_seq = self.next_seq;
+    fn write_group(&mut self, buf: &[u8], first_seq: u64, records: u64) -> Result<(), Rejected> {
         if let Err(error) = self.leave_failed_segment() {
             self.shared.metrics.spool_write_failures.inc();
             tracing::debug!(error = %error, "Still cannot start a new spool segment.");
