@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Notify;
 
+use super::frame::Spooled;
 use super::writer::Writer;
 use super::{frame, Shared, Unpoisoned};
 use crate::delivery::{Record, Rejected};
@@ -29,6 +30,8 @@ pub(super) struct Commit {
 struct Open {
     buf: Vec<u8>,
     records: u64,
+    /// The framed records themselves, handed to the reader once written.
+    pending: Vec<Spooled>,
     first_seq: u64,
     next_seq: u64,
     group: Arc<Group>,
@@ -57,6 +60,7 @@ impl Commit {
             open: Mutex::new(Open {
                 buf: Vec::new(),
                 records: 0,
+                pending: Vec::new(),
                 first_seq: next_seq,
                 next_seq,
                 group: Arc::default(),
@@ -71,7 +75,7 @@ impl Commit {
     }
 
     /// Returns once `records` are written and fsynced, or why they were not.
-    pub(super) async fn append(self: &Arc<Self>, records: &[Record]) -> Result<(), Rejected> {
+    pub(super) async fn append(self: &Arc<Self>, records: Vec<Record>) -> Result<(), Rejected> {
         let (group, lead) = self.join(records)?;
         if lead {
             tokio::spawn(Arc::clone(self).rounds());
@@ -88,7 +92,7 @@ impl Commit {
     }
 
     /// Frames `records` into the open group; says whether to start a commit round.
-    fn join(&self, records: &[Record]) -> Result<(Arc<Group>, bool), Rejected> {
+    fn join(&self, records: Vec<Record>) -> Result<(Arc<Group>, bool), Rejected> {
         let mut open = self.open.locked();
         if open.closed {
             return Err(Rejected::ShuttingDown);
@@ -112,6 +116,11 @@ impl Commit {
         }
         open.next_seq += n;
         open.records += n;
+        let spooled = records.into_iter().enumerate();
+        open.pending.extend(spooled.map(|(i, record)| Spooled {
+            seq: first + i as u64,
+            record,
+        }));
         let lead = !std::mem::replace(&mut open.writing, true);
         Ok((Arc::clone(&open.group), lead))
     }
@@ -120,7 +129,7 @@ impl Commit {
     async fn rounds(self: Arc<Self>) {
         let mut spare = Vec::new();
         loop {
-            let (buf, records, first_seq, group) = {
+            let (buf, pending, first_seq, group) = {
                 let mut open = self.open.locked();
                 if open.records == 0 {
                     open.writing = false;
@@ -129,16 +138,17 @@ impl Commit {
                 let next_seq = open.next_seq;
                 let buf = std::mem::replace(&mut open.buf, std::mem::take(&mut spare));
                 open.writing_bytes = buf.len() as u64;
+                open.records = 0;
                 (
                     buf,
-                    std::mem::take(&mut open.records),
+                    std::mem::take(&mut open.pending),
                     std::mem::replace(&mut open.first_seq, next_seq),
                     std::mem::take(&mut open.group),
                 )
             };
             let writer = Arc::clone(&self.writer);
             let written = tokio::task::spawn_blocking(move || {
-                let outcome = writer.locked().write(&buf, records, first_seq);
+                let outcome = writer.locked().write(&buf, pending, first_seq);
                 (outcome, buf)
             })
             .await;

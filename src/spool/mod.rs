@@ -28,7 +28,7 @@ pub use dead::{read as read_dead_letters, DeadLetters, Found as DeadLettersFound
 pub use frame::DeadLetter;
 pub(crate) use recovery::{read_watermark, segment_firsts, segment_path};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -72,6 +72,41 @@ impl Segment {
 struct Log {
     segments: Vec<Segment>,
     bytes: u64,
+    /// Groups just written, as records: a reader that has caught up takes them from
+    /// here instead of reading back and decoding what was written a moment ago.
+    fresh: VecDeque<Fresh>,
+    fresh_bytes: u64,
+}
+
+/// One written group: the bytes `from..to` of the segment named `segment`.
+struct Fresh {
+    segment: u64,
+    from: u64,
+    to: u64,
+    records: Vec<frame::Spooled>,
+}
+
+/// Frame bytes held in `Log::fresh` at most; a reader further behind reads the file.
+const FRESH_BYTES: u64 = 4 * 1024 * 1024;
+
+impl Log {
+    /// The records of the group that starts at `offset` of segment `segment`, if it
+    /// is still held; drops those the reader has passed.
+    fn take_fresh(&mut self, segment: u64, offset: u64) -> Option<Fresh> {
+        while let Some(front) = self.fresh.front() {
+            if (front.segment, front.from) >= (segment, offset) {
+                break;
+            }
+            self.fresh_bytes -= front.to - front.from;
+            self.fresh.pop_front();
+        }
+        let front = self.fresh.front()?;
+        if (front.segment, front.from) != (segment, offset) {
+            return None;
+        }
+        self.fresh_bytes -= front.to - front.from;
+        self.fresh.pop_front()
+    }
 }
 
 #[derive(Default)]
@@ -157,7 +192,12 @@ impl Spool {
         let bytes = segments.iter().map(|s| s.len).sum();
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
-            log: Mutex::new(Log { segments, bytes }),
+            log: Mutex::new(Log {
+                segments,
+                bytes,
+                fresh: VecDeque::new(),
+                fresh_bytes: 0,
+            }),
             appended: Condvar::new(),
             tracker: Mutex::new(Tracker {
                 in_flight: BTreeMap::new(),
@@ -220,7 +260,7 @@ impl Spool {
         if records.is_empty() {
             return Ok(());
         }
-        self.commit.append(&records).await
+        self.commit.append(records).await
     }
 
     pub fn waiting(&self) -> u64 {

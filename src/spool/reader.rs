@@ -1,5 +1,6 @@
 //! The reader thread: follows the log in sequence order and dispatches each record
-//! to the sink, at most `queue_capacity` at once.
+//! to the sink, at most `queue_capacity` at once. Caught up, it takes a group just
+//! written as the records themselves (`Log::fresh`); behind, it reads the file.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -27,7 +28,7 @@ impl Reader {
         let (mut first_seq, mut offset) = (shared.log.locked().segments[0].first_seq, 0u64);
         let mut file: Option<(u64, File)> = None;
         loop {
-            let (path, end) = {
+            let (path, end, fresh) = {
                 let mut log = shared.log.locked();
                 loop {
                     if shared.closed.load(Ordering::Relaxed) {
@@ -43,7 +44,8 @@ impl Reader {
                     };
                     let segment = &log.segments[i];
                     if offset < segment.len {
-                        break (segment.path.clone(), segment.len);
+                        let (path, end) = (segment.path.clone(), segment.len);
+                        break (path, end, log.take_fresh(first_seq, offset));
                     }
                     if i + 1 < log.segments.len() {
                         first_seq = log.segments[i + 1].first_seq;
@@ -58,15 +60,24 @@ impl Reader {
                         .0;
                 }
             };
-            let scan = match read_next(&mut file, first_seq, &path, offset, end) {
-                Ok((scan, read_to)) => {
-                    offset = read_to;
-                    scan
+            let scan = if let Some(fresh) = fresh {
+                offset = fresh.to;
+                frame::Scan {
+                    records: fresh.records,
+                    corrupt: 0,
+                    valid_end: 0,
                 }
-                Err(error) => {
-                    tracing::error!(error = %error, path = %path.display(), "Cannot read the spool; retrying.");
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
+            } else {
+                match read_next(&mut file, first_seq, &path, offset, end) {
+                    Ok((scan, read_to)) => {
+                        offset = read_to;
+                        scan
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, path = %path.display(), "Cannot read the spool; retrying.");
+                        std::thread::sleep(Duration::from_secs(1));
+                        continue;
+                    }
                 }
             };
             if scan.corrupt > 0 {

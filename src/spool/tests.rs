@@ -480,7 +480,8 @@ async fn a_reader_thread_that_dies_marks_the_spool_broken_and_keeps_the_records(
 async fn a_reader_held_back_by_kafka_catches_up_in_order_while_appends_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let kafka = Kafka::away();
-    // Ten records out at once: the rest wait in the log (64 KiB each).
+    // Ten records out at once: the rest wait in the log (64 KiB each, more than the
+    // spool holds in memory for a caught-up reader: it reads them from the file).
     let spool = Spool::open(
         dir.path(),
         1 << 27,

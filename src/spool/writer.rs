@@ -14,8 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::frame::Spooled;
 use super::recovery::{new_segment, write_watermark};
-use super::{Shared, Unpoisoned, HOUSEKEEPING, ROLL_WHEN_DRAINED};
+use super::{Fresh, Shared, Unpoisoned, FRESH_BYTES, HOUSEKEEPING, ROLL_WHEN_DRAINED};
 use crate::delivery::Rejected;
 
 /// How far ahead of the records a segment is filled with zeros. The writer holds its
@@ -78,26 +79,33 @@ impl Writer {
         writer.locked().housekeeping();
     }
 
-    /// Writes one group's frames, `records` of them from `first_seq` on, and fsyncs them.
+    /// Writes one group's frames (of `records`, from `first_seq` on) and fsyncs them.
     pub(super) fn write(
         &mut self,
         buf: &[u8],
-        records: u64,
+        records: Vec<Spooled>,
         first_seq: u64,
     ) -> Result<(), Rejected> {
+        let count = records.len() as u64;
         // A new segment (after a failed write) is named after the group's first record.
         self.next_seq = first_seq;
         let outcome = self.write_group(buf, first_seq, records);
         // Sequences of a group that failed are not used again: the next group's are
         // framed already. A gap is harmless: a segment's name is at most its first.
-        self.next_seq = first_seq + records;
+        self.next_seq = first_seq + count;
         if outcome.is_ok() && self.shared.active_len() >= self.segment_bytes {
             self.roll();
         }
         outcome
     }
 
-    fn write_group(&mut self, buf: &[u8], first_seq: u64, records: u64) -> Result<(), Rejected> {
+    fn write_group(
+        &mut self,
+        buf: &[u8],
+        first_seq: u64,
+        records: Vec<Spooled>,
+    ) -> Result<(), Rejected> {
+        let count = records.len() as u64;
         if let Err(error) = self.leave_failed_segment() {
             self.shared.metrics.spool_write_failures.inc();
             tracing::debug!(error = %error, "Still cannot start a new spool segment.");
@@ -140,11 +148,21 @@ impl Writer {
         {
             let mut log = self.shared.log.locked();
             let active = log.segments.last_mut().expect("a segment");
+            let (segment, from) = (active.first_seq, active.len);
             active.len += written;
-            active.last_seq = Some(first_seq + records - 1);
+            active.last_seq = Some(first_seq + count - 1);
             log.bytes += written;
+            if log.fresh_bytes + written <= FRESH_BYTES {
+                log.fresh_bytes += written;
+                log.fresh.push_back(Fresh {
+                    segment,
+                    from,
+                    to: from + written,
+                    records,
+                });
+            }
         }
-        self.shared.waiting.fetch_add(records, Ordering::Relaxed);
+        self.shared.waiting.fetch_add(count, Ordering::Relaxed);
         self.shared.appended.notify_all();
         Ok(())
     }
