@@ -29,7 +29,6 @@ pub(super) struct Commit {
 
 struct Open {
     buf: Vec<u8>,
-    records: u64,
     /// The framed records themselves, handed to the reader once written.
     pending: Vec<Spooled>,
     first_seq: u64,
@@ -59,7 +58,6 @@ impl Commit {
         Self {
             open: Mutex::new(Open {
                 buf: Vec::new(),
-                records: 0,
                 pending: Vec::new(),
                 first_seq: next_seq,
                 next_seq,
@@ -98,7 +96,7 @@ impl Commit {
             return Err(Rejected::ShuttingDown);
         }
         let n = records.len() as u64;
-        if open.records + n > OPEN_RECORDS {
+        if open.pending.len() as u64 + n > OPEN_RECORDS {
             return Err(Rejected::QueueFull);
         }
         let before = open.buf.len();
@@ -115,7 +113,6 @@ impl Commit {
             return Err(Rejected::SpoolFull);
         }
         open.next_seq += n;
-        open.records += n;
         let spooled = records.into_iter().enumerate();
         open.pending.extend(spooled.map(|(i, record)| Spooled {
             seq: first + i as u64,
@@ -131,14 +128,13 @@ impl Commit {
         loop {
             let (buf, pending, first_seq, group) = {
                 let mut open = self.open.locked();
-                if open.records == 0 {
+                if open.pending.is_empty() {
                     open.writing = false;
                     return;
                 }
                 let next_seq = open.next_seq;
                 let buf = std::mem::replace(&mut open.buf, std::mem::take(&mut spare));
                 open.writing_bytes = buf.len() as u64;
-                open.records = 0;
                 (
                     buf,
                     std::mem::take(&mut open.pending),

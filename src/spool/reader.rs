@@ -4,13 +4,21 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use super::{frame, Spool, Unpoisoned, HOUSEKEEPING, READ_WINDOW};
+use super::{frame, Fresh, Spool, Unpoisoned, HOUSEKEEPING, READ_WINDOW};
 use crate::delivery::Outcome;
+
+/// Where the reader's next records come from.
+enum Next {
+    /// The group that starts where the reader is, still held in memory.
+    Fresh(Fresh),
+    /// The segment's file, from the reader's offset to its durable end.
+    File(PathBuf, u64),
+}
 
 pub(super) struct Reader {
     spool: Arc<Spool>,
@@ -28,7 +36,7 @@ impl Reader {
         let (mut first_seq, mut offset) = (shared.log.locked().segments[0].first_seq, 0u64);
         let mut file: Option<(u64, File)> = None;
         loop {
-            let (path, end, fresh) = {
+            let next = {
                 let mut log = shared.log.locked();
                 loop {
                     if shared.closed.load(Ordering::Relaxed) {
@@ -44,8 +52,13 @@ impl Reader {
                     };
                     let segment = &log.segments[i];
                     if offset < segment.len {
-                        let (path, end) = (segment.path.clone(), segment.len);
-                        break (path, end, log.take_fresh(first_seq, offset));
+                        break match log.take_fresh(first_seq, offset) {
+                            Some(fresh) => Next::Fresh(fresh),
+                            None => {
+                                let segment = &log.segments[i];
+                                Next::File(segment.path.clone(), segment.len)
+                            }
+                        };
                     }
                     if i + 1 < log.segments.len() {
                         first_seq = log.segments[i + 1].first_seq;
@@ -60,34 +73,33 @@ impl Reader {
                         .0;
                 }
             };
-            let scan = if let Some(fresh) = fresh {
-                offset = fresh.to;
-                frame::Scan {
-                    records: fresh.records,
-                    corrupt: 0,
-                    valid_end: 0,
+            let records = match next {
+                Next::Fresh(fresh) => {
+                    offset = fresh.to;
+                    fresh.records
                 }
-            } else {
-                match read_next(&mut file, first_seq, &path, offset, end) {
-                    Ok((scan, read_to)) => {
-                        offset = read_to;
-                        scan
-                    }
-                    Err(error) => {
-                        tracing::error!(error = %error, path = %path.display(), "Cannot read the spool; retrying.");
-                        std::thread::sleep(Duration::from_secs(1));
-                        continue;
+                Next::File(path, end) => {
+                    match read_next(&mut file, first_seq, &path, offset, end) {
+                        Ok((scan, read_to)) => {
+                            offset = read_to;
+                            if scan.corrupt > 0 {
+                                shared.metrics.spool_corrupt.inc_by(scan.corrupt);
+                                tracing::error!(
+                                    records = scan.corrupt,
+                                    "Corrupt records in the spool were skipped."
+                                );
+                            }
+                            scan.records
+                        }
+                        Err(error) => {
+                            tracing::error!(error = %error, path = %path.display(), "Cannot read the spool; retrying.");
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
                     }
                 }
             };
-            if scan.corrupt > 0 {
-                shared.metrics.spool_corrupt.inc_by(scan.corrupt);
-                tracing::error!(
-                    records = scan.corrupt,
-                    "Corrupt records in the spool were skipped."
-                );
-            }
-            for spooled in scan.records {
+            for spooled in records {
                 if spooled.seq < self.start {
                     continue;
                 }

@@ -545,3 +545,29 @@ async fn an_append_whose_caller_goes_away_is_still_written_and_the_next_ones_ans
     assert_eq!(kafka.keys(), ["gone", "next"]);
     spool.finish().await;
 }
+
+#[test]
+fn a_reader_is_handed_only_the_written_group_that_starts_where_it_is() {
+    let group = |segment, from, to| Fresh {
+        segment,
+        from,
+        to,
+        records: vec![frame::Spooled {
+            seq: from,
+            record: record("k", 10),
+        }],
+    };
+    let mut log = Log {
+        segments: Vec::new(),
+        bytes: 0,
+        fresh: [group(0, 0, 100), group(0, 100, 250), group(7, 0, 80)].into(),
+        fresh_bytes: 330,
+    };
+    assert!(log.take_fresh(0, 50).is_none(), "no group starts mid-way");
+    let taken = log.take_fresh(0, 100).expect("the group at 100");
+    assert_eq!((taken.to, taken.records[0].seq), (250, 100));
+    assert_eq!(log.fresh_bytes, 80, "the passed group is dropped too");
+    assert!(log.take_fresh(7, 40).is_none(), "the reader is past it");
+    assert!(log.fresh.is_empty());
+    assert_eq!(log.fresh_bytes, 0);
+}
