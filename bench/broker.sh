@@ -6,13 +6,14 @@
 # costs a broker almost nothing; installed with cargo when missing.
 BROKER="${BROKER:-kafka}"
 
-start_broker() { # port; sets BROKERS, adds the broker's pid to PIDS where it owns one
+start_broker() { # port; sets BROKERS and BROKER_PID, adds the broker's pid to PIDS where it owns one
   BROKERS="127.0.0.1:$1"
   case $BROKER in
     kafka)
       KAFKA_DIR="$WORK/kafka"
       KAFKA_PORT="$1" scripts/kafka up --dir "$KAFKA_DIR" >/dev/null
       STOP_BROKER="scripts/kafka down --dir $KAFKA_DIR"
+      BROKER_PID="$(cat "$KAFKA_DIR"/node*/pid)"
       BROKER_NAME="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml), one KRaft node"
       export BROKER_NAME ;;
     tansu)
@@ -20,6 +21,7 @@ start_broker() { # port; sets BROKERS, adds the broker's pid to PIDS where it ow
       (cd "$WORK" && exec tansu broker --storage-engine memory://tansu/ --listener-url "tcp://$BROKERS" \
         --advertised-listener-url "tcp://$BROKERS" >"$WORK/tansu.log" 2>&1) &
       PIDS+=($!)
+      BROKER_PID=$!
       # shellcheck disable=SC2034 # read by the script that sources this one
       STOP_BROKER=true
       export BROKER_NAME="tansu 0.6, memory engine"
@@ -54,3 +56,7 @@ bench_frame() {
   SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
   export REQUEST_TIME SIGN
 }
+
+# CPU seconds (user + system) of a process, and of the whole machine (busy, every core).
+proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+machine_cpu() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat; }

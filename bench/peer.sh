@@ -8,8 +8,9 @@
 #      --no-default-features --features coap)   # 0.21.2 needs coap for tokio's io-std
 #   PEER=../peer/kafka-proxy/target/release/kafka-proxy bench/peer.sh
 # At each of CONNECTIONS, saturated with wrk for DURATION s: the HTTP ceiling (a bare
-# hyper server), the bridge with ack = memory and ack = durable (every callback
-# answered 200 read back from Kafka once), and the peer (acks=all, idempotence,
+# hyper server), the essential work alone (bench/essential.rs), the bridge with
+# ack = memory and ack = durable (every callback answered 200 read back from Kafka
+# once), and the peer (acks=all, idempotence,
 # message.timeout.ms=10000). Writes bench/results/<date>-<commit>-peer.md and .svg
 # (callbacks/s and p99 against connections, bench/plot_connections.py).
 set -euo pipefail
@@ -22,7 +23,7 @@ CONNECTIONS="${CONNECTIONS:-64 256 1024 4096}"
 BROKER_PORT="${BROKER_PORT:-19195}"
 ulimit -n "$(ulimit -Hn)"
 command -v wrk >/dev/null || { echo "bench/peer.sh: installing wrk" >&2; apt-get install -y wrk >/dev/null; }
-cargo build --release --bin tim-kafka-bridge --example bench-http-ceiling --example bench-readback
+cargo build --release --bin tim-kafka-bridge --example bench-http-ceiling --example bench-readback --example bench-essential
 
 WORK="$(mktemp -d)"
 REL=target/release
@@ -37,18 +38,43 @@ REQUEST_TIME="$(date +%s)"
 SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
 export REQUEST_TIME SIGN
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-load() { # url connections -> wrk's JSON summary
-  CONNECTIONS="$2" wrk -t2 -c"$2" -d"$DURATION"s --timeout 10s -s bench/callbacks.lua "$1" | tail -n 1
+load() { # url connections server-pid -> wrk's JSON summary, with where the CPU went
+  local s0 b0 m0 t0 summary
+  s0=$(proc_cpu "$3"); b0=$(proc_cpu "$BROKER_PID"); m0=$(machine_cpu); t0=$(date +%s.%N)
+  summary="$(CONNECTIONS="$2" wrk -t2 -c"$2" -d"$DURATION"s --timeout 10s -s bench/callbacks.lua "$1" | tail -n 1)"
+  python3 - "$summary" "$s0" "$(proc_cpu "$3")" "$b0" "$(proc_cpu "$BROKER_PID")" "$m0" "$(machine_cpu)" "$t0" "$(date +%s.%N)" "$(nproc)" <<'PY'
+import json, sys
+summary, s0, s1, b0, b1, m0, m1, t0, t1, cores = sys.argv[1:]
+s = json.loads(summary)
+per = 1e6 / max(s["requests"], 1)
+server, broker, machine = float(s1) - float(s0), float(b1) - float(b0), float(m1) - float(m0)
+s["server_us"] = round(server * per, 1)
+s["broker_us"] = round(broker * per, 1)
+s["rest_us"] = round((machine - server - broker) * per, 1)
+s["idle_pct"] = round(100 * (1 - machine / ((float(t1) - float(t0)) * int(cores))), 1)
+print(json.dumps(s))
+PY
 }
 ROWS=()
 row() { # name connections result [readback]
-  ROWS+=("| $1 | $2 | $(json "$3" rps) | $(json "$3" non200) | $(json "$3" socket_errors) | $(json "$3" p50_ms) | $(json "$3" p99_ms) | ${4:-} |")
+  ROWS+=("| $1 | $2 | $(json "$3" rps) | $(json "$3" non200) | $(json "$3" socket_errors) | $(json "$3" p50_ms) | $(json "$3" p99_ms) | $(json "$3" server_us) | $(json "$3" broker_us) | $(json "$3" rest_us) | $(json "$3" idle_pct) | ${4:-} |")
   echo "$1, $2 connections: $3 ${4:-}"
 }
 
 "$REL/examples/bench-http-ceiling" 127.0.0.1:18090 & PIDS+=($!); sleep 0.5
-for c in $CONNECTIONS; do row "HTTP ceiling (bare hyper)" "$c" "$(load http://127.0.0.1:18090 "$c")"; done
+for c in $CONNECTIONS; do row "HTTP ceiling (bare hyper)" "$c" "$(load http://127.0.0.1:18090 "$c" "${PIDS[-1]}")"; done
 kill "${PIDS[-1]}"
+
+# The essential work alone (bench/essential.rs): the job's own cost, nothing of the bridge's.
+for c in $CONNECTIONS; do
+  topic="bench.peer.essential.$c.$REQUEST_TIME"
+  create_topic "$topic" 4
+  "$REL/examples/bench-essential" 127.0.0.1:18091 "$BROKERS" "$topic" bench-token & PIDS+=($!); sleep 1
+  result="$(load http://127.0.0.1:18091 "$c" "${PIDS[-1]}")"
+  back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 3)"
+  kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  row "the essential work (hyper + admit + librdkafka)" "$c" "$result" "$(json "$back" records) records"
+done
 
 for ack in memory durable; do
   for c in $CONNECTIONS; do
@@ -60,7 +86,7 @@ for ack in memory durable; do
       TIM_BRIDGE_TOPIC="$topic" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
     BRIDGE=$!
     until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
-    result="$(load http://127.0.0.1:18081 "$c")"
+    result="$(load http://127.0.0.1:18081 "$c" "$BRIDGE")"
     back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 3)"
     kill -TERM "$BRIDGE"; wait "$BRIDGE" || true
     ok=$(( $(json "$result" requests) - $(json "$result" non200) ))
@@ -76,7 +102,7 @@ for c in $CONNECTIONS; do
     --producer-config message.timeout.ms=10000 rest -a 127.0.0.1:18093 >"$WORK/peer.log" 2>&1 &
   PEER_PID=$!
   until (exec 3<>/dev/tcp/127.0.0.1/18093) 2>/dev/null; do sleep 0.2; done
-  result="$(TARGET_PATH=/produce load http://127.0.0.1:18093 "$c")"
+  result="$(TARGET_PATH=/produce load http://127.0.0.1:18093 "$c" "$PEER_PID")"
   kill -TERM "$PEER_PID"; wait "$PEER_PID" 2>/dev/null || true
   row "kafka-proxy 0.21.2 (peer)" "$c" "$result"
 done
@@ -98,8 +124,12 @@ beside the checkout from github.com/mkroli/kafka-proxy 0.21.2 with
 `kafka-proxy -b BROKERS -t TOPIC --producer-config acks=all --producer-config
 enable.idempotence=true --producer-config message.timeout.ms=10000 rest -a 127.0.0.1:18093`.
 
-| server | connections | requests/s | non-2xx | socket errors | p50 ms | p99 ms | read back |
-|---|---|---|---|---|---|---|---|
+CPU per request answered, in microseconds: the server's own, the broker's, and the rest
+of the machine's (wrk and the kernel's work not charged to either); idle: the share of
+both cores nobody used.
+
+| server | connections | requests/s | non-2xx | socket errors | p50 ms | p99 ms | server µs | broker µs | rest µs | idle % | read back |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n"
 path = f"bench/results/{day}-{commit}-peer.md"
 open(path, "w").write(text)
