@@ -13,6 +13,7 @@ start_broker() { # port; sets BROKERS and BROKER_PID, adds the broker's pid to P
       KAFKA_DIR="$WORK/kafka"
       KAFKA_PORT="$1" scripts/kafka up --dir "$KAFKA_DIR" >/dev/null
       STOP_BROKER="scripts/kafka down --dir $KAFKA_DIR"
+      # shellcheck disable=SC2034 # read by the script that sources this one
       BROKER_PID="$(cat "$KAFKA_DIR"/node*/pid)"
       BROKER_NAME="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml), one KRaft node"
       export BROKER_NAME ;;
@@ -21,6 +22,7 @@ start_broker() { # port; sets BROKERS and BROKER_PID, adds the broker's pid to P
       (cd "$WORK" && exec tansu broker --storage-engine memory://tansu/ --listener-url "tcp://$BROKERS" \
         --advertised-listener-url "tcp://$BROKERS" >"$WORK/tansu.log" 2>&1) &
       PIDS+=($!)
+      # shellcheck disable=SC2034 # read by the script that sources this one
       BROKER_PID=$!
       # shellcheck disable=SC2034 # read by the script that sources this one
       STOP_BROKER=true
