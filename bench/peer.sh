@@ -10,8 +10,8 @@
 # At each of CONNECTIONS, saturated with wrk for DURATION s: the HTTP ceiling (a bare
 # hyper server), the essential work alone (bench/essential.rs), the bridge with
 # ack = memory and ack = durable (every callback answered 200 read back from Kafka
-# once), and the peer (acks=all, idempotence,
-# message.timeout.ms=10000). Writes bench/results/<date>-<commit>-peer.md and .svg
+# once), and the peer (acks=all, idempotence, message.timeout.ms=10000), each with
+# its CPU per request, the broker's and the rest of the machine's. Writes bench/results/<date>-<commit>-peer.md and .svg
 # (callbacks/s and p99 against connections, bench/plot_connections.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
