@@ -214,16 +214,15 @@ fn signed_at(command: &str, at: u64) -> String {
 #[tokio::test]
 async fn a_replayed_signed_request_is_answered_ok_and_published_once() {
     let app = spawn_app().await;
-    let query = signed_at(SENT, now());
+    // One clock reading: a second ticking between two calls of now() would make the
+    // "re-signed" query the same as the first.
+    let at = now();
+    let query = signed_at(SENT, at);
 
     let first = app.post(&query, Some("application/json"), SEED_000).await;
     let replay = app.post(&query, Some("application/json"), SEED_000).await;
     let resigned = app
-        .post(
-            &signed_at(SENT, now() - 1),
-            Some("application/json"),
-            SEED_000,
-        )
+        .post(&signed_at(SENT, at - 1), Some("application/json"), SEED_000)
         .await;
 
     assert_eq!(
@@ -260,7 +259,8 @@ async fn a_replayed_signed_request_is_answered_ok_and_published_once() {
 async fn with_a_dedup_window_an_event_sent_again_is_published_once() {
     let app = spawn_app_with(|s| s.dedup_window_secs = 300).await;
 
-    for at in [now(), now() - 1, now() - 2] {
+    let t = now();
+    for at in [t, t - 1, t - 2] {
         assert_eq!(
             app.post(&signed_at(SENT, at), Some("application/json"), SEED_000)
                 .await
@@ -332,6 +332,7 @@ async fn copies_of_one_signed_request_sent_at_once_are_published_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_a_dedup_window_re_signed_copies_sent_at_once_are_published_once() {
     let app = spawn_app_with(|s| s.dedup_window_secs = 300).await;
-    let queries = (0..8).map(|i| signed_at(SENT, now() - i)).collect();
+    let t = now();
+    let queries = (0..8).map(|i| signed_at(SENT, t - i)).collect();
     sent_at_once_and_published_once(app, queries).await;
 }
