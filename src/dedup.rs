@@ -3,6 +3,7 @@
 //! OK and not published twice.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -25,9 +26,27 @@ pub struct Seen {
     inner: Mutex<Inner>,
 }
 
+/// A fingerprint is already the first bytes of a SHA-256: its first eight are its
+/// hash, with no second hash over it (SipHash was most of a lookup's cost).
+#[derive(Default)]
+struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(word);
+    }
+    fn write_usize(&mut self, _length: usize) {}
+}
+
 #[derive(Default)]
 struct Inner {
-    at: HashMap<Fingerprint, Instant>,
+    at: HashMap<Fingerprint, Instant, BuildHasherDefault<FingerprintHasher>>,
     order: VecDeque<(Fingerprint, Instant)>,
 }
 

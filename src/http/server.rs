@@ -2,16 +2,18 @@
 //! once, how long a head may take, how long a kept-alive connection may idle, and how
 //! many requests one connection may carry. A panicking handler is answered 500.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use futures_util::FutureExt;
 use hyper::header::{HeaderValue, CONNECTION};
 use hyper::server::conn::http1;
@@ -22,7 +24,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
 
 use super::error::CallbackError;
 use super::{route, State};
@@ -47,7 +48,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.get()));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let (mut refused_since_line, mut last_line) = (0u64, None::<Instant>);
-    let stop = CancellationToken::new();
+    let stop = Arc::new(Closing::default());
     let mut http = http1::Builder::new();
     // Head and idle time are watched per connection below: hyper's header timer
     // would also run while a kept-alive connection waits for its next request.
@@ -87,8 +88,12 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (state, http, stop, tls) =
-            (Arc::clone(&state), http.clone(), stop.clone(), tls.clone());
+        let (state, http, stop, tls) = (
+            Arc::clone(&state),
+            http.clone(),
+            Arc::clone(&stop),
+            tls.clone(),
+        );
         tokio::spawn(async move {
             state.metrics.connections_open.inc();
             match tls {
@@ -113,7 +118,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    stop.cancel();
+    stop.close();
     let all = u32::try_from(limits.max_connections.get()).unwrap_or(u32::MAX);
     if tokio::time::timeout(drain, slots.acquire_many(all))
         .await
@@ -175,7 +180,7 @@ async fn connection<I>(
     peer: SocketAddr,
     state: &Arc<State>,
     http: &http1::Builder,
-    stop: &CancellationToken,
+    stop: &Closing,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -217,6 +222,7 @@ async fn connection<I>(
     let head_limit = limits.header_read_timeout.as_millis() as u64;
     let idle_limit = limits.keep_alive_idle.as_millis() as u64;
     let mut closing = false;
+    let listed = stop.list();
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     // The watchdog wakes on its timer, never per request: unless a head is being read
@@ -242,19 +248,92 @@ async fn connection<I>(
         }
         let wait = Duration::from_millis(wake.saturating_sub(now).max(1));
         timer.as_mut().reset(Instant::now() + wait);
-        tokio::select! {
-            result = conn.as_mut() => {
+        let woke = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Woke::Ended(result));
+            }
+            if !closing && stop.closing(&listed, cx) {
+                return Poll::Ready(Woke::Closing);
+            }
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Woke::Timer),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match woke {
+            Woke::Ended(result) => {
                 if let Err(error) = result {
                     tracing::debug!(peer = %peer, error = %error, "A connection ended with an error.");
                 }
                 return;
             }
-            _ = stop.cancelled(), if !closing => {
+            Woke::Closing => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = timer.as_mut() => {}
+            Woke::Timer => {}
         }
+    }
+}
+
+enum Woke {
+    Ended(Result<(), hyper::Error>),
+    Closing,
+    Timer,
+}
+
+/// Tells every open connection to finish what it serves and close. A connection
+/// checks a flag and its own waker each time it wakes; the shared list is locked only
+/// when a connection opens or closes (a shared `Notify` locked on every wake-up of
+/// every connection, as a cancellation token's is).
+#[derive(Default)]
+struct Closing {
+    closing: AtomicBool,
+    next: AtomicU64,
+    wakers: Mutex<HashMap<u64, Arc<AtomicWaker>>>,
+}
+
+/// A connection's place in [`Closing`]'s list, left when the connection ends.
+struct Listed<'a> {
+    closing: &'a Closing,
+    id: u64,
+    waker: Arc<AtomicWaker>,
+}
+
+impl Closing {
+    fn list(&self) -> Listed<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let waker = Arc::new(AtomicWaker::new());
+        self.wakers().insert(id, Arc::clone(&waker));
+        Listed {
+            closing: self,
+            id,
+            waker,
+        }
+    }
+
+    /// Whether the connection must close; if not, `cx` is woken when it must.
+    fn closing(&self, listed: &Listed<'_>, cx: &Context<'_>) -> bool {
+        listed.waker.register(cx.waker());
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        for waker in self.wakers().values() {
+            waker.wake();
+        }
+    }
+
+    fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<AtomicWaker>>> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.closing.wakers().remove(&self.id);
     }
 }
 
