@@ -59,11 +59,9 @@ impl MemoryBuffer {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Rejected::ShuttingDown);
         }
-        let permits: Vec<_> = (0..records.len())
-            .map(|_| all.split(1).expect("one permit of those acquired"))
-            .collect();
         self.metrics.queue_depth.set(self.depth() as i64);
-        for (record, permit) in records.into_iter().zip(permits) {
+        for record in records {
+            let permit = all.split(1).expect("one permit of those acquired");
             let lost = Arc::clone(&self.lost);
             let (capacity, metrics) = (self.capacity, Arc::clone(&self.metrics));
             self.sink.dispatch(

@@ -390,7 +390,8 @@ impl Shared {
         let outstanding = &self.outstanding[(current.generation % 2) as usize];
         outstanding.fetch_add(1, Ordering::SeqCst);
         let record = Arc::clone(&in_flight.record);
-        let sdk_app_id = record.sdk_app_id.to_string();
+        let mut app_id = itoa::Buffer::new();
+        let sdk_app_id = app_id.format(record.sdk_app_id);
         let headers = OwnedHeaders::new_with_capacity(3)
             .insert(Header {
                 key: "content-type",
@@ -402,7 +403,7 @@ impl Shared {
             })
             .insert(Header {
                 key: "tim-sdkappid",
-                value: Some(&sdk_app_id),
+                value: Some(sdk_app_id),
             });
         let mut kafka_record = BaseRecord::with_opaque_to(&record.topic, in_flight)
             .payload(&record.payload)

@@ -287,3 +287,25 @@ async fn a_body_as_large_as_max_body_bytes_becomes_one_event_kafka_takes() {
         "the event is the body and its envelope"
     );
 }
+
+#[tokio::test]
+async fn at_shutdown_a_kept_alive_connection_is_closed_at_once_not_after_its_idle_limit() {
+    let app = spawn_app_with(|s| s.limits.keep_alive_idle_ms = 60_000).await;
+    let topic = app.topic.clone();
+    let mut kept = TcpStream::connect(host(&app)).await.unwrap();
+    assert!(send_callback(&mut kept, "before-shutdown", "")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let stopping = tokio::spawn(app.shutdown());
+    assert!(closed_within(&mut kept, Duration::from_secs(3)).await);
+    let report = stopping.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.delivered, 1);
+    assert_eq!(read_records(&topic, 1).await.len(), 1);
+    assert_eq!(record_count(&topic).await, 1);
+}
