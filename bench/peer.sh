@@ -6,6 +6,7 @@
 #   git clone https://github.com/mkroli/kafka-proxy ../peer/kafka-proxy   (0.21.2)
 #   (cd ../peer/kafka-proxy && CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --release --locked \
 #      --no-default-features --features coap)   # 0.21.2 needs coap for tokio's io-std
+#   (its librdkafka build needs libcurl's headers: apt-get install libcurl4-openssl-dev)
 #   PEER=../peer/kafka-proxy/target/release/kafka-proxy bench/peer.sh
 # At each of CONNECTIONS, saturated with wrk for DURATION s: the HTTP ceiling (a bare
 # hyper server), the essential work alone (bench/essential.rs), the bridge with

@@ -296,15 +296,12 @@ async fn at_shutdown_a_kept_alive_connection_is_closed_at_once_not_after_its_idl
     assert!(send_callback(&mut kept, "before-shutdown", "")
         .await
         .starts_with("HTTP/1.1 200"));
-    let started = Instant::now();
     let stopping = tokio::spawn(app.shutdown());
-    assert!(closed_within(&mut kept, Duration::from_secs(3)).await);
-    let report = stopping.await.unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "stopped after {:?}",
-        started.elapsed()
+        closed_within(&mut kept, Duration::from_secs(3)).await,
+        "closed by the shutdown, not by the 60 s idle limit"
     );
+    let report = stopping.await.unwrap();
     assert_eq!(report.delivered, 1);
     assert_eq!(read_records(&topic, 1).await.len(), 1);
     assert_eq!(record_count(&topic).await, 1);
