@@ -77,24 +77,36 @@ for c in $CONNECTIONS; do
   row "the essential work (hyper + admit + librdkafka)" "$c" "$result" "$(json "$back" records) records"
 done
 
+bridge_row() { # ack connections [offered rate] -> a row, every callback answered 200 read back
+  local topic="bench.peer.$1.$2.${3:-max}.$REQUEST_TIME" result back ok exact
+  printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n' >"$WORK/bridge.toml"
+  rm -rf "$WORK/spool"
+  TIM_BRIDGE_ACK="$1" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
+    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
+    TIM_BRIDGE_TOPIC="$topic" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
+  BRIDGE=$!
+  until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
+  result="$(RATE="${3:-}" load http://127.0.0.1:18081 "$2" "$BRIDGE")"
+  back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 3)"
+  kill -TERM "$BRIDGE"; wait "$BRIDGE" || true
+  ok=$(( $(json "$result" requests) - $(json "$result" non200) ))
+  exact="$(python3 -c "import json; b=json.loads('$back'); print('yes' if b['distinct_keys'] >= $ok and b['records'] == b['distinct_keys'] else 'NO')")"
+  row "bridge, ack = $1${3:+, $3/s offered}" "$2" "$result" "$ok answered 200; $(json "$back" records) records, $(json "$back" distinct_keys) distinct keys: $exact"
+  LAST="$result"
+}
+declare -A SATURATED
 for ack in memory durable; do
   for c in $CONNECTIONS; do
-    topic="bench.peer.$ack.$c.$REQUEST_TIME"
-    printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n' >"$WORK/bridge.toml"
-    rm -rf "$WORK/spool"
-    TIM_BRIDGE_ACK="$ack" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
-      TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-      TIM_BRIDGE_TOPIC="$topic" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
-    BRIDGE=$!
-    until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
-    result="$(load http://127.0.0.1:18081 "$c" "$BRIDGE")"
-    back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 3)"
-    kill -TERM "$BRIDGE"; wait "$BRIDGE" || true
-    ok=$(( $(json "$result" requests) - $(json "$result" non200) ))
-    exact="$(python3 -c "import json; b=json.loads('$back'); print('yes' if b['distinct_keys'] >= $ok and b['records'] == b['distinct_keys'] else 'NO')")"
-    row "bridge, ack = $ack" "$c" "$result" "$ok answered 200; $(json "$back" records) records, $(json "$back" distinct_keys) distinct keys: $exact"
+    bridge_row "$ack" "$c"
+    SATURATED[$ack.$c]="$(json "$LAST" rps)"
   done
 done
+# Both modes at half of durable's saturation rate at the first connection count: the
+# latency a callback sees when the bridge is not the bottleneck (issue 21: durable's p99
+# there within 2x memory's).
+first="${CONNECTIONS%% *}"
+half="$(python3 -c "print(int(float('${SATURATED[durable.$first]}') / 2))")"
+for ack in memory durable; do bridge_row "$ack" "$first" "$half"; done
 
 for c in $CONNECTIONS; do
   topic="bench.peer.proxy.$c.$REQUEST_TIME"
@@ -108,9 +120,9 @@ for c in $CONNECTIONS; do
   row "kafka-proxy 0.21.2 (peer)" "$c" "$result"
 done
 
-python3 - "$BROKER_NAME" "$DURATION" "$CONNECTIONS" "${ROWS[@]}" <<'PY'
+python3 - "$BROKER_NAME" "$DURATION" "$CONNECTIONS" "$BROKER" "${ROWS[@]}" <<'PY'
 import datetime, subprocess, sys
-broker, duration, connections, *rows = sys.argv[1:]
+broker, duration, connections, broker_kind, *rows = sys.argv[1:]
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 day = datetime.date.today().isoformat()
 text = f"""# The bridge beside kafka-proxy, {day} ({commit})
@@ -118,7 +130,7 @@ text = f"""# The bridge beside kafka-proxy, {day} ({commit})
 One run on this machine (2 cores; wrk, the server and the broker beside each other),
 {broker}. wrk -t2, {duration} s per row, the same signed `C2C.CallbackAfterSendMsg`
 bodies (`bench/callbacks.lua`; the peer gets them on `/produce`). Command:
-`DURATION={duration} CONNECTIONS="{connections}" PEER=... bench/peer.sh`; the peer built
+`BROKER={broker_kind} DURATION={duration} CONNECTIONS="{connections}" PEER=... bench/peer.sh`; the peer built
 beside the checkout from github.com/mkroli/kafka-proxy 0.21.2 with
 `CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo build --release --locked --no-default-features --features coap`
 (0.21.2 does not build without coap, which brings tokio's io-std), run as
@@ -132,7 +144,8 @@ both cores nobody used.
 | server | connections | requests/s | non-2xx | socket errors | p50 ms | p99 ms | server µs | broker µs | rest µs | idle % | read back |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n"
-path = f"bench/results/{day}-{commit}-peer.md"
+suffix = "" if broker_kind == "kafka" else f"-{broker_kind}"
+path = f"bench/results/{day}-{commit}-peer{suffix}.md"
 open(path, "w").write(text)
 print(text)
 print(f"written to {path}")

@@ -11,7 +11,8 @@ def rows(path):
     series = {}
     for line in open(path):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 7 or not cells[1].isdigit():
+        # Rows at an offered rate (not saturating) are not points of these curves.
+        if len(cells) < 7 or not cells[1].isdigit() or "offered" in cells[0]:
             continue
         name, connections, rps, p99 = cells[0], int(cells[1]), float(cells[2]), float(cells[6])
         series.setdefault(name, []).append((connections, rps, p99))
