@@ -49,6 +49,11 @@ struct Group {
 }
 
 impl Commit {
+    #[cfg(test)]
+    pub(super) fn writer(&self) -> &Arc<Mutex<Writer>> {
+        &self.writer
+    }
+
     pub(super) fn new(
         writer: Arc<Mutex<Writer>>,
         shared: Arc<Shared>,
