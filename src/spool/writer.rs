@@ -47,32 +47,32 @@ pub(super) struct Writer {
     gate: Arc<FillGate>,
 }
 
-/// Where the housekeeping is writing zeros without the writer's lock, if it is. A
-/// group whose records would reach that far waits for it: the zeros, written after
-/// them, would erase them.
+/// Whether the housekeeping is writing zeros past `filled` without the writer's lock.
+/// A group whose records would reach past `filled` waits for it to end: the zeros,
+/// written after them, would erase them.
 #[derive(Default)]
 pub(super) struct FillGate {
-    from: Mutex<Option<u64>>,
+    filling: Mutex<bool>,
     ended: Condvar,
 }
 
 impl FillGate {
-    fn open_from(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
-        self.from.lock().unwrap_or_else(PoisonError::into_inner)
+    fn filling(&self) -> std::sync::MutexGuard<'_, bool> {
+        self.filling.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn wait_until_idle(&self) {
-        let mut from = self.open_from();
-        while from.is_some() {
-            from = self
+        let mut filling = self.filling();
+        while *filling {
+            filling = self
                 .ended
-                .wait(from)
+                .wait(filling)
                 .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
     fn end(&self) {
-        *self.open_from() = None;
+        *self.filling() = false;
         self.ended.notify_all();
     }
 }
@@ -86,22 +86,24 @@ struct Fill {
 }
 
 impl Fill {
-    /// Writes the zeros and fsyncs them; how far they reached.
+    /// Writes the zeros and fsyncs them; how far the file is filled for sure.
     fn run(&self) -> u64 {
-        let zeros = [0u8; 64 * 1024];
-        let mut at = self.from;
-        while at < self.to {
-            let n = (self.to - at).min(zeros.len() as u64) as usize;
-            if self.file.write_all_at(&zeros[..n], at).is_err() {
-                break;
-            }
-            at += n as u64;
-        }
-        match self.file.sync_data() {
-            Ok(()) => at,
+        match write_zeros(&self.file, self.from, self.to).and_then(|()| self.file.sync_data()) {
+            Ok(()) => self.to,
             Err(_) => self.from,
         }
     }
+}
+
+fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    let zeros = [0u8; 64 * 1024];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 impl Writer {
@@ -171,7 +173,7 @@ impl Writer {
             return None;
         }
         let file = self.file.try_clone().ok()?;
-        *self.gate.open_from() = Some(self.filled);
+        *self.gate.filling() = true;
         Some(Fill {
             file,
             from: self.filled,
@@ -285,15 +287,10 @@ impl Writer {
         if target <= self.filled {
             return;
         }
-        let zeros = [0u8; 64 * 1024];
-        while self.filled < target {
-            let n = (target - self.filled).min(zeros.len() as u64) as usize;
-            if self.file.write_all_at(&zeros[..n], self.filled).is_err() {
-                self.filled = self.file.metadata().map_or(self.filled, |m| m.len());
-                return;
-            }
-            self.filled += n as u64;
-        }
+        self.filled = match write_zeros(&self.file, self.filled, target) {
+            Ok(()) => target,
+            Err(_) => self.file.metadata().map_or(self.filled, |m| m.len()),
+        };
     }
 
     fn housekeeping(&mut self) {
