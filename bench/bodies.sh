@@ -44,13 +44,7 @@ for b in $BODIES; do
   ROWS+=("| $b | HTTP ceiling (bare hyper) | $ceiling | $(mbs "$ceiling" "$b") | 1.00 | $(json "${CEILING[$b]}" p99_ms) | |")
   for ack in memory durable; do
     topic="bench.bodies.$ack.$b.$REQUEST_TIME"
-    printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n' >"$WORK/bridge.toml"
-    rm -rf "$WORK/spool"
-    TIM_BRIDGE_ACK="$ack" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
-      TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-      TIM_BRIDGE_TOPIC="$topic" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
-    BRIDGE=$!
-    until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
+    bridge_up "$ack" "$topic" 18081
     result="$(load http://127.0.0.1:18081 "$b")"
     back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 5)"
     kill -TERM "$BRIDGE"; wait "$BRIDGE" || true

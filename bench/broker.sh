@@ -40,6 +40,20 @@ create_topic() { # name partitions
   esac
 }
 
+# The bridge (release build) on 127.0.0.1:PORT with `ack = ACK`, publishing to TOPIC,
+# a fresh spool, room for 16,384 connections and EXTRA lines appended to [limits];
+# sets BRIDGE to its pid once /readyz answers.
+bridge_up() { # ack topic port [extra]
+  printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n%b' "${4:-}" >"$WORK/bridge.toml"
+  rm -rf "$WORK/spool"
+  TIM_BRIDGE_ACK="$1" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN="127.0.0.1:$3" \
+    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
+    TIM_BRIDGE_TOPIC="$2" RUST_LOG=warn target/release/tim-kafka-bridge serve --config "$WORK/bridge.toml" >"$WORK/bridge-$2.log" 2>&1 &
+  # shellcheck disable=SC2034 # read by the script that sources this one
+  BRIDGE=$!
+  until curl -sf "http://127.0.0.1:$3/readyz" >/dev/null 2>&1; do sleep 0.2; done
+}
+
 # The frame of a benchmark: a scratch directory (WORK), the processes to stop on exit
 # (PIDS, and the broker through STOP_BROKER), and a request time signed with
 # bench-token for bench/callbacks.lua (REQUEST_TIME, SIGN).

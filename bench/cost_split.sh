@@ -49,15 +49,10 @@ profile essential 18093 "${PIDS[-1]}"
 kill "${PIDS[-1]}"
 SERVERS+=("essential")
 
-printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n' >"$WORK/bridge.toml"
 CHECKS=()
 for ack in $ACKS; do
   topic="bench.split.$ack.$REQUEST_TIME"
-  rm -rf "$WORK/spool"
-  TIM_BRIDGE_ACK="$ack" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18083 \
-    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-    TIM_BRIDGE_TOPIC="$topic" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge-$ack.log" 2>&1 &
-  BRIDGE=$!
+  bridge_up "$ack" "$topic" 18083
   PIDS+=("$BRIDGE")
   profile "$ack" 18083 "$BRIDGE"
   kill -TERM "$BRIDGE"; wait "$BRIDGE" || true

@@ -23,13 +23,8 @@ cargo build --release --bin tim-kafka-bridge
 . bench/broker.sh
 bench_frame
 start_broker "$BROKER_PORT"
-printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n' >"$WORK/bridge.toml"
-TIM_BRIDGE_ACK="$ACK" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18082 \
-  TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-  TIM_BRIDGE_TOPIC="bench.flame.$REQUEST_TIME" RUST_LOG=warn target/release/tim-kafka-bridge serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
-BRIDGE=$!
+bridge_up "$ACK" "bench.flame.$REQUEST_TIME" 18082
 PIDS+=("$BRIDGE")
-until curl -sf http://127.0.0.1:18082/readyz >/dev/null 2>&1; do sleep 0.2; done
 
 wrk -t2 -c"$CONNECTIONS" -d"$((SECONDS_SAMPLED + 4))"s --timeout 10s \
   -s bench/callbacks.lua http://127.0.0.1:18082 >"$WORK/wrk.txt" &

@@ -18,7 +18,6 @@ command -v wrk >/dev/null || { echo "bench/idle.sh: installing wrk" >&2; apt-get
 cargo build --release --bin tim-kafka-bridge
 
 WORK="$(mktemp -d)"
-REL=target/release
 PIDS=()
 STOP_BROKER=true
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; $STOP_BROKER; wait 2>/dev/null || true; }
@@ -34,13 +33,7 @@ rss_mib() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 ROWS=()
 for ack in memory durable; do
   for idle in 0 "$IDLE"; do
-    printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\nkeep_alive_idle_ms = 600000\n' >"$WORK/bridge.toml"
-    rm -rf "$WORK/spool"
-    TIM_BRIDGE_ACK="$ack" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
-      TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-      TIM_BRIDGE_TOPIC="bench.idle.$ack.$idle.$REQUEST_TIME" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
-    BRIDGE=$!
-    until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
+    bridge_up "$ack" "bench.idle.$ack.$idle.$REQUEST_TIME" 18081 'keep_alive_idle_ms = 600000\n'
     HOLDER=""
     if [ "$idle" != 0 ]; then
       python3 bench/idle_connections.py 127.0.0.1 18081 "$idle" >"$WORK/holder.log" 2>&1 &

@@ -79,13 +79,7 @@ done
 
 bridge_row() { # ack connections [offered rate] -> a row, every callback answered 200 read back
   local topic="bench.peer.$1.$2.${3:-max}.$REQUEST_TIME" result back ok exact
-  printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n' >"$WORK/bridge.toml"
-  rm -rf "$WORK/spool"
-  TIM_BRIDGE_ACK="$1" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
-    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-    TIM_BRIDGE_TOPIC="$topic" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
-  BRIDGE=$!
-  until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
+  bridge_up "$1" "$topic" 18081
   result="$(RATE="${3:-}" load http://127.0.0.1:18081 "$2" "$BRIDGE")"
   back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 3)"
   kill -TERM "$BRIDGE"; wait "$BRIDGE" || true

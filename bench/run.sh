@@ -71,20 +71,6 @@ if [ -x "$VENV/bin/uvicorn" ]; then
   kill -TERM "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
 fi
 
-start_bridge() { # ack topic -> pid
-  cat >"$WORK/bridge.toml" <<TOML
-request_time_skew_secs = 86400
-[kafka]
-create_topics = true
-TOML
-  rm -rf "$WORK/spool"
-  TIM_BRIDGE_ACK="$1" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
-    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
-    TIM_BRIDGE_TOPIC="$2" RUST_LOG=warn "$REL/tim-kafka-bridge" serve --config "$WORK/bridge.toml" >"$WORK/bridge-$2.log" 2>&1 &
-  BRIDGE=$!
-  until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
-}
-
 URL=http://127.0.0.1:18081
 ROWS=()
 SERIES=()
@@ -94,7 +80,7 @@ for ack in memory durable; do
   # read back afterwards, to check that every callback answered 200 is there once.
   for c in 64 256; do
     topic="bench.$ack.$c.$REQUEST_TIME"
-    start_bridge "$ack" "$topic"
+    bridge_up "$ack" "$topic" 18081
     before="$(cpu_seconds "$BRIDGE")"
     result="$(load "$c")"
     after="$(cpu_seconds "$BRIDGE")"
@@ -108,7 +94,7 @@ for ack in memory durable; do
     ROWS+=("| $ack | $c | $(json "$result" rps) | $(json "$result" non200) | $(json "$result" p50_ms) | $(json "$result" p99_ms) | $(json "$result" p999_ms) | $cpu100k | $rss | $ok answered 200, $(json "$back" distinct_keys) distinct keys in $(json "$back" records) records: $exact |")
   done
   topic="bench.$ack.series.$REQUEST_TIME"
-  start_bridge "$ack" "$topic"
+  bridge_up "$ack" "$topic" 18081
   for rate in $RATES; do
     result="$(load 64 "$rate" $(( DURATION / 2 + 1 )))"
     echo "bridge ack=$ack offered $rate/s: $result"
@@ -117,7 +103,7 @@ for ack in memory durable; do
   kill -TERM "$BRIDGE"; wait "$BRIDGE" || true
   # End to end: a paced load with a consumer reading the topic at the same time.
   topic="bench.$ack.e2e.$REQUEST_TIME"
-  start_bridge "$ack" "$topic"
+  bridge_up "$ack" "$topic" 18081
   "$REL/examples/bench-readback" "$BROKERS" "$topic" 3 >"$WORK/readback.json" &
   READER=$!
   result="$(load 64 "$E2E_RATE")"
