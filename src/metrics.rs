@@ -51,6 +51,12 @@ pub struct Metrics {
     pub spool_corrupt: Counter,
     pub spool_write_failures: Counter,
     pub spool_write_failing: Gauge,
+    /// 1 while the spool cannot record Kafka's confirmations (its `confirmed` file).
+    pub spool_progress_failing: Gauge,
+    /// 1 while the spool cannot start a new segment (no inode, no space, a read-only disk).
+    pub spool_roll_failing: Gauge,
+    /// Failed writes of the `confirmed` file and failed rolls.
+    pub spool_bookkeeping_failures: Family<KindLabels, Counter>,
     pub spool_thread_deaths: Counter,
     pub duplicates: Family<KindLabels, Counter>,
     pub connections_open: Gauge,
@@ -82,6 +88,9 @@ impl Default for Metrics {
             spool_corrupt: Counter::default(),
             spool_write_failures: Counter::default(),
             spool_write_failing: Gauge::default(),
+            spool_progress_failing: Gauge::default(),
+            spool_roll_failing: Gauge::default(),
+            spool_bookkeeping_failures: Family::default(),
             spool_thread_deaths: Counter::default(),
             duplicates: Family::default(),
             connections_open: Gauge::default(),
@@ -184,6 +193,21 @@ impl Default for Metrics {
             "tim_bridge_spool_write_failing",
             "1 while the spool cannot store events (its last write or fsync failed), else 0",
             m.spool_write_failing.clone(),
+        );
+        registry.register(
+            "tim_bridge_spool_progress_failing",
+            "1 while the spool cannot record what Kafka confirmed (its confirmed file cannot be written): nothing is deleted meanwhile, and a restart sends again what was confirmed since",
+            m.spool_progress_failing.clone(),
+        );
+        registry.register(
+            "tim_bridge_spool_roll_failing",
+            "1 while the spool cannot start a new segment (no free inode, no space, a read-only disk): the segment being written grows until it can",
+            m.spool_roll_failing.clone(),
+        );
+        registry.register(
+            "tim_bridge_spool_bookkeeping_failures",
+            "Failed writes of the spool's confirmed watermark (kind=progress) and failed segment rolls (kind=roll)",
+            m.spool_bookkeeping_failures.clone(),
         );
         registry.register(
             "tim_bridge_spool_thread_deaths",

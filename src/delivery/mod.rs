@@ -91,6 +91,11 @@ pub trait Buffer: Send + Sync + 'static {
     /// Why the buffer can never take or send events again (a thread of it died),
     /// or `None`.
     fn broken(&self) -> Option<String>;
+    /// Why the buffer's storage is in trouble now while it still takes events (the
+    /// spool cannot record progress or start a segment), or `None`.
+    fn trouble(&self) -> Option<String> {
+        None
+    }
     /// Closes, then waits up to `bound` for Kafka's confirmations; call once no more
     /// callbacks can arrive.
     fn shutdown(&self, bound: Duration) -> BoxFuture<'_, ShutdownReport>;

@@ -73,6 +73,9 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
         .await;
     }
     let broken = (path == "/readyz").then(|| state.buffer.broken()).flatten();
+    let trouble = (path == "/readyz")
+        .then(|| state.buffer.trouble())
+        .flatten();
     let page = match path {
         "/healthz" => Some((
             StatusCode::OK,
@@ -82,6 +85,20 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
         "/readyz" if broken.is_some() => Some((
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {}\n", broken.unwrap_or_default()),
+            "text/plain; charset=utf-8",
+        )),
+        // Callbacks are still stored, but the spool cannot keep house: say so, whatever Kafka does.
+        "/readyz" if trouble.is_some() && !state.buffer.is_full() => Some((
+            StatusCode::OK,
+            format!("degraded: {}\n", trouble.unwrap_or_default()),
+            "text/plain; charset=utf-8",
+        )),
+        "/readyz" if trouble.is_some() => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the spool is full because {}\n",
+                trouble.unwrap_or_default()
+            ),
             "text/plain; charset=utf-8",
         )),
         "/readyz" if state.readiness.is_ready() => Some((

@@ -12,14 +12,40 @@
 //! - A reader thread follows the log in sequence order and dispatches each record to
 //!   Kafka, at most `queue_capacity` at once; on start it begins at the watermark,
 //!   so unconfirmed records go out again before anything newer.
-//! - The watermark — the lowest sequence Kafka has not confirmed — is written to the
-//!   file `confirmed` (write and rename) every 100 ms; segments wholly below it are
-//!   deleted. After a crash, records between the written watermark and what Kafka
-//!   had really confirmed are sent again: at-least-once, with the same event `id`.
+//! - The watermark — the lowest sequence Kafka has not confirmed — is written over
+//!   the file `confirmed` in place and fsynced every 100 ms (`progress.rs`); segments
+//!   wholly below the watermark so written are deleted, or kept as the spare. After a
+//!   crash, records between the written watermark and what Kafka had really
+//!   confirmed are sent again: at-least-once, with the same event `id`.
+//!
+//! Invariants, each with the test that holds it (`invariants.rs` unless named):
+//! 1. Sequence numbers never go backwards across restarts, whatever `confirmed`
+//!    says: the next is above the watermark, the last segment's name and every
+//!    record found (`sequences_never_go_backwards_whatever_the_watermark_says`).
+//! 2. A segment's name is at most its first record's sequence and above the last
+//!    record of the segment before it, so name order is sequence order; the reader
+//!    follows segments in that order. Recovery checks it and refuses a spool that
+//!    breaks it, saying what it found, rather than guess
+//!    (`a_spool_whose_files_disagree_is_refused_saying_what_was_found`).
+//! 3. Nothing is deleted that the fsynced watermark does not cover; a failed
+//!    watermark write is counted, logged once, retried every 100 ms and shown in
+//!    `/readyz` (`nothing_is_deleted_that_the_recorded_watermark_does_not_cover`).
+//! 4. A segment is never named after a file that exists, and a roll with nothing
+//!    written since the last one keeps the segment it has
+//!    (`a_segment_is_never_named_after_a_file_that_exists`).
+//! 5. Recording progress and rolling need no new inode: `confirmed` is overwritten
+//!    in place, a roll renames the spare, a drained segment becomes the next spare,
+//!    and without a spare a drained active segment is renamed and emptied
+//!    (`a_roll_takes_the_spare_and_a_drained_segment_becomes_the_next_spare`;
+//!    `tests/api/spool_edges.rs` on a tmpfs out of inodes). A roll that fails is
+//!    counted, logged once and shown in `/readyz`.
+//! 6. A record is fsynced before its callback is answered, and bytes whose write
+//!    or fsync failed are never written over (`writer.rs`; the full-disk tests).
 
 mod commit;
 mod dead;
 pub(crate) mod frame;
+mod progress;
 mod reader;
 mod recovery;
 mod writer;
@@ -44,7 +70,7 @@ use crate::delivery::{now_ms, BoxFuture, Buffer, Record, Rejected, ShutdownRepor
 use crate::metrics::Metrics;
 use commit::Commit;
 use reader::Reader;
-use recovery::{new_segment, recover};
+use recovery::{make_spare, new_segment, recover, Recovered};
 use writer::Writer;
 
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
@@ -140,7 +166,24 @@ struct Shared {
     finished: AtomicBool,
     /// Set when a spool thread panicked: the spool can no longer keep its promise.
     broken: Mutex<Option<String>>,
+    trouble: Mutex<Trouble>,
     metrics: Arc<Metrics>,
+}
+
+/// The spool's bookkeeping, beside the appends themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bookkeeping {
+    /// Writing the `confirmed` watermark.
+    Progress,
+    /// Starting a new segment.
+    Roll,
+}
+
+/// Why the spool's bookkeeping fails now, if it does.
+#[derive(Default)]
+struct Trouble {
+    progress: Option<String>,
+    roll: Option<String>,
 }
 
 /// Locks that survive a panic elsewhere: the data they guard is updated in steps
@@ -184,11 +227,16 @@ impl Spool {
                 format!("{} is in use by another bridge", dir.display()),
             )
         })?;
-        let watermark = read_watermark(dir);
-        let (mut segments, next_seq, waiting) = recover(dir, watermark, &metrics)?;
+        let Recovered {
+            mut segments,
+            next_seq,
+            waiting,
+            watermark,
+        } = recover(dir, &metrics)?;
         if segments.is_empty() {
             segments.push(new_segment(dir, next_seq)?);
         }
+        let _ = make_spare(dir);
         let bytes = segments.iter().map(|s| s.len).sum();
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
@@ -208,6 +256,7 @@ impl Spool {
             closed: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             broken: Mutex::new(None),
+            trouble: Mutex::default(),
             metrics,
         });
         if waiting > 0 {
@@ -222,6 +271,7 @@ impl Spool {
             next_seq,
             max_bytes,
             segment_bytes,
+            watermark,
         )?));
         let commit = Commit::new(
             Arc::clone(&writer),
@@ -269,6 +319,16 @@ impl Spool {
 
     pub fn is_full(&self) -> bool {
         self.shared.full.load(Ordering::Relaxed)
+    }
+
+    /// Why the spool cannot record progress or start a segment now, if it cannot.
+    pub fn trouble(&self) -> Option<String> {
+        let trouble = self.shared.trouble.locked();
+        match (&trouble.progress, &trouble.roll) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+            (None, None) => None,
+        }
     }
 
     /// Takes no more appends; everything appended is already durable.
@@ -331,6 +391,10 @@ impl Buffer for Spool {
         self.shared.broken.locked().clone()
     }
 
+    fn trouble(&self) -> Option<String> {
+        Spool::trouble(self)
+    }
+
     /// Everything appended is already durable: waits up to `bound` for Kafka to
     /// confirm it, and leaves the rest for the next start.
     fn shutdown(&self, bound: Duration) -> BoxFuture<'_, ShutdownReport> {
@@ -390,6 +454,48 @@ fn spawn_watched(
 }
 
 impl Shared {
+    /// Counts a failure of `what`; logs it once, when it begins.
+    fn bookkeeping_failed(&self, what: Bookkeeping, error: &io::Error) {
+        let (kind, gauge, reason) = match what {
+            Bookkeeping::Progress => (
+                "progress",
+                &self.metrics.spool_progress_failing,
+                format!("the spool cannot record what Kafka confirmed ({error}); nothing is deleted until it can"),
+            ),
+            Bookkeeping::Roll => (
+                "roll",
+                &self.metrics.spool_roll_failing,
+                format!("the spool cannot start a new segment ({error})"),
+            ),
+        };
+        self.metrics
+            .spool_bookkeeping_failures
+            .get_or_create(&crate::metrics::KindLabels { kind })
+            .inc();
+        gauge.set(1);
+        let mut trouble = self.trouble.locked();
+        let slot = match what {
+            Bookkeeping::Progress => &mut trouble.progress,
+            Bookkeeping::Roll => &mut trouble.roll,
+        };
+        if slot.is_none() {
+            tracing::error!(%reason, "The spool's bookkeeping fails; retrying every 100 ms.");
+        }
+        *slot = Some(reason);
+    }
+
+    fn bookkeeping_ok(&self, what: Bookkeeping) {
+        let mut trouble = self.trouble.locked();
+        let (slot, gauge) = match what {
+            Bookkeeping::Progress => (&mut trouble.progress, &self.metrics.spool_progress_failing),
+            Bookkeeping::Roll => (&mut trouble.roll, &self.metrics.spool_roll_failing),
+        };
+        if slot.take().is_some() {
+            gauge.set(0);
+            tracing::info!(kind = ?what, "The spool's bookkeeping works again.");
+        }
+    }
+
     /// Durable bytes in the segment being written.
     fn active_len(&self) -> u64 {
         self.log.locked().segments.last().expect("a segment").len
@@ -406,5 +512,7 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+mod invariants;
 #[cfg(test)]
 mod tests;

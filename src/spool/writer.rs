@@ -18,8 +18,11 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use super::frame::Spooled;
-use super::recovery::{new_segment, write_watermark};
-use super::{Fresh, Shared, Unpoisoned, FRESH_BYTES, HOUSEKEEPING, ROLL_WHEN_DRAINED};
+use super::progress::Progress;
+use super::recovery::{make_spare, new_segment, retire_segment, segment_path};
+use super::{
+    Bookkeeping, Fresh, Segment, Shared, Unpoisoned, FRESH_BYTES, HOUSEKEEPING, ROLL_WHEN_DRAINED,
+};
 use crate::delivery::Rejected;
 
 /// How far ahead of the records a segment is filled with zeros. 1 MiB of zeros and
@@ -33,6 +36,9 @@ pub(super) struct Writer {
     next_seq: u64,
     max_bytes: u64,
     segment_bytes: u64,
+    /// The `confirmed` file, and the watermark it holds for sure: nothing above it is
+    /// deleted, whatever Kafka confirmed since.
+    progress: Progress,
     written_watermark: u64,
     /// How far the active segment's file is filled (zeros past its records).
     filled: u64,
@@ -112,7 +118,9 @@ impl Writer {
         next_seq: u64,
         max_bytes: u64,
         segment_bytes: u64,
+        watermark: u64,
     ) -> io::Result<Self> {
+        let progress = Progress::open(&shared.dir, watermark)?;
         let path = shared
             .log
             .locked()
@@ -126,7 +134,8 @@ impl Writer {
         Ok(Self {
             filled,
             wrote: false,
-            written_watermark: u64::MAX,
+            progress,
+            written_watermark: watermark,
             shared,
             file,
             next_seq,
@@ -295,11 +304,18 @@ impl Writer {
 
     fn housekeeping(&mut self) {
         let watermark = self.shared.tracker.locked().watermark();
-        if watermark != self.written_watermark
-            && write_watermark(&self.shared.dir, watermark).is_ok()
-        {
-            self.written_watermark = watermark;
+        if watermark != self.written_watermark {
+            match self.progress.record(watermark) {
+                Ok(()) => {
+                    self.written_watermark = watermark;
+                    self.shared.bookkeeping_ok(Bookkeeping::Progress);
+                }
+                Err(error) => self
+                    .shared
+                    .bookkeeping_failed(Bookkeeping::Progress, &error),
+            }
         }
+        let durable = self.written_watermark;
         let drained = self
             .shared
             .log
@@ -307,17 +323,20 @@ impl Writer {
             .segments
             .last()
             .expect("a segment")
-            .confirmed_below(watermark);
-        if drained && self.shared.active_len() >= ROLL_WHEN_DRAINED {
+            .confirmed_below(durable);
+        let rolling_failed = self.shared.trouble.locked().roll.is_some();
+        if drained && (self.shared.active_len() >= ROLL_WHEN_DRAINED || rolling_failed) {
             self.roll();
         }
         let mut log = self.shared.log.locked();
-        while log.segments.len() > 1 && log.segments[0].confirmed_below(watermark) {
+        while log.segments.len() > 1 && log.segments[0].confirmed_below(durable) {
             let gone = log.segments.remove(0);
-            match fs::remove_file(&gone.path) {
+            match retire_segment(&self.shared.dir, &gone.path) {
                 Ok(()) => log.bytes -= gone.len,
                 Err(error) => {
-                    tracing::warn!(error = %error, path = %gone.path.display(), "Cannot delete a spool segment.")
+                    tracing::warn!(error = %error, path = %gone.path.display(), "Cannot delete a spool segment.");
+                    log.segments.insert(0, gone);
+                    break;
                 }
             }
         }
@@ -325,6 +344,8 @@ impl Writer {
             self.shared.full.store(false, Ordering::Relaxed);
         }
         drop(log);
+        // Best effort: without a spare, the next roll makes its file.
+        let _ = make_spare(&self.shared.dir);
         self.shared.publish_gauges();
     }
 
@@ -337,21 +358,66 @@ impl Writer {
     }
 
     fn roll(&mut self) {
-        if let Err(error) = self.try_roll() {
-            if !self.failing {
-                tracing::error!(error = %error, "Cannot start a new spool segment; appending to the old one.")
-            }
+        match self.try_roll() {
+            Ok(()) => self.shared.bookkeeping_ok(Bookkeeping::Roll),
+            Err(error) => self.shared.bookkeeping_failed(Bookkeeping::Roll, &error),
         }
     }
 
-    fn try_roll(&mut self) -> io::Result<()> {
-        let segment = new_segment(&self.shared.dir, self.next_seq)?;
+    /// Starts the segment named after the next record: from the spare, or a new file,
+    /// or — where neither can be had and Kafka confirmed the active one wholly — the
+    /// active one renamed and emptied. Never over a file that exists; a roll with no
+    /// record written since the last one is not needed.
+    pub(super) fn try_roll(&mut self) -> io::Result<()> {
+        let (active_first, active_len) = {
+            let log = self.shared.log.locked();
+            let active = log.segments.last().expect("a segment");
+            (active.first_seq, active.len)
+        };
+        if active_first == self.next_seq && active_len == 0 {
+            return Ok(());
+        }
+        let segment = match new_segment(&self.shared.dir, self.next_seq) {
+            Ok(segment) => segment,
+            Err(error) => return self.reuse_drained_active(error),
+        };
         let file = OpenOptions::new().write(true).open(&segment.path)?;
         self.file = file;
         self.filled = 0;
         self.generation += 1;
         self.shared.log.locked().segments.push(segment);
         self.shared.appended.notify_all();
+        Ok(())
+    }
+
+    /// The active segment, wholly confirmed (and recorded so), renamed after the next
+    /// record and emptied: a roll that needs no inode. `error` otherwise.
+    fn reuse_drained_active(&mut self, error: io::Error) -> io::Result<()> {
+        let mut log = self.shared.log.locked();
+        let active = log.segments.last().expect("a segment");
+        if !active.confirmed_below(self.written_watermark) {
+            return Err(error);
+        }
+        let path = segment_path(&self.shared.dir, self.next_seq);
+        if path.exists() {
+            return Err(error);
+        }
+        fs::rename(&active.path, &path)?;
+        self.file.set_len(0)?;
+        File::open(&self.shared.dir)?.sync_all()?;
+        let gone = log.segments.pop().expect("a segment");
+        log.bytes -= gone.len;
+        log.segments.push(Segment {
+            first_seq: self.next_seq,
+            path,
+            len: 0,
+            last_seq: None,
+        });
+        drop(log);
+        self.filled = 0;
+        self.generation += 1;
+        self.shared.appended.notify_all();
+        tracing::info!(error = %error, "No new spool segment could be made; the drained one was renamed and emptied instead.");
         Ok(())
     }
 }
