@@ -2,8 +2,9 @@
 //! caller's thread, so records dispatched in order reach their partition in order
 //! (the producer is idempotent). Kafka's confirmations arrive in librdkafka's delivery
 //! reports, handled on the producer's polling thread in batches: no task, channel or
-//! wake-up per record. Only a failed attempt goes to the Tokio runtime, to one task
-//! that sends it again after a capped, jittered backoff. Nothing here grows without
+//! wake-up per record. A failed attempt stalls its topic (`stalls.rs`): one task sends
+//! the topic's waiting records again, in dispatch order, after a capped, jittered
+//! backoff. Nothing here grows without
 //! a bound of its own: every record in the retry queue or held is one dispatched and
 //! not yet finished, and those are at most the buffer's capacity (its permits).
 //!
@@ -22,7 +23,6 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -33,13 +33,12 @@ use rdkafka::producer::{
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::time::DelayQueue;
 
 use super::problems::{
     refusal, retriable, unauthorized, Problems, CREDENTIALS_PROBLEM_TTL, STALLED_AFTER_MS,
 };
+use super::stalls::{Due, Stalls};
 use crate::delivery::{now_ms, BoxFuture, Done, Outcome, Record, Sink};
 use crate::event;
 use crate::metrics::Metrics;
@@ -65,11 +64,11 @@ struct Current {
 pub struct InFlight {
     /// The generation of the producer it was handed to.
     generation: u64,
-    record: Arc<Record>,
+    pub(super) record: Arc<Record>,
     done: Done,
     attempt: u32,
-    /// Dispatch order, kept when records are sent again after a producer's replacement.
-    order: u64,
+    /// Dispatch order, kept when records are sent again (a stall, a producer's replacement).
+    pub(super) order: u64,
 }
 
 struct Shared {
@@ -83,7 +82,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// Each topic's counters, looked up once at start rather than per event.
     counters: HashMap<String, TopicCounters>,
-    failed: mpsc::UnboundedSender<Box<InFlight>>,
+    stalls: Stalls,
     dead_letters: Arc<DeadLetters>,
     problems: Mutex<Problems>,
     any_failing: AtomicBool,
@@ -177,12 +176,15 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, in_flight: Box<InFlight>) {
         let outstanding = &self.shared.outstanding[(in_flight.generation % 2) as usize];
+        let of_topic = self.shared.stalls.outstanding(&in_flight.record.topic);
         match result {
             Ok(_) => self.shared.finish(*in_flight, Ok(())),
             Err((error, _)) => self.shared.failed(in_flight, error.clone()),
         }
-        // After the record is finished or held, so that a replacement sees it there.
+        // After the record is finished, held or stalled, so that a replacement or a
+        // stall's retry sees it there.
         outstanding.fetch_sub(1, Ordering::SeqCst);
+        self.shared.stalls.reported(of_topic);
     }
 }
 
@@ -196,7 +198,6 @@ impl Forwarder {
         metrics: Arc<Metrics>,
         dead_letters: Arc<DeadLetters>,
     ) -> Result<Arc<Self>, KafkaError> {
-        let (failed, retries) = mpsc::unbounded_channel();
         let counters = topics
             .iter()
             .map(|t| (t.clone(), TopicCounters::of(&metrics, t)))
@@ -209,7 +210,7 @@ impl Forwarder {
             delivered: AtomicU64::new(0),
             metrics,
             counters,
-            failed,
+            stalls: Stalls::new(topics),
             dead_letters,
             problems: Mutex::default(),
             any_failing: AtomicBool::new(false),
@@ -232,10 +233,9 @@ impl Forwarder {
             config: config.clone(),
             shared,
         });
-        tokio::spawn(retry_failed(
+        tokio::spawn(retry_stalled(
+            Arc::clone(&forwarder.shared),
             Arc::downgrade(&forwarder),
-            forwarder.shared.abandon.clone(),
-            retries,
         ));
         tokio::spawn(send_held_when_room(
             Arc::clone(&forwarder.shared),
@@ -288,12 +288,47 @@ impl Forwarder {
             Some(in_flight) => in_flight,
             None => return,
         };
-        if let Err((error, in_flight)) = self.shared.produce(&self.current(), in_flight) {
+        let refused = {
+            let _gate = self.shared.stalls.gate();
+            match self.shared.stalls.join_if_stalled(in_flight) {
+                None => return,
+                Some(in_flight) => self.shared.produce(&self.current(), in_flight).err(),
+            }
+        };
+        if let Some((error, in_flight)) = refused {
             if queue_full(&error) {
                 self.shared.hold_for_room(in_flight);
             } else {
                 self.shared.failed(in_flight, error);
             }
+        }
+    }
+
+    /// Sends again, in dispatch order, the records of every stalled topic that is due.
+    fn resend_stalled(&self) {
+        if self.shared.replacing.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut refused = Vec::new();
+        self.shared.stalls.resend_due(|records: Due| {
+            let current = self.current();
+            let mut waiting = records.into_iter();
+            while let Some(in_flight) = waiting.next() {
+                if let Err((error, in_flight)) = self.shared.produce(&current, in_flight) {
+                    let mut left: Due = waiting.collect();
+                    if queue_full(&error) {
+                        left.insert(0, in_flight);
+                        return Some((left, Duration::from_millis(5)));
+                    }
+                    // Handled once every stall is unlocked: it stalls again, or is refused for good.
+                    refused.push((in_flight, error));
+                    return Some((left, Duration::ZERO));
+                }
+            }
+            None
+        });
+        for (in_flight, error) in refused {
+            self.shared.failed(in_flight, error);
         }
     }
 
@@ -305,8 +340,12 @@ impl Forwarder {
         held.sort_by_key(|in_flight| in_flight.order);
         let mut waiting: VecDeque<_> = held.drain(..).collect();
         let mut failed = Vec::new();
+        let _gate = self.shared.stalls.gate();
         let current = self.current();
         while let Some(in_flight) = waiting.pop_front() {
+            let Some(in_flight) = self.shared.stalls.join_if_stalled(in_flight) else {
+                continue;
+            };
             match self.shared.produce(&current, in_flight) {
                 Ok(()) => {}
                 Err((error, in_flight)) if queue_full(&error) => {
@@ -373,6 +412,7 @@ impl Forwarder {
             again
         };
         self.shared.room.notify_one();
+        self.shared.stalls.wake.notify_one();
         for (in_flight, error) in again {
             self.shared.failed(in_flight, error);
         }
@@ -389,6 +429,8 @@ impl Shared {
         in_flight.generation = current.generation;
         let outstanding = &self.outstanding[(current.generation % 2) as usize];
         outstanding.fetch_add(1, Ordering::SeqCst);
+        let of_topic = self.stalls.outstanding(&in_flight.record.topic);
+        of_topic.fetch_add(1, Ordering::SeqCst);
         let record = Arc::clone(&in_flight.record);
         let mut app_id = itoa::Buffer::new();
         let sdk_app_id = app_id.format(record.sdk_app_id);
@@ -416,6 +458,7 @@ impl Shared {
             .send(kafka_record)
             .map_err(|(error, kafka_record)| {
                 outstanding.fetch_sub(1, Ordering::SeqCst);
+                of_topic.fetch_sub(1, Ordering::SeqCst);
                 (error, kafka_record.delivery_opaque)
             })
     }
@@ -427,6 +470,7 @@ impl Forwarder {
         if !self.settled_within(timeout).await {
             self.shared.abandon.cancel();
             self.shared.abandon_held();
+            self.shared.abandon_stalled();
             // Purged records come back as delivery reports, and are abandoned.
             self.producer()
                 .purge(PurgeConfig::default().queue().inflight());
@@ -465,43 +509,29 @@ impl Sink for Forwarder {
     }
 }
 
-/// Sends failed records again, each after its own backoff, until the forwarder goes:
-/// one task and one timer wheel for all of them, however many fail at once.
-async fn retry_failed(
-    forwarder: Weak<Forwarder>,
-    abandon: CancellationToken,
-    mut failed: mpsc::UnboundedReceiver<Box<InFlight>>,
-) {
-    // The timer holds each record's dispatch order; the records wait in `records`.
-    let (mut due, mut records) = (DelayQueue::new(), HashMap::new());
+/// Sends the records of stalled topics again, each topic's in dispatch order once its
+/// backoff has passed, until the forwarder goes; then abandons what still waits.
+async fn retry_stalled(shared: Arc<Shared>, forwarder: Weak<Forwarder>) {
     loop {
+        let next = shared.stalls.next_due();
+        let due = async move {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            _ = abandon.cancelled() => break,
-            received = failed.recv() => {
-                let Some(in_flight) = received else { break };
-                let Some(this) = forwarder.upgrade() else {
-                    abandon_all(in_flight, failed);
-                    break;
-                };
-                due.insert(in_flight.order, this.shared.backoff(in_flight.attempt));
-                records.insert(in_flight.order, in_flight);
-            }
-            Some(expired) = due.next(), if !due.is_empty() => {
-                let Some(this) = forwarder.upgrade() else { break };
-                if let Some(in_flight) = records.remove(expired.get_ref()) {
-                    this.send(in_flight);
-                }
-            }
+            _ = shared.abandon.cancelled() => break,
+            _ = shared.stalls.wake.notified() => {}
+            _ = due => {}
         }
+        let Some(this) = forwarder.upgrade() else {
+            break;
+        };
+        this.resend_stalled();
     }
-    let this = forwarder.upgrade();
-    for (_, in_flight) in records {
-        match &this {
-            Some(this) => this.shared.finish_as(*in_flight, Outcome::Abandoned),
-            None => (in_flight.done)(Outcome::Abandoned, &in_flight.record),
-        }
-    }
+    shared.abandon_stalled();
 }
 
 /// Replaces the producer each time librdkafka reports it fatal, until the forwarder goes.
@@ -550,14 +580,6 @@ async fn send_held_when_room(shared: Arc<Shared>, forwarder: Weak<Forwarder>) {
 
 fn queue_full(error: &KafkaError) -> bool {
     error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
-}
-
-fn abandon_all(first: Box<InFlight>, mut rest: mpsc::UnboundedReceiver<Box<InFlight>>) {
-    let mut next = Some(first);
-    while let Some(in_flight) = next {
-        (in_flight.done)(Outcome::Abandoned, &in_flight.record);
-        next = rest.try_recv().ok();
-    }
 }
 
 impl Shared {
@@ -661,9 +683,8 @@ impl Shared {
                 "Kafka did not take an event; retrying."
             );
         }
-        if let Err(mpsc::error::SendError(in_flight)) = self.failed.send(in_flight) {
-            self.finish_as(*in_flight, Outcome::Abandoned);
-        }
+        let backoff = self.backoff(in_flight.attempt);
+        self.stalls.stall(in_flight, backoff);
     }
 
     fn finish(&self, in_flight: InFlight, result: Result<(), KafkaError>) {
@@ -711,6 +732,13 @@ impl Shared {
         let held = std::mem::take(&mut *self.held());
         self.queue_full.store(false, Ordering::SeqCst);
         for in_flight in held {
+            self.finish_as(*in_flight, Outcome::Abandoned);
+        }
+    }
+
+    /// At shutdown: what waits in a stall will not be sent.
+    fn abandon_stalled(&self) {
+        for in_flight in self.stalls.take_all() {
             self.finish_as(*in_flight, Outcome::Abandoned);
         }
     }

@@ -3,6 +3,7 @@
 
 mod forwarder;
 mod problems;
+mod stalls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,7 +53,9 @@ pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, SettingsErro
         // Larger batches: a third of the broker's and librdkafka's CPU per event of
         // 5 ms under load (bench/README.md), for ~15 ms more until readable.
         .set("linger.ms", "20")
-        .set("message.timeout.ms", "120000");
+        // Never given up on by librdkafka: a record it timed out while newer ones of its
+        // partition stayed queued would let those land first (src/kafka/stalls.rs).
+        .set("message.timeout.ms", "0");
     for (key, value) in &kafka.producer {
         config.set(key, value);
     }

@@ -578,6 +578,15 @@ impl Settings {
                 )),
             }
         }
+        for key in ["message.timeout.ms", "delivery.timeout.ms"] {
+            match kafka.producer.get(key).map(String::as_str) {
+                None | Some("0") => {}
+                Some(_) => return Err(SettingsError::new(
+                    format!("kafka.producer.{key}"),
+                    "must stay 0 (never give up): a record librdkafka times out while newer ones of its partition stay queued lets those land first; the bridge retries and reports stalls itself",
+                )),
+            }
+        }
         match kafka.producer.get("acks").map(String::as_str) {
             None | Some("all") | Some("-1") => {}
             Some(_) => {
@@ -753,6 +762,14 @@ mod tests {
         assert_eq!(
             s.validate().unwrap_err().setting,
             "kafka.producer.max.in.flight"
+        );
+        let s = Settings::from_toml(
+            "[[apps]]\nsdk_app_id = 7\n[kafka.producer]\n\"message.timeout.ms\" = \"30000\"",
+        )
+        .unwrap();
+        assert_eq!(
+            s.validate().unwrap_err().setting,
+            "kafka.producer.message.timeout.ms"
         );
     }
 

@@ -140,6 +140,29 @@ impl Kafka {
         }
     }
 
+    /// SIGSTOP (`pause = true`) or SIGCONT to node `node`: a broker hung, not gone.
+    pub fn pause_node(&self, node: usize, pause: bool) {
+        if let Some(child) = &self.children[node - 1] {
+            let signal = if pause { libc::SIGSTOP } else { libc::SIGCONT };
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, signal) };
+        }
+    }
+
+    pub fn pause(&self, pause: bool) {
+        for node in 1..=self.nodes {
+            self.pause_node(node, pause);
+        }
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
+    pub fn is_running(&self, node: usize) -> bool {
+        self.children[node - 1].is_some()
+    }
+
     pub fn kill(&mut self) {
         for node in 1..=self.nodes {
             self.kill_node(node);

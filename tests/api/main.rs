@@ -3,6 +3,7 @@
 
 mod broker;
 mod callbacks;
+mod chaos;
 mod cluster;
 mod command_line;
 mod contract;
@@ -25,5 +26,6 @@ mod rejections;
 mod relay;
 mod replay;
 mod second_reader;
+mod spool_edges;
 mod spool_tool;
 mod tls_support;

@@ -1,0 +1,128 @@
+//! The spool's edges, each a finding of issue 39 made real: a full disk during a drain
+//! with restarts, a filesystem out of inodes, a broker hung longer than librdkafka
+//! used to wait. Every answer is kept and every partition read back (`chaos.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tim_kafka_bridge::settings::Ack;
+
+use crate::broker::{Kafka, Layout};
+use crate::chaos::{read_back, run_schedule, Disk, Load, Rig, Step, Step::*, Topics};
+use crate::helpers::*;
+
+fn assert_nothing_lost_or_reordered(scenario: &str, outcome: &crate::chaos::Outcome) {
+    println!("chaos: scenario={scenario} {outcome}");
+    assert!(outcome.answered > 0, "{scenario}: nothing answered 200");
+    assert_eq!(outcome.lost, 0, "{scenario}: callbacks answered 200 lost");
+    assert_eq!(outcome.out_of_order, 0, "{scenario}: recalls before sends");
+    assert_eq!(
+        outcome.unexplained_copies, 0,
+        "{scenario}: copies of another event"
+    );
+}
+
+/// Kafka hung under load, the disk filled by another writer, the backlog drained while
+/// the disk is full, restarts with the disk full and after, Kafka hung again with a
+/// kill -9 and a SIGTERM 2 s apart (issue 39, finding 1, at a smaller scale).
+const FULL_DISK_CHAIN: &[Step] = &[
+    Load(3),
+    Hang(0),
+    Load(12),
+    FillDisk,
+    Load(2),
+    Wake(0),
+    Load(8),
+    Kill9,
+    Start,
+    Load(3),
+    FreeDisk,
+    Load(2),
+    Hang(0),
+    Load(8),
+    Kill9,
+    Start,
+    Load(2),
+    Terminate,
+    Start,
+    Wake(0),
+    Load(4),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_during_a_drain_with_restarts_loses_nothing_answered_200() {
+    let mut rig = Rig::new(1, Disk::tmpfs("48m", 10_000), "").await;
+    let outcome = run_schedule(&mut rig, FULL_DISK_CHAIN, 16, 2).await;
+    assert_nothing_lost_or_reordered("full-disk-chain", &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_disk_chain_with_a_one_mib_spool_and_a_small_queue_loses_nothing_either() {
+    let settings = "spool_max_bytes = 1048576\nqueue_capacity = 64";
+    let mut rig = Rig::new(1, Disk::tmpfs("48m", 10_000), settings).await;
+    let outcome = run_schedule(&mut rig, FULL_DISK_CHAIN, 16, 2).await;
+    assert_nothing_lost_or_reordered("full-disk-chain-1mib", &outcome);
+}
+
+/// Free blocks, no free inode: progress is still recorded and segments still roll, so a
+/// SIGTERM leaves nothing to send again and a 16 MiB spool never fills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_inodes_the_spool_still_records_progress_and_rolls() {
+    let settings = "spool_max_bytes = 16777216";
+    let mut rig = Rig::new(1, Disk::tmpfs("256m", 64), settings).await;
+    let steps = [Load(1), ExhaustInodes, Load(15), Terminate, Start, Load(3)];
+    let outcome = run_schedule(&mut rig, &steps, 16, 1).await;
+    assert_nothing_lost_or_reordered("out-of-inodes", &outcome);
+    assert_eq!(
+        outcome.duplicated, 0,
+        "a SIGTERM after every confirmation leaves nothing to send again"
+    );
+    assert_eq!(outcome.refused, 0, "no callback refused: the spool rolled");
+    let spooled_mb = outcome.answered as f64 * 800.0 / (1 << 20) as f64;
+    println!("out-of-inodes: about {spooled_mb:.0} MiB through a 16 MiB spool");
+    assert!(spooled_mb > 16.0, "more went through than the spool holds");
+}
+
+/// Kafka SIGSTOPped for 150 s under load, longer than librdkafka's old 120 s
+/// `message.timeout.ms`: in both ack modes every callback answered 200 arrives, and
+/// every recall after its send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_hung_for_150_s_reorders_nothing_in_either_mode() {
+    let hang = Duration::from_secs(
+        std::env::var("TIM_BRIDGE_HANG_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(150),
+    );
+    let kafka = tokio::task::block_in_place(|| Kafka::start(Layout::default()));
+    let brokers = kafka.bootstrap();
+    let mut apps = Vec::new();
+    for ack in [Ack::Durable, Ack::Memory] {
+        let brokers = brokers.clone();
+        let app = spawn_app_with(|s| {
+            s.ack = ack;
+            s.kafka.brokers = Some(brokers);
+        })
+        .await;
+        app.wait_until_ready().await;
+        let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+        let load = Load::start(port, 4, Duration::from_millis(20), &format!("{ack:?}"));
+        apps.push((ack, Arc::new(app), load));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kafka.pause(true);
+    tokio::time::sleep(hang).await;
+    kafka.pause(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (ack, app, load) in apps {
+        let (acked, refused) = load.stop().await;
+        let topics = Topics {
+            main: app.topic.clone(),
+            late: app.other_topic.clone(),
+        };
+        let mut outcome = read_back(&brokers, &topics, &acked).await;
+        outcome.refused = refused;
+        assert_nothing_lost_or_reordered(&format!("hung-broker-{ack:?}"), &outcome);
+    }
+    drop(kafka);
+}
