@@ -350,7 +350,7 @@ impl Load {
                             (SENT, text_message(&key, "故障测试"), Kind::Sent),
                             (WITHDRAWN, withdrawn_message(&key), Kind::Withdrawn),
                         ];
-                        if n % 8 == 0 {
+                        if n.is_multiple_of(8) {
                             let body = format!(
                                 r#"{{"CallbackCommand":"{LATE}","GroupId":"g","MsgKey":"{key}"}}"#
                             );
@@ -472,7 +472,8 @@ pub async fn read_back(brokers: &str, topics: &Topics, acked: &[(String, Kind)])
 
 pub fn compare(acked: &[(String, Kind)], records: &[Record]) -> Outcome {
     // (key, type) -> every (partition, offset, id) read.
-    let mut read: HashMap<(&str, &str), Vec<(i32, i64, &str)>> = HashMap::new();
+    type Copies<'a> = Vec<(i32, i64, &'a str)>;
+    let mut read: HashMap<(&str, &str), Copies> = HashMap::new();
     for r in records {
         read.entry((
             r.key.as_deref().unwrap_or(""),
