@@ -59,6 +59,8 @@ pub struct Metrics {
     pub spool_bookkeeping_failures: Family<KindLabels, Counter>,
     pub spool_thread_deaths: Counter,
     pub duplicates: Family<KindLabels, Counter>,
+    /// Keys a duplicate filter forgot before their window ended (its memory bound).
+    pub dedup_evictions: Family<KindLabels, Counter>,
     pub connections_open: Gauge,
     /// Connections closed by the server, by reason (over_limit, header_timeout, idle, tls_handshake).
     pub connections_closed: Family<KindLabels, Counter>,
@@ -93,6 +95,7 @@ impl Default for Metrics {
             spool_bookkeeping_failures: Family::default(),
             spool_thread_deaths: Counter::default(),
             duplicates: Family::default(),
+            dedup_evictions: Family::default(),
             connections_open: Gauge::default(),
             connections_closed: Family::default(),
             handler_panics: Counter::default(),
@@ -220,6 +223,11 @@ impl Default for Metrics {
             m.duplicates.clone(),
         );
         registry.register(
+            "tim_bridge_dedup_evictions",
+            "Keys a duplicate filter (kind=request: signed requests; kind=event: event ids) forgot before their window ended, for want of dedup_max_bytes: a replay of them inside the window would be published again",
+            m.dedup_evictions.clone(),
+        );
+        registry.register(
             "tim_bridge_http_connections_open",
             "HTTP connections being served",
             m.connections_open.clone(),
@@ -264,6 +272,7 @@ impl Metrics {
         }
         for kind in ["request", "event"] {
             let _ = self.duplicates.get_or_create(&KindLabels { kind });
+            let _ = self.dedup_evictions.get_or_create(&KindLabels { kind });
         }
         for kind in ["over_limit", "header_timeout", "idle", "tls_handshake"] {
             let _ = self.connections_closed.get_or_create(&KindLabels { kind });

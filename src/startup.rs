@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::delivery::{Buffer, MemoryBuffer, ShutdownReport};
 use crate::http::{self, Certificates, State};
 use crate::kafka::{self, Forwarder, Readiness};
+use crate::metrics::KindLabels;
 use crate::metrics::Metrics;
 use crate::route::Routes;
 use crate::settings::{Ack, Config, KafkaConfig};
@@ -95,15 +96,28 @@ impl Application {
             .with_context(|| format!("cannot listen on {listen} (setting `listen`)"))?;
         // A signed request stays valid for the skew either side of its time.
         let replay_window = 2 * admission.request_time_skew + Duration::from_secs(1);
+        let evictions = |kind| {
+            let counter = metrics.dedup_evictions.get_or_create(&KindLabels { kind });
+            counter.clone()
+        };
+        tracing::info!(
+            callbacks_per_second = crate::dedup::rate_held(dedup.max_bytes, replay_window),
+            dedup_max_bytes = dedup.max_bytes,
+            "Every signed request is remembered for its whole freshness window up to this rate; above it, a replay may be published again (counted in tim_bridge_dedup_evictions_total)."
+        );
         Ok(Self {
             listener,
             certificates,
             shutdown_timeout,
             state: Arc::new(State {
-                requests_seen: crate::dedup::Seen::new(replay_window, dedup.max_entries.get()),
-                events_seen: dedup
-                    .event_window
-                    .map(|window| crate::dedup::Seen::new(window, dedup.max_entries.get())),
+                requests_seen: crate::dedup::Seen::new(
+                    replay_window,
+                    dedup.max_bytes,
+                    evictions("request"),
+                ),
+                events_seen: dedup.event_window.map(|window| {
+                    crate::dedup::Seen::new(window, dedup.max_bytes, evictions("event"))
+                }),
                 http,
                 admission,
                 buffer: waiting,

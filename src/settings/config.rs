@@ -54,7 +54,7 @@ pub struct Admission {
 pub struct DedupConfig {
     /// `None`: event ids are not remembered (signed requests always are).
     pub event_window: Option<Duration>,
-    pub max_entries: NonZeroUsize,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ impl TryFrom<Settings> for Config {
             dedup: DedupConfig {
                 event_window: (s.dedup_window_secs > 0)
                     .then(|| Duration::from_secs(s.dedup_window_secs)),
-                max_entries: nonzero(s.dedup_max_entries),
+                max_bytes: s.dedup_max_bytes,
             },
             buffer: BufferConfig {
                 ack: s.ack,

@@ -111,9 +111,11 @@ pub struct Settings {
     /// freshness window are always dropped.
     #[serde(default)]
     pub dedup_window_secs: u64,
-    /// Entries the duplicate filters keep, at most.
-    #[serde(default = "default_dedup_max_entries")]
-    pub dedup_max_entries: usize,
+    /// Memory each duplicate filter may take, in bytes: it remembers every key for
+    /// its whole window up to `dedup::rate_held` callbacks/s (64 MiB: ~16,400/s over
+    /// the 121 s replay window), and past that forgets the oldest early, counted.
+    #[serde(default = "default_dedup_max_bytes")]
+    pub dedup_max_bytes: u64,
     /// When a callback is answered: once its event is fsynced to the spool (`durable`), or
     /// once it is in the in-memory queue (`memory`).
     #[serde(default)]
@@ -231,9 +233,10 @@ fn default_enqueue_timeout_ms() -> u64 {
 fn default_shutdown_timeout_ms() -> u64 {
     10_000
 }
-fn default_dedup_max_entries() -> usize {
-    100_000
+fn default_dedup_max_bytes() -> u64 {
+    64 << 20
 }
+
 fn default_spool_dir() -> PathBuf {
     "./spool".into()
 }
@@ -477,8 +480,11 @@ impl Settings {
             }
         }
         self.kafka.security.validate()?;
-        if self.dedup_max_entries == 0 {
-            return Err(SettingsError::new("dedup_max_entries", "must be above 0"));
+        if self.dedup_max_bytes < 1 << 20 {
+            return Err(SettingsError::new(
+                "dedup_max_bytes",
+                "must be at least 1048576 (1 MiB): below, the replay filter would forget signed requests inside their window at a few hundred callbacks/s",
+            ));
         }
         if self.queue_capacity == 0 {
             return Err(SettingsError::new("queue_capacity", "must be above 0"));

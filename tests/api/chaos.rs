@@ -197,9 +197,10 @@ impl Bridge {
         fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\nspool_dir = \"{}\"\n{extra}\n\
+                "listen = \"127.0.0.1:{port}\"\nspool_dir = \"{0}\"\n{extra}\n\
                  [[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
-                 [kafka]\nbrokers = \"{brokers}\"\ntopic = \"{}\"\nother_topic = \"{}\"\n\
+                 [kafka]\nbrokers = \"{brokers}\"\ntopic = \"{1}\"\nother_topic = \"{2}\"\n\
+                 group_topic = \"{1}\"\nuser_topic = \"{1}\"\ngroup_events_topic = \"{1}\"\n\
                  create_topics = false\nretry_max_delay_ms = 1000\nreadiness_interval_ms = 500\n",
                 disk.spool().display(),
                 topics.main,
@@ -283,6 +284,11 @@ impl Bridge {
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// Everything it logged, over every start.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
