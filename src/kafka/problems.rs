@@ -49,8 +49,8 @@ impl Problems {
 pub(super) const CREDENTIALS_PROBLEM_TTL: Duration = Duration::from_secs(60);
 
 /// Records waiting this long with no confirmation at all: Kafka is not taking events
-/// (no leader for their partitions, too few in-sync replicas), long before librdkafka
-/// gives up on them at `message.timeout.ms`.
+/// (no leader for their partitions, too few in-sync replicas, a hung broker); librdkafka
+/// itself never gives up on them (`message.timeout.ms = 0`).
 pub(super) const STALLED_AFTER_MS: u64 = 10_000;
 
 /// Errors that no retry can fix. A missing ACL is not one of them: an operator adds

@@ -82,8 +82,8 @@ impl Stalls {
 
     /// A record was reported on; `outstanding` is its topic's count.
     pub(super) fn reported(&self, outstanding: &AtomicU64) {
-        outstanding.fetch_sub(1, Ordering::SeqCst);
-        if self.any.load(Ordering::SeqCst) {
+        // Only the last of a topic's records matters to a stall waiting for them.
+        if outstanding.fetch_sub(1, Ordering::SeqCst) == 1 && self.any.load(Ordering::SeqCst) {
             self.wake.notify_one();
         }
     }
