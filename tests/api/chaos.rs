@@ -502,10 +502,25 @@ pub async fn read_back(brokers: &str, topics: &Topics, acked: &[(String, Kind)])
             .iter()
             .filter(|(_, k)| (*k == Kind::Late) == late)
             .collect();
-        let count = settled_count(brokers, topic, expected.len()).await;
+        let count = settle(brokers, topic, expected.len()).await;
         records.extend(read_records_from(brokers, topic, count).await);
     }
     compare(acked, &records)
+}
+
+/// How many records `topic` holds once it holds `expected` and stops growing, or
+/// once it has not grown for 30 s (what is missing is then counted as lost).
+async fn settle(brokers: &str, topic: &str, expected: usize) -> usize {
+    let (mut last, mut since) = (-1, Instant::now());
+    loop {
+        let now = record_count_on(brokers, topic).await;
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if now >= expected as i64 || since.elapsed() > Duration::from_secs(30) {
+            return now as usize;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 pub fn compare(acked: &[(String, Kind)], records: &[Record]) -> Outcome {

@@ -40,7 +40,7 @@ const FULL_DISK_CHAIN: &[Step] = &[
     FreeDisk,
     Load(2),
     Hang(0),
-    Load(8),
+    Load(12),
     Kill9,
     Start,
     Load(2),
@@ -52,7 +52,10 @@ const FULL_DISK_CHAIN: &[Step] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_during_a_drain_with_restarts_loses_nothing_answered_200() {
-    let mut rig = Rig::new(1, Disk::tmpfs("48m", 10_000), "").await;
+    // Segments of 16 MiB, so that the second hang rolls one; a reader held to 256
+    // events in flight, so that a restart under the hang does not reach the last one.
+    let settings = "spool_max_bytes = 67108864\nqueue_capacity = 256";
+    let mut rig = Rig::new(1, Disk::tmpfs("128m", 10_000), settings).await;
     let outcome = run_schedule(&mut rig, FULL_DISK_CHAIN, 16, 2).await;
     assert_nothing_lost_or_reordered("full-disk-chain", &outcome);
 }
