@@ -121,9 +121,14 @@ impl Stalls {
         self.wake.notify_one();
     }
 
-    /// When the earliest stall is due, if any.
+    /// When the earliest stall whose topic librdkafka holds nothing of is due, if
+    /// any; the others are woken by their topic's last report.
     pub(super) fn next_due(&self) -> Option<Instant> {
-        self.stalled().values().map(|s| s.due).min()
+        self.stalled()
+            .iter()
+            .filter(|(topic, _)| self.outstanding(topic).load(Ordering::SeqCst) == 0)
+            .map(|(_, s)| s.due)
+            .min()
     }
 
     /// Hands each stall that is due, and whose topic librdkafka holds nothing of, to
