@@ -320,9 +320,12 @@ impl Forwarder {
                         left.insert(0, in_flight);
                         return Some((left, Duration::from_millis(5)));
                     }
-                    // Handled once every stall is unlocked: it stalls again, or is refused for good.
+                    // Refused at once (librdkafka knows the topic is missing): the topic waits
+                    // its next backoff; the record is handled once every stall is unlocked
+                    // (it joins that wait, or is refused for good).
+                    let wait = self.shared.backoff(in_flight.attempt + 1);
                     refused.push((in_flight, error));
-                    return Some((left, Duration::ZERO));
+                    return Some((left, wait));
                 }
             }
             None
@@ -757,7 +760,8 @@ impl Shared {
             .with_jitter()
             .without_max_times()
             .build()
-            .nth(attempt.saturating_sub(1) as usize)
+            // Past 32 doublings of 100 ms every delay is the maximum anyway.
+            .nth(attempt.saturating_sub(1).min(32) as usize)
             .unwrap_or(self.max_retry_delay)
     }
 }
