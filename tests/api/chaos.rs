@@ -183,7 +183,14 @@ impl Disk {
     /// mount again.
     pub fn repair(&self) {
         let image = self.image.as_ref().expect("an ext4 disk");
-        let _ = Command::new("umount").arg(&self.dir).status();
+        // The other writer lets go of its file for the check, and goes on after it.
+        let keepers: Vec<_> = self.keepers.lock().unwrap().drain(..).collect();
+        let refill = !keepers.is_empty();
+        for (running, keeper) in keepers {
+            running.store(false, Ordering::Relaxed);
+            let _ = keeper.join();
+        }
+        run(Command::new("umount").arg(&self.dir));
         let status = Command::new("e2fsck")
             .args(["-f", "-y"])
             .arg(image)
@@ -192,6 +199,9 @@ impl Disk {
             .unwrap();
         assert!(status.code().is_some_and(|c| c <= 2), "e2fsck: {status}");
         self.mount();
+        if refill {
+            self.fill();
+        }
     }
 }
 
