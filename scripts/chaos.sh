@@ -37,6 +37,7 @@ if [ "${1:-}" = --random ]; then
   mkdir -p target
   log="target/chaos-random-$seed-$nodes.log"
   echo "chaos.sh: seed=$seed minutes=$minutes nodes=$nodes; log in $log"
+  # shellcheck disable=SC2065 # scripts/test is our script, not test(1)
   TIM_BRIDGE_CHAOS_SEED=$seed TIM_BRIDGE_CHAOS_MINUTES=$minutes TIM_BRIDGE_CHAOS_NODES=$nodes \
     scripts/test --release --test api -- --exact --nocapture \
     chaos::a_random_schedule_of_composed_faults_loses_nothing_and_keeps_each_key_in_order \

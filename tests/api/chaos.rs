@@ -195,6 +195,7 @@ impl Disk {
             .args(["-f", "-y"])
             .arg(image)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status()
             .unwrap();
         assert!(status.code().is_some_and(|c| c <= 2), "e2fsck: {status}");
