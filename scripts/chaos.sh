@@ -2,13 +2,14 @@
 # Faults at a larger scale, each ending with its answered / in Kafka / lost /
 # duplicated (/ out of order) counts; fails unless lost (and out of order) is 0.
 #
-#   scripts/chaos.sh --random [--minutes N] [--seed S] [--nodes 1|3]
+#   scripts/chaos.sh --random [--minutes N] [--seed S] [--nodes 1|3] [--debug]
 #     A seeded random schedule of composed faults under load, against the release
 #     build as a process: kill -9 and SIGTERM restarts, brokers hung (SIGSTOP) and
 #     killed, the spool's ext4 disk filled by another writer, out of inodes, turned
 #     read-only by a disk error (then checked and mounted again), a topic missing
 #     until it is created. The same seed gives the same schedule. Needs root (mount,
-#     loop devices). The log is target/chaos-random-<seed>-<nodes>.log.
+#     loop devices). The log is target/chaos-random-<seed>-<nodes>.log. --debug runs
+#     the debug build (no release build to wait for; fewer callbacks per second).
 #
 #   CALLBACKS=100000 KILLS=5 SCENARIOS="kill disk-full fatal orphan" scripts/chaos.sh
 #     The single-fault scenarios:
@@ -25,12 +26,13 @@ cd "$(dirname "$0")/.." || exit 1
 
 if [ "${1:-}" = --random ]; then
   shift
-  minutes=5 seed=$RANDOM nodes=1
+  minutes=5 seed=$RANDOM nodes=1 profile=--release
   while [ $# -gt 0 ]; do
     case $1 in
       --minutes) minutes=$2; shift 2 ;;
       --seed) seed=$2; shift 2 ;;
       --nodes) nodes=$2; shift 2 ;;
+      --debug) profile=""; shift ;;
       *) echo "chaos.sh: unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -39,7 +41,7 @@ if [ "${1:-}" = --random ]; then
   echo "chaos.sh: seed=$seed minutes=$minutes nodes=$nodes; log in $log"
   # shellcheck disable=SC2065 # scripts/test is our script, not test(1)
   TIM_BRIDGE_CHAOS_SEED=$seed TIM_BRIDGE_CHAOS_MINUTES=$minutes TIM_BRIDGE_CHAOS_NODES=$nodes \
-    scripts/test --release --test api -- --exact --nocapture \
+    scripts/test ${profile:+"$profile"} --test api -- --exact --nocapture \
     chaos::a_random_schedule_of_composed_faults_loses_nothing_and_keeps_each_key_in_order \
     >"$log" 2>&1
   status=$?

@@ -45,6 +45,7 @@ fn run(command: &mut Command) -> std::process::Output {
 pub struct Disk {
     dir: PathBuf,
     image: Option<PathBuf>,
+    device: Option<PathBuf>,
     fillers: Mutex<Vec<PathBuf>>,
     keepers: Mutex<Vec<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>>,
 }
@@ -61,6 +62,7 @@ impl Disk {
         Self {
             dir,
             image: None,
+            device: None,
             fillers: Mutex::default(),
             keepers: Mutex::default(),
         }
@@ -80,8 +82,11 @@ impl Disk {
             .arg(&image));
         let dir = root.join("mnt");
         fs::create_dir(&dir).unwrap();
+        let output = run(Command::new("losetup").args(["-f", "--show"]).arg(&image));
+        let device = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
         let disk = Self {
             dir,
+            device: Some(device),
             image: Some(image),
             fillers: Mutex::default(),
             keepers: Mutex::default(),
@@ -90,12 +95,18 @@ impl Disk {
         disk
     }
 
+    /// Mounts the loop device, attached once for the disk's life: a device attached
+    /// anew at each mount (`-o loop`) can find the last one not yet let go, and the
+    /// disk came back read-only.
     fn mount(&self) {
-        let image = self.image.as_ref().expect("an ext4 disk");
         run(Command::new("mount")
-            .args(["-o", "loop,errors=remount-ro"])
-            .arg(image)
+            .args(["-o", "errors=remount-ro"])
+            .arg(self.device())
             .arg(&self.dir));
+    }
+
+    fn device(&self) -> &Path {
+        self.device.as_deref().expect("an ext4 disk")
     }
 
     pub fn spool(&self) -> PathBuf {
@@ -167,11 +178,7 @@ impl Disk {
     /// A disk error: ext4 turns itself read-only under the running bridge.
     pub fn fail_read_only(&self) {
         let image = self.image.as_ref().expect("an ext4 disk");
-        let output = run(Command::new("findmnt")
-            .args(["-n", "-o", "SOURCE"])
-            .arg(&self.dir));
-        let device = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        let name = Path::new(&device).file_name().unwrap().to_owned();
+        let name = self.device().file_name().unwrap().to_owned();
         let trigger = Path::new("/sys/fs/ext4")
             .join(name)
             .join("trigger_fs_error");
@@ -182,7 +189,6 @@ impl Disk {
     /// What an operator does after a disk error, the bridge stopped: unmount, check,
     /// mount again.
     pub fn repair(&self) {
-        let image = self.image.as_ref().expect("an ext4 disk");
         // The other writer lets go of its file for the check, and goes on after it.
         let keepers: Vec<_> = self.keepers.lock().unwrap().drain(..).collect();
         let refill = !keepers.is_empty();
@@ -193,7 +199,7 @@ impl Disk {
         run(Command::new("umount").arg(&self.dir));
         let status = Command::new("e2fsck")
             .args(["-f", "-y"])
-            .arg(image)
+            .arg(self.device())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -221,6 +227,9 @@ impl Drop for Disk {
     fn drop(&mut self) {
         self.free();
         let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        if let Some(device) = &self.device {
+            let _ = Command::new("losetup").arg("-d").arg(device).status();
+        }
     }
 }
 
