@@ -523,7 +523,16 @@ pub async fn read_back(brokers: &str, topics: &Topics, acked: &[(String, Kind)])
             .filter(|(_, k)| (*k == Kind::Late) == late)
             .collect();
         let count = settle(brokers, topic, expected.len()).await;
-        records.extend(read_records_from(brokers, topic, count).await);
+        // A long run's topic holds millions: a minute, and a second per 10,000 more.
+        let within = Duration::from_secs(60 + count as u64 / 10_000);
+        let read = read_records_until(brokers, topic, within, move |r| r.len() >= count).await;
+        assert_eq!(
+            read.len(),
+            count,
+            "read {} of {count} records of {topic}",
+            read.len()
+        );
+        records.extend(read);
     }
     compare(acked, &records)
 }
