@@ -109,6 +109,11 @@ impl Disk {
         self.device.as_deref().expect("an ext4 disk")
     }
 
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn spool(&self) -> PathBuf {
         self.dir.join("spool")
     }

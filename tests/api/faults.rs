@@ -2,8 +2,6 @@
 //! really full while Kafka is away; a producer librdkafka declares fatal (made so by
 //! librdkafka's own fault injection, the one fault no broker here can cause on demand).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,40 +9,8 @@ use std::time::{Duration, Instant};
 use tim_kafka_bridge::settings::Ack;
 
 use crate::broker::{brokers, Kafka, Layout};
+use crate::chaos::Disk;
 use crate::helpers::*;
-
-/// A tmpfs of `size` mounted for the test, unmounted when dropped.
-struct SmallFilesystem {
-    dir: PathBuf,
-}
-
-impl SmallFilesystem {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .output()
-            .expect("mount runs");
-        assert!(
-            output.status.success(),
-            "cannot mount a {size} tmpfs on {} (the test needs root): {}",
-            dir.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl Drop for SmallFilesystem {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
 
 const WITHDRAWN: &str = "C2C.CallbackAfterMsgWithDraw";
 
@@ -54,7 +20,7 @@ fn text_body(key: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spool_on_a_full_disk_answers_503_then_200_again_by_itself_once_kafka_drains_it() {
-    let disk = SmallFilesystem::mount("4m");
+    let disk = Disk::tmpfs("4m", 10_000);
     let mut kafka = tokio::task::block_in_place(|| Kafka::start(Layout::default()));
     let bootstrap = kafka.bootstrap();
     let app = spawn_app_with(|s| {

@@ -54,18 +54,28 @@ const FULL_DISK_CHAIN: &[Step] = &[
 async fn a_full_disk_during_a_drain_with_restarts_loses_nothing_answered_200() {
     // Segments of 16 MiB, so that the second hang rolls one; a reader held to 256
     // events in flight, so that a restart under the hang does not reach the last one.
-    let settings = "spool_max_bytes = 67108864\nqueue_capacity = 256";
-    let mut rig = Rig::new(1, Disk::tmpfs("128m", 10_000), settings).await;
-    let outcome = run_schedule(&mut rig, FULL_DISK_CHAIN, 16, 2).await;
-    assert_nothing_lost_or_reordered("full-disk-chain", &outcome);
+    full_disk_chain(
+        "full-disk-chain",
+        "128m",
+        "spool_max_bytes = 67108864\nqueue_capacity = 256",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_disk_chain_with_a_one_mib_spool_and_a_small_queue_loses_nothing_either() {
-    let settings = "spool_max_bytes = 1048576\nqueue_capacity = 64";
-    let mut rig = Rig::new(1, Disk::tmpfs("48m", 10_000), settings).await;
+    full_disk_chain(
+        "full-disk-chain-1mib",
+        "48m",
+        "spool_max_bytes = 1048576\nqueue_capacity = 64",
+    )
+    .await;
+}
+
+async fn full_disk_chain(scenario: &str, disk: &str, settings: &str) {
+    let mut rig = Rig::new(1, Disk::tmpfs(disk, 10_000), settings).await;
     let outcome = run_schedule(&mut rig, FULL_DISK_CHAIN, 16, 2).await;
-    assert_nothing_lost_or_reordered("full-disk-chain-1mib", &outcome);
+    assert_nothing_lost_or_reordered(scenario, &outcome);
 }
 
 /// Free blocks, no free inode: progress is still recorded and segments still roll, so a
