@@ -47,7 +47,7 @@ bridge_up() { # ack topic port [extra]
   printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n[limits]\nmax_connections = 16384\n%b' "${4:-}" >"$WORK/bridge.toml"
   rm -rf "$WORK/spool"
   TIM_BRIDGE_ACK="$1" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN="127.0.0.1:$3" \
-    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
+    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token-0123456789 \
     TIM_BRIDGE_TOPIC="$2" RUST_LOG=warn target/release/tim-kafka-bridge serve --config "$WORK/bridge.toml" >"$WORK/bridge-$2.log" 2>&1 &
   # shellcheck disable=SC2034 # read by the script that sources this one
   BRIDGE=$!
@@ -56,7 +56,7 @@ bridge_up() { # ack topic port [extra]
 
 # The frame of a benchmark: a scratch directory (WORK), the processes to stop on exit
 # (PIDS, and the broker through STOP_BROKER), and a request time signed with
-# bench-token for bench/callbacks.lua (REQUEST_TIME, SIGN).
+# bench-token-0123456789 for bench/callbacks.lua (REQUEST_TIME, SIGN).
 bench_cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -69,7 +69,7 @@ bench_frame() {
   STOP_BROKER=true
   trap bench_cleanup EXIT
   REQUEST_TIME="$(date +%s)"
-  SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+  SIGN="$(printf '%s%s' bench-token-0123456789 "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
   export REQUEST_TIME SIGN
 }
 

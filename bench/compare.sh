@@ -30,7 +30,7 @@ start_broker "$BROKER_PORT"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 REQUEST_TIME="$(date +%s)"
-SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+SIGN="$(printf '%s%s' bench-token-0123456789 "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
 export REQUEST_TIME SIGN
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 load() { # url connections -> wrk's JSON summary
@@ -46,7 +46,7 @@ run_bridge() { # binary ack connections -> one line
   create_topic "$topic" 4
   rm -rf "$WORK/spool"
   TIM_BRIDGE_ACK="$2" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18081 \
-    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
+    TIM_BRIDGE_KAFKA_BROKERS="$BROKERS" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token-0123456789 \
     TIM_BRIDGE_TOPIC="$topic" TIM_BRIDGE_OTHER_TOPIC="$topic" TIM_BRIDGE_GROUP_TOPIC="$topic" \
     TIM_BRIDGE_USER_TOPIC="$topic" TIM_BRIDGE_GROUP_EVENTS_TOPIC="$topic" RUST_LOG=warn \
     "$1" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &

@@ -44,7 +44,7 @@ profile() { # name port pid -> $WORK/<name>.folded, $WORK/<name>.wrk
 
 SERVERS=()
 create_topic bench.split.essential 12
-"$REL/examples/bench-essential" 127.0.0.1:18093 "$BROKERS" bench.split.essential bench-token & PIDS+=($!)
+"$REL/examples/bench-essential" 127.0.0.1:18093 "$BROKERS" bench.split.essential bench-token-0123456789 & PIDS+=($!)
 profile essential 18093 "${PIDS[-1]}"
 kill "${PIDS[-1]}"
 SERVERS+=("essential")

@@ -36,7 +36,7 @@ trap cleanup EXIT
 start_broker "$BROKER_PORT"
 
 REQUEST_TIME="$(date +%s)"
-SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+SIGN="$(printf '%s%s' bench-token-0123456789 "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
 export REQUEST_TIME SIGN
 json() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 load() { # url connections server-pid -> wrk's JSON summary, with where the CPU went
@@ -70,7 +70,7 @@ kill "${PIDS[-1]}"
 for c in $CONNECTIONS; do
   topic="bench.peer.essential.$c.$REQUEST_TIME"
   create_topic "$topic" 4
-  "$REL/examples/bench-essential" 127.0.0.1:18091 "$BROKERS" "$topic" bench-token & PIDS+=($!); sleep 1
+  "$REL/examples/bench-essential" 127.0.0.1:18091 "$BROKERS" "$topic" bench-token-0123456789 & PIDS+=($!); sleep 1
   result="$(load http://127.0.0.1:18091 "$c" "${PIDS[-1]}")"
   back="$("$REL/examples/bench-readback" "$BROKERS" "$topic" 3)"
   kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true

@@ -31,11 +31,11 @@ fn per_callback(c: &mut Criterion) {
     let time = "1669872112";
     let query = format!(
         "SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&contenttype=json&ClientIP=10.0.0.1&OptPlatform=iOS&RequestTime={time}&Sign={}",
-        sign_hex("xxxxyyyy", time)
+        sign_hex("bench-token-0123456789", time)
     );
-    let tokens = vec![Secret::new("xxxxyyyy")];
+    let tokens = vec![Secret::new("bench-token-0123456789")];
     let mut settings = tim_kafka_bridge::settings::Settings::from_toml(
-        "[[apps]]\nsdk_app_id = 1400000000\ntokens = [\"xxxxyyyy\"]",
+        "[[apps]]\nsdk_app_id = 1400000000\ntokens = [\"bench-token-0123456789\"]",
     )
     .unwrap();
     settings.kafka.brokers = Some("unused:9092".into());
@@ -50,7 +50,7 @@ fn per_callback(c: &mut Criterion) {
         b.iter(|| {
             verify(
                 &tokens,
-                Some(black_box(&sign_hex("xxxxyyyy", time))),
+                Some(black_box(&sign_hex("bench-token-0123456789", time))),
                 Some(time),
                 1669872112,
                 60,

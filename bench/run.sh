@@ -30,7 +30,7 @@ trap cleanup EXIT
 start_broker "$BROKER_PORT"
 
 REQUEST_TIME="$(date +%s)"
-SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+SIGN="$(printf '%s%s' bench-token-0123456789 "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
 export REQUEST_TIME SIGN
 CLK="$(getconf CLK_TCK)"
 cpu_seconds() { awk -v clk="$CLK" '{ printf "%.2f", ($14 + $15) / clk }' "/proc/$1/stat"; }
@@ -54,7 +54,7 @@ echo "kafka ceiling: $KAFKA"
 
 # The essential work alone (bench/essential.rs): what any implementation of the job costs here.
 create_topic bench.essential 12
-"$REL/examples/bench-essential" 127.0.0.1:18091 "$BROKERS" bench.essential bench-token & PIDS+=($!); sleep 1
+"$REL/examples/bench-essential" 127.0.0.1:18091 "$BROKERS" bench.essential bench-token-0123456789 & PIDS+=($!); sleep 1
 URL=http://127.0.0.1:18091
 ESSENTIAL="$(load 64)"; echo "essential work, 64 connections: $ESSENTIAL"
 kill "${PIDS[-1]}"
@@ -63,7 +63,7 @@ kill "${PIDS[-1]}"
 FASTAPI=null
 if [ -x "$VENV/bin/uvicorn" ]; then
   create_topic bench.fastapi 12
-  (cd bench && BROKERS="$BROKERS" TOPIC=bench.fastapi TOKEN=bench-token exec "$VENV/bin/uvicorn" fastapi_service:app \
+  (cd bench && BROKERS="$BROKERS" TOPIC=bench.fastapi TOKEN=bench-token-0123456789 exec "$VENV/bin/uvicorn" fastapi_service:app \
     --host 127.0.0.1 --port 18092 --workers "$(nproc)" --loop uvloop --http httptools --log-level warning) & PIDS+=($!)
   until curl -s -o /dev/null http://127.0.0.1:18092/ 2>/dev/null; do sleep 0.2; done
   URL=http://127.0.0.1:18092

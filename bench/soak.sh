@@ -15,12 +15,12 @@ trap 'kill "${PIDS[@]}" ${BRIDGE:-} 2>/dev/null || true; $STOP_BROKER' EXIT
 start_broker "$PORT"
 printf 'request_time_skew_secs = 86400\n[kafka]\ncreate_topics = true\n' >"$WORK/bridge.toml"
 TIM_BRIDGE_ACK="$ACK" TIM_BRIDGE_SPOOL_DIR="$WORK/spool" TIM_BRIDGE_LISTEN=127.0.0.1:18082 \
-  TIM_BRIDGE_KAFKA_BROKERS="127.0.0.1:$PORT" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token \
+  TIM_BRIDGE_KAFKA_BROKERS="127.0.0.1:$PORT" TIM_BRIDGE_SDKAPPID=1400000000 TIM_BRIDGE_TOKEN=bench-token-0123456789 \
   TIM_BRIDGE_TOPIC=soak RUST_LOG=warn target/release/tim-kafka-bridge serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
 BRIDGE=$!
 until curl -sf http://127.0.0.1:18082/readyz >/dev/null 2>&1; do sleep 0.2; done
 REQUEST_TIME="$(date +%s)"
-SIGN="$(printf '%s%s' bench-token "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
+SIGN="$(printf '%s%s' bench-token-0123456789 "$REQUEST_TIME" | sha256sum | cut -d' ' -f1)"
 export REQUEST_TIME SIGN
 RATE="$RATE" CONNECTIONS=64 wrk -t2 -c64 -d"${TOTAL}s" -s bench/callbacks.lua http://127.0.0.1:18082 >"$WORK/wrk.out" &
 LOAD=$!

@@ -5,7 +5,7 @@ import hashlib, json, pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent
 OUT = ROOT / "corpus" / "request"
-SIGNED, UNSIGNED, TOKEN, NOW = 1400000001, 1400000002, "fuzz-token", 1700000000
+SIGNED, UNSIGNED, TOKEN, NOW = 1400000001, 1400000002, "fuzz-token-0123456789", 1700000000
 
 bodies = [json.loads(p.read_text())
           for p in sorted((ROOT.parent / "tests" / "fixtures").glob("seed_*.json"))]

@@ -202,6 +202,9 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
     });
     match checked {
         Ok(settings) => {
+            for warning in settings.warnings() {
+                eprintln!("tim-kafka-bridge: warning: {warning}");
+            }
             println!("{}", settings.to_redacted_toml());
             ExitCode::SUCCESS
         }
@@ -261,7 +264,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => return refuse(error),
     };
-    if let Some(warning) = settings.event_size_warning() {
+    for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
     let app = match Application::build(config).await {

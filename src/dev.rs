@@ -15,16 +15,19 @@ use crate::route::Routes;
 use crate::settings::{App, KafkaConfig, Secret, Settings};
 
 pub const SDKAPPID: u64 = 1400000000;
-pub const TOKEN: &str = "dev-token";
+pub const TOKEN: &str = crate::settings::DEV_TOKEN;
 
 /// Keeps the mock cluster alive while the bridge runs.
 pub struct DevCluster {
     _cluster: MockCluster<'static, DefaultProducerContext>,
 }
 
-/// Fills in what `--dev` provides: an app when none is configured and, when no brokers
+/// Fills in what `--dev` provides: unsigned callbacks allowed, its known token accepted,
+/// an app when none is configured and, when no brokers
 /// are given, the mock cluster with every topic created.
 pub fn prepare(settings: &mut Settings) -> anyhow::Result<Option<DevCluster>> {
+    settings.dev = true;
+    settings.allow_unsigned = true;
     if settings.apps.is_empty() {
         settings.apps.push(App {
             sdk_app_id: SDKAPPID,

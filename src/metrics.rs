@@ -66,6 +66,8 @@ pub struct Metrics {
     pub connections_closed: Family<KindLabels, Counter>,
     pub handler_panics: Counter,
     pub tls_reloads: Family<KindLabels, Counter>,
+    /// Apps taking unsigned callbacks (`allow_unsigned`); 0 unless asked for.
+    pub unsigned_apps: Gauge,
 }
 
 impl Default for Metrics {
@@ -100,6 +102,7 @@ impl Default for Metrics {
             connections_closed: Family::default(),
             handler_panics: Counter::default(),
             tls_reloads: Family::default(),
+            unsigned_apps: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -246,6 +249,11 @@ impl Default for Metrics {
             "tim_bridge_tls_reloads",
             "Reloads of the HTTPS certificate, by outcome (ok, error)",
             m.tls_reloads.clone(),
+        );
+        registry.register(
+            "tim_bridge_unsigned_apps",
+            "Apps that take callbacks without a signature (allow_unsigned = true, or serve --dev)",
+            m.unsigned_apps.clone(),
         );
         Metrics { registry, ..m }
     }

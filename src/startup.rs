@@ -44,6 +44,12 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let routes = Routes::new(&kafka);
         metrics.preregister(routes.topics());
+        let unsigned = admission
+            .apps
+            .iter()
+            .filter(|a| a.tokens.is_empty())
+            .count();
+        metrics.unsigned_apps.set(unsigned as i64);
         // First, so that a bad producer property stops start-up before topics are created.
         let forwarder = start_forwarder(&kafka, &buffer.spool_dir, &metrics)?;
         if kafka.create_topics {
@@ -110,6 +116,7 @@ impl Application {
             certificates,
             shutdown_timeout,
             state: Arc::new(State {
+                rejection_lines: crate::http::quota::LineQuota::new(Duration::from_secs(10)),
                 requests_seen: crate::dedup::Seen::new(
                     replay_window,
                     dedup.max_bytes,

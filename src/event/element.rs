@@ -7,7 +7,7 @@ use serde_json::Value;
 pub use tim_event::element::*;
 
 use crate::tencent::element::TencentElement;
-use crate::tencent::Invalid;
+use crate::tencent::{field_path, without_values, Invalid};
 
 /// The element in the event's terms; a known type with malformed content is an error
 /// that names the field.
@@ -23,8 +23,8 @@ pub fn normalize(element: &TencentElement) -> Result<Element, Invalid> {
                     Err(e) => {
                         let path = e.path().to_string();
                         Invalid::Field {
-                            path: format!("MsgContent.{path}"),
-                            reason: e.into_inner().to_string(),
+                            path: format!("MsgContent.{}", field_path(&path)),
+                            reason: without_values(&e.into_inner().to_string()),
                         }
                     }
                     Ok(_) => Invalid::Field {
@@ -50,7 +50,7 @@ pub fn normalize(element: &TencentElement) -> Result<Element, Invalid> {
             content: match &element.msg_content {
                 Some(raw) => serde_json::from_str(raw.get()).map_err(|e| Invalid::Field {
                     path: "MsgContent".into(),
-                    reason: e.to_string(),
+                    reason: without_values(&e.to_string()),
                 })?,
                 None => Value::Null,
             },

@@ -72,8 +72,10 @@ pub fn normalize(
             // Kept byte for byte, but only once a full parse accepts it: the raw-value
             // reader alone lets through numbers no JSON reader can hold (the fuzzer
             // found `1e14123`), and consumers would choke on the event.
-            serde_json::from_slice::<serde_json::Value>(raw_body)
-                .map_err(|e| Invalid::NotJson(format!("no JSON reader can hold it ({e})")))?;
+            serde_json::from_slice::<serde_json::Value>(raw_body).map_err(|e| {
+                let why = crate::tencent::without_values(&e.to_string());
+                Invalid::NotJson(format!("no JSON reader can hold it ({why})"))
+            })?;
             let body = std::str::from_utf8(raw_body)
                 .ok()
                 .and_then(|s| RawValue::from_string(s.to_owned()).ok())

@@ -34,7 +34,9 @@ pub fn admit(
         })?;
     let mut replay_key = None;
     if !app.tokens.is_empty() {
-        sign::verify(
+        // Keyed on the signature's bytes, not its text: `Sign` in upper case is the
+        // same signature, so the same request.
+        let signature = sign::verify(
             &app.tokens,
             query.sign.as_deref(),
             query.request_time.as_deref(),
@@ -42,11 +44,10 @@ pub fn admit(
             admission.request_time_skew.as_secs(),
         )
         .map_err(CallbackError::Unauthorized)?;
-        let sign = query.sign.as_deref().unwrap_or("");
         let time = query.request_time.as_deref().unwrap_or("");
         replay_key = Some(fingerprint(&[
             &app.sdk_app_id.to_le_bytes(),
-            sign.as_bytes(),
+            &signature,
             time.as_bytes(),
             body,
         ]));
@@ -71,7 +72,14 @@ pub fn admit(
         // Never block a user or an operation because the bridge cannot read its body.
         Err(reason) if query.command.as_deref().is_some_and(before::is_before) => {
             let command = query.command.as_deref().unwrap_or_default();
-            tracing::warn!(command, reason = %reason, "A before-callback cannot be published; it is allowed all the same.");
+            if let Some(since) = crate::http::quota::BEFORE_CALLBACK_LINES.take("unreadable") {
+                tracing::warn!(
+                    command = crate::tencent::command::metric_label(Some(command)),
+                    reason = %reason,
+                    unreadable_since_last_line = since,
+                    "A before-callback cannot be published; it is allowed all the same."
+                );
+            }
             return Ok(nothing(command, answer));
         }
         Err(reason) => return Err(CallbackError::BadRequest(reason)),

@@ -10,7 +10,7 @@ use crate::tencent::CallbackQuery;
 
 pub const SIGNED_APP: u64 = 1_400_000_001;
 pub const UNSIGNED_APP: u64 = 1_400_000_002;
-pub const TOKEN: &str = "fuzz-token";
+pub const TOKEN: &str = "fuzz-token-0123456789";
 /// The clock the checks run at, so signed corpus entries stay valid.
 pub const NOW_SECS: u64 = 1_700_000_000;
 
@@ -18,7 +18,7 @@ fn settings() -> &'static Admission {
     static SETTINGS: OnceLock<Admission> = OnceLock::new();
     SETTINGS.get_or_init(|| {
         let mut settings = Settings::from_toml(&format!(
-            "forward_other_commands = true\npublish_before_callbacks = true\n\
+            "forward_other_commands = true\npublish_before_callbacks = true\nallow_unsigned = true\n\
              [[apps]]\nsdk_app_id = {SIGNED_APP}\ntokens = [\"{TOKEN}\"]\n\
              [[apps]]\nsdk_app_id = {UNSIGNED_APP}\n"
         ))

@@ -4,6 +4,7 @@ mod admit;
 mod callback;
 mod error;
 pub mod fuzzing;
+pub mod quota;
 mod server;
 mod tls;
 
@@ -43,6 +44,8 @@ pub struct State {
     pub routes: Routes,
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
+    /// One rejection line per reason per interval; `tim_bridge_callbacks_total` counts each.
+    pub rejection_lines: quota::LineQuota,
 }
 
 async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Response<Full<Bytes>> {
@@ -233,18 +236,26 @@ fn emit(
         Err(error) => error,
     };
     state.metrics.callback(command, error.label());
+    let Some(since) = state.rejection_lines.take(error.label()) else {
+        return error.into_response();
+    };
     let status = error.status().as_u16();
     let reason = error.reason();
     match error {
-        CallbackError::NotFound | CallbackError::MethodNotAllowed(_) => {
-            tracing::info!(command = %command, status, reason = %reason, "Rejected a request.")
-        }
+        CallbackError::NotFound | CallbackError::MethodNotAllowed(_) => tracing::info!(
+            command = %command,
+            status,
+            reason = %reason,
+            rejected_since_last_line = since,
+            "Rejected a request."
+        ),
         _ => tracing::warn!(
             peer = caller.peer.map(tracing::field::display),
             app = caller.app,
             command = %command,
             status,
             reason = %reason,
+            rejected_since_last_line = since,
             "Rejected a callback."
         ),
     }

@@ -208,7 +208,7 @@ mod tests {
     #[test]
     fn a_config_carries_durations_and_the_checked_topics() {
         let config = Config::try_from(settings(
-            "enqueue_timeout_ms = 250\n[[apps]]\nsdk_app_id = 7\n[kafka]\nretry_max_delay_ms = 1500",
+            "enqueue_timeout_ms = 250\n[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]\n[kafka]\nretry_max_delay_ms = 1500",
         ))
         .unwrap();
         assert_eq!(config.buffer.enqueue_timeout, Duration::from_millis(250));
@@ -220,10 +220,12 @@ mod tests {
 
     #[test]
     fn settings_that_fail_a_check_make_no_config_and_the_error_names_the_setting() {
-        let error =
-            Config::try_from(settings("queue_capacity = 0\n[[apps]]\nsdk_app_id = 7")).unwrap_err();
+        let error = Config::try_from(settings(
+            "queue_capacity = 0\n[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]",
+        ))
+        .unwrap_err();
         assert_eq!(error.setting, "queue_capacity");
-        let mut no_brokers = settings("[[apps]]\nsdk_app_id = 7");
+        let mut no_brokers = settings("[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]");
         no_brokers.kafka.brokers = None;
         assert_eq!(
             Config::try_from(no_brokers).unwrap_err().setting,
@@ -233,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_command_topic_is_a_checked_topic_name_too() {
-        let mut s = settings("[[apps]]\nsdk_app_id = 7");
+        let mut s = settings("[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]");
         s.kafka
             .command_topics
             .insert("State.StateChange".into(), "no spaces allowed".into());

@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod apps;
 mod config;
 mod kafka_security;
 mod network;
 
+pub use apps::{printable, App, DEV_TOKEN, MIN_TOKEN_BYTES};
 pub use config::{
     Admission, BufferConfig, Config, DedupConfig, HttpConfig, KafkaConfig, TopicName,
 };
@@ -51,6 +53,7 @@ pub const ENV_VARS: &[&str] = &[
     "TIM_BRIDGE_CALLBACK_PATH",
     "TIM_BRIDGE_SDKAPPID",
     "TIM_BRIDGE_TOKEN",
+    "TIM_BRIDGE_ALLOW_UNSIGNED",
     "TIM_BRIDGE_KAFKA_BROKERS",
     "TIM_BRIDGE_TOPIC",
     "TIM_BRIDGE_GROUP_TOPIC",
@@ -137,6 +140,13 @@ pub struct Settings {
     pub trusted_proxies: Vec<Network>,
     #[serde(default)]
     pub apps: Vec<App>,
+    /// Take callbacks without a signature for apps with no token; without it such an
+    /// app is refused at start-up.
+    #[serde(default)]
+    pub allow_unsigned: bool,
+    /// Set by `serve --dev` (which allows its own known token), never by a file.
+    #[serde(skip)]
+    pub dev: bool,
     #[serde(default)]
     pub kafka: KafkaSettings,
 }
@@ -147,15 +157,6 @@ pub enum Ack {
     #[default]
     Durable,
     Memory,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct App {
-    pub sdk_app_id: u64,
-    /// Callback authentication tokens; two during a rotation. None: unsigned requests are taken.
-    #[serde(default)]
-    pub tokens: Vec<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -359,28 +360,25 @@ impl Settings {
             self.callback_path = v.trim().to_owned();
         }
         if let Some(v) = var("TIM_BRIDGE_SDKAPPID") {
-            self.apps = v
-                .split(',')
-                .map(|id| {
-                    let id = id.trim();
-                    id.parse()
-                        .map(|sdk_app_id| App {
-                            sdk_app_id,
-                            tokens: Vec::new(),
-                        })
-                        .map_err(|_| {
-                            SettingsError::new(
-                                "TIM_BRIDGE_SDKAPPID",
-                                format!("`{id}` is not an SDKAppID (a number)"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?;
+            self.apps = apps::apps_from_env(&v, &self.apps)?;
         }
-        if let Some(v) = var("TIM_BRIDGE_TOKEN") {
+        if let Some(v) = env("TIM_BRIDGE_TOKEN") {
+            let tokens = apps::tokens_from_env(&v)?;
             for app in &mut self.apps {
-                app.tokens = vec![Secret::new(v.trim())];
+                app.tokens = tokens.clone();
             }
+        }
+        if let Some(v) = var("TIM_BRIDGE_ALLOW_UNSIGNED") {
+            self.allow_unsigned = match v.trim() {
+                "true" => true,
+                "false" => false,
+                other => {
+                    return Err(SettingsError::new(
+                        "TIM_BRIDGE_ALLOW_UNSIGNED",
+                        format!("`{}` is neither `true` nor `false`", printable(other, 32)),
+                    ))
+                }
+            };
         }
         if let Some(v) = var("TIM_BRIDGE_ACK") {
             self.ack = match v.trim() {
@@ -501,33 +499,7 @@ impl Settings {
                 "must be at least 65536",
             ));
         }
-        if self.apps.is_empty() {
-            return Err(SettingsError::new(
-                "apps",
-                "no app configured: set TIM_BRIDGE_SDKAPPID or [[apps]] in the config file",
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for app in &self.apps {
-            if !seen.insert(app.sdk_app_id) {
-                return Err(SettingsError::new(
-                    "apps",
-                    format!("SDKAppID {} is listed twice", app.sdk_app_id),
-                ));
-            }
-            if app.tokens.len() > 2 {
-                return Err(SettingsError::new(
-                    format!("apps[{}].tokens", app.sdk_app_id),
-                    "at most two tokens (the current one and the next, while rotating)",
-                ));
-            }
-            if app.tokens.iter().any(|t| t.expose().is_empty()) {
-                return Err(SettingsError::new(
-                    format!("apps[{}].tokens", app.sdk_app_id),
-                    "a token is empty",
-                ));
-            }
-        }
+        apps::check(&self.apps, self.allow_unsigned, self.dev)?;
         let kafka = &self.kafka;
         for (name, topic) in [
             ("kafka.topic", &kafka.topic),
@@ -609,6 +581,14 @@ impl Settings {
     /// Why the producer might refuse the events of the largest bodies taken: an event
     /// is its body plus under 1 KiB, and librdkafka refuses one above its
     /// `message.max.bytes` (1,000,000 unless `[kafka.producer]` says otherwise).
+    /// What `serve` and `check-config` warn about at start: settings that run, but not
+    /// as one probably meant.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = apps::warnings(&self.apps);
+        warnings.extend(self.event_size_warning());
+        warnings
+    }
+
     pub fn event_size_warning(&self) -> Option<String> {
         let largest_event = self.max_body_bytes.saturating_add(EVENT_OVERHEAD_BYTES);
         let limit = self
@@ -693,22 +673,22 @@ mod tests {
             listen = "127.0.0.1:9000"
             [[apps]]
             sdk_app_id = 1
-            tokens = ["from-file"]
+            tokens = ["from-the-file-0123"]
             [kafka]
             topic = "file.topic"
         "#;
         let mut s = Settings::from_toml(file).unwrap();
         s.apply_env(env(&[
             ("TIM_BRIDGE_TOPIC", "env.topic"),
-            ("TIM_BRIDGE_SDKAPPID", "1400000001, 1400000002"),
-            ("TIM_BRIDGE_TOKEN", "t0ken"),
+            ("TIM_BRIDGE_SDKAPPID", "1, 1400000002"),
+            ("TIM_BRIDGE_TOKEN", "t0ken-from-the-environment"),
         ]))
         .unwrap();
         s.validate().unwrap();
         assert_eq!(s.kafka.topic, "env.topic");
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.apps.len(), 2);
-        assert_eq!(s.apps[1].tokens[0].expose(), "t0ken");
+        assert_eq!(s.apps[1].tokens[0].expose(), "t0ken-from-the-environment");
     }
 
     #[test]
@@ -758,11 +738,11 @@ mod tests {
 
     #[test]
     fn weakening_the_producer_is_refused() {
-        let s = Settings::from_toml("[[apps]]\nsdk_app_id = 7\n[kafka.producer]\nacks = \"1\"")
+        let s = Settings::from_toml("[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]\n[kafka.producer]\nacks = \"1\"")
             .unwrap();
         assert_eq!(s.validate().unwrap_err().setting, "kafka.producer.acks");
         let s = Settings::from_toml(
-            "[[apps]]\nsdk_app_id = 7\n[kafka.producer]\n\"max.in.flight\" = \"5\"",
+            "[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]\n[kafka.producer]\n\"max.in.flight\" = \"5\"",
         )
         .unwrap();
         assert_eq!(
@@ -770,7 +750,7 @@ mod tests {
             "kafka.producer.max.in.flight"
         );
         let s = Settings::from_toml(
-            "[[apps]]\nsdk_app_id = 7\n[kafka.producer]\n\"message.timeout.ms\" = \"30000\"",
+            "[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]\n[kafka.producer]\n\"message.timeout.ms\" = \"30000\"",
         )
         .unwrap();
         assert_eq!(
@@ -781,14 +761,21 @@ mod tests {
 
     #[test]
     fn a_bad_topic_name_is_refused() {
-        let mut s = Settings::from_toml("[[apps]]\nsdk_app_id = 7").unwrap();
+        let mut s =
+            Settings::from_toml("[[apps]]\nsdk_app_id = 7\ntokens = [\"0123456789abcdef\"]")
+                .unwrap();
         s.kafka.topic = "has space".into();
         assert_eq!(s.validate().unwrap_err().setting, "kafka.topic");
     }
 
     #[test]
-    fn the_example_file_in_deploy_is_valid() {
-        let s = Settings::from_toml(include_str!("../../deploy/tim-kafka-bridge.toml")).unwrap();
+    fn the_example_file_in_deploy_is_valid_once_its_placeholder_token_is_replaced() {
+        let mut s =
+            Settings::from_toml(include_str!("../../deploy/tim-kafka-bridge.toml")).unwrap();
+        let refused = s.validate().unwrap_err();
+        assert!(refused.reason.contains("placeholder"), "{refused}");
+        s.apply_env(env(&[("TIM_BRIDGE_TOKEN", "the-token-of-the-im-console")]))
+            .unwrap();
         s.validate().unwrap();
         assert_eq!(s.kafka.partitions, 12);
     }
@@ -798,7 +785,8 @@ mod tests {
         for name in ENV_VARS.iter().filter(|n| **n != "TIM_BRIDGE_CONFIG") {
             let value = match *name {
                 "TIM_BRIDGE_LISTEN" => "127.0.0.1:9",
-                "TIM_BRIDGE_SDKAPPID" => "42",
+                "TIM_BRIDGE_SDKAPPID" => "1, 42",
+                "TIM_BRIDGE_ALLOW_UNSIGNED" => "true",
                 "TIM_BRIDGE_ACK" => "memory",
                 "TIM_BRIDGE_ALLOW_NETWORKS" | "TIM_BRIDGE_TRUSTED_PROXIES" => "10.0.0.0/8",
                 "TIM_BRIDGE_KAFKA_SECURITY_PROTOCOL" => "ssl",
@@ -806,7 +794,7 @@ mod tests {
                 _ => "changed",
             };
             let mut s = Settings::from_toml(
-                "[[apps]]\nsdk_app_id = 1\n[tls]\ncert_file = \"c\"\nkey_file = \"k\"",
+                "[[apps]]\nsdk_app_id = 1\ntokens = [\"0123456789abcdef\"]\n[tls]\ncert_file = \"c\"\nkey_file = \"k\"",
             )
             .unwrap();
             let before = format!("{s:?}");
@@ -842,7 +830,9 @@ mod tests {
         }
         assert!(shown.contains("SCRAM-SHA-512"), "{shown}");
         assert!(shown.contains("\"linger.ms\" = \"7\""), "{shown}");
-        Settings::from_toml(&shown).unwrap().validate().unwrap();
+        // It reads back; its tokens are no tokens any more.
+        let read_back = Settings::from_toml(&shown).unwrap().validate().unwrap_err();
+        assert_eq!(read_back.setting, "apps[1].tokens");
     }
 
     #[test]

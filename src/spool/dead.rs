@@ -3,7 +3,7 @@
 //! modes instead of being let go of. Same frames and CRC as the spool, each with the
 //! refusal's reason and time. `tim-kafka-bridge spool drain --dead` sends them again.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +35,8 @@ impl DeadLetters {
     /// Opens `<spool_dir>/dead/`, creating it, and counts what it holds.
     pub fn open(spool_dir: &Path, metrics: Arc<Metrics>) -> io::Result<Arc<Self>> {
         let dir = spool_dir.join("dead");
-        fs::create_dir_all(&dir)?;
+        super::private::create_dir(&dir)?;
+        super::private::tighten_and_log(&dir);
         let found = read(&dir)?;
         let next_seq = found.letters.iter().map(|d| d.seq + 1).max().unwrap_or(0);
         metrics.dead_letters.set(found.letters.len() as i64);
@@ -55,7 +56,7 @@ impl DeadLetters {
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         if file.is_none() {
             *file = Some(
-                OpenOptions::new()
+                super::private::options()
                     .create(true)
                     .append(true)
                     .open(self.dir.join(CURRENT))?,

@@ -45,6 +45,7 @@
 mod commit;
 mod dead;
 pub(crate) mod frame;
+mod private;
 mod progress;
 mod reader;
 mod recovery;
@@ -55,7 +56,7 @@ pub use frame::DeadLetter;
 pub(crate) use recovery::{read_watermark, segment_firsts, segment_path};
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -219,8 +220,13 @@ impl Spool {
         sink: Arc<dyn Sink>,
         metrics: Arc<Metrics>,
     ) -> io::Result<Arc<Self>> {
-        fs::create_dir_all(dir)?;
-        let lock = File::create(dir.join("LOCK"))?;
+        private::create_dir(dir)?;
+        private::tighten_and_log(dir);
+        let lock = private::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("LOCK"))?;
         lock.try_lock().map_err(|_| {
             io::Error::new(
                 io::ErrorKind::WouldBlock,

@@ -9,7 +9,7 @@
 //! generation. The text format of earlier versions (the watermark in decimal) is
 //! still read, and rewritten as slots when the spool opens.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -77,7 +77,7 @@ impl Progress {
     /// Opens (or creates) the file and makes both slots hold `watermark`, so that
     /// every later write overwrites bytes that already exist.
     pub(crate) fn open(dir: &Path, watermark: u64) -> io::Result<Self> {
-        let file = OpenOptions::new()
+        let file = super::private::options()
             .read(true)
             .write(true)
             .create(true)

@@ -49,7 +49,7 @@ pub(crate) fn new_segment(dir: &Path, first_seq: u64) -> io::Result<Segment> {
     match fs::rename(&spare, &path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            OpenOptions::new()
+            super::private::options()
                 .write(true)
                 .create_new(true)
                 .open(&path)?
@@ -83,7 +83,12 @@ pub(crate) fn make_spare(dir: &Path) -> io::Result<()> {
     if spare.exists() {
         return Ok(());
     }
-    File::create(&spare)?.sync_all()?;
+    super::private::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&spare)?
+        .sync_all()?;
     File::open(dir)?.sync_all()
 }
 

@@ -1,3 +1,4 @@
+use std::fs;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::element::TencentElement;
 use super::family::*;
 use super::groups::{GroupChange, GroupMsgExtension, GroupReadReceipt};
-use super::invalid::Invalid;
+use super::invalid::{field_path, without_values, Invalid};
 use super::lenient::field;
 use super::users::{PairList, PortraitSet, StateChange};
 use super::{before, command};
@@ -301,16 +301,16 @@ fn explain<T: DeserializeOwned>(body: &[u8]) -> Invalid {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                Invalid::NotJson(inner.to_string())
+                Invalid::NotJson(without_values(&inner.to_string()))
             } else {
                 Invalid::Field {
-                    path,
-                    reason: inner.to_string(),
+                    path: field_path(&path),
+                    reason: without_values(&inner.to_string()),
                 }
             }
         }
         Ok(_) => match de.end() {
-            Err(e) => Invalid::NotJson(e.to_string()),
+            Err(e) => Invalid::NotJson(without_values(&e.to_string())),
             Ok(()) => Invalid::NotJson("the body cannot be read".into()),
         },
     }

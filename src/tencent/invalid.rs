@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::settings::printable;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invalid {
     /// A query parameter given more than once (refused rather than guessed at).
@@ -47,11 +49,69 @@ impl fmt::Display for Invalid {
             Invalid::Field { path, reason } => write!(f, "{path}: {reason}"),
             Invalid::Empty(field) => write!(f, "{field} is empty"),
             Invalid::EmptyList(field) => write!(f, "{field} is empty"),
-            Invalid::CommandMismatch { query, body } => write!(
-                f,
-                "CallbackCommand in the body ({body}) differs from the query's ({query})"
-            ),
+            // Neither value is echoed: both are the caller's text.
+            Invalid::CommandMismatch { .. } => {
+                f.write_str("CallbackCommand in the body differs from the query's")
+            }
         }
+    }
+}
+
+/// serde's words for what is wrong, without the value they quote (a message text, an
+/// account id): `invalid type: string "hi", expected u64` → `invalid type: a string,
+/// expected u64`. Whatever else quotes something is replaced whole.
+pub(crate) fn without_values(message: &str) -> String {
+    let expected = |rest: &str| {
+        rest.rfind(", expected ")
+            .or_else(|| rest.rfind(", there are no"))
+            .map_or("", |at| &rest[at..])
+            .to_owned()
+    };
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return format!("{prefix}{}{}", kind(rest), expected(rest));
+        }
+    }
+    for prefix in ["unknown variant ", "unknown field "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            return format!("{}{}", prefix.trim_end(), expected(rest));
+        }
+    }
+    let ours = ["missing field `", "duplicate field `", "invalid length "]
+        .iter()
+        .any(|p| message.starts_with(p));
+    if ours || !message.contains(['"', '`', '\'', '\\']) {
+        printable(message, 200)
+    } else {
+        "is not of the expected shape".into()
+    }
+}
+
+/// What serde found, as a kind: `string "…"` → `a string`.
+fn kind(unexpected: &str) -> &'static str {
+    [
+        ("string", "a string"),
+        ("integer", "an integer"),
+        ("floating point", "a number"),
+        ("boolean", "a boolean"),
+        ("character", "a character"),
+        ("byte array", "bytes"),
+        ("null", "null"),
+        ("map", "an object"),
+        ("sequence", "an array"),
+        ("unit", "null"),
+    ]
+    .iter()
+    .find(|(word, _)| unexpected.starts_with(word))
+    .map_or("a value", |(_, kind)| kind)
+}
+
+/// A field's path as serde names it, kept only while it looks like one.
+pub(crate) fn field_path(path: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_.[]-?".contains(c);
+    match path.find(|c: char| !plain(c)) {
+        None => printable(path, 128),
+        Some(at) => format!("{}…", printable(&path[..at], 128)),
     }
 }
 
@@ -59,8 +119,48 @@ impl std::error::Error for Invalid {}
 
 #[cfg(test)]
 mod tests {
-    use super::Invalid;
+    use super::{without_values, Invalid};
     use crate::tencent::{command, Callback, CallbackQuery};
+
+    #[test]
+    fn a_reason_names_the_field_and_the_kind_of_problem_never_the_value() {
+        for body in [
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgBody":"SECRET_TEXT"}"#,
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":987654321,"MsgBody":[]}"#,
+            r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":["SECRET_TEXT"]}}]}"#,
+        ] {
+            let error = Callback::parse(Some(command::AFTER_SEND_MSG), body.as_bytes(), false)
+                .and_then(|c| {
+                    let ctx = crate::event::Context {
+                        sdk_app_id: 1,
+                        command: command::AFTER_SEND_MSG,
+                        client_ip: None,
+                        platform: None,
+                        received_at: std::time::SystemTime::now(),
+                    };
+                    crate::event::normalize(&ctx, c, body.as_bytes()).map(|_| ())
+                })
+                .unwrap_err()
+                .to_string();
+            assert!(
+                !error.contains("SECRET") && !error.contains("987654321"),
+                "{error}"
+            );
+            assert!(error.contains("invalid type: "), "{error}");
+        }
+        assert_eq!(
+            without_values(r#"invalid type: string "x, expected y", expected a sequence"#),
+            "invalid type: a string, expected a sequence"
+        );
+        assert_eq!(
+            without_values("unknown variant `SECRET`, expected `a` or `b`"),
+            "unknown variant, expected `a` or `b`"
+        );
+        assert_eq!(
+            without_values("custom \"SECRET\""),
+            "is not of the expected shape"
+        );
+    }
 
     #[test]
     fn each_check_says_what_it_found_as_a_value_not_only_as_words() {

@@ -17,6 +17,7 @@ pub use body::{AfterMsgWithdraw, AfterSendMsg, Callback};
 #[cfg(test)]
 mod fuzz_tests;
 pub use invalid::Invalid;
+pub(crate) use invalid::{field_path, without_values};
 pub use query::CallbackQuery;
 
 pub mod command {

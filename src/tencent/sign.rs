@@ -42,7 +42,7 @@ pub fn verify(
     request_time: Option<&str>,
     now: u64,
     skew_secs: u64,
-) -> Result<(), SignError> {
+) -> Result<[u8; 32], SignError> {
     let request_time = request_time.ok_or(SignError::Missing("RequestTime"))?;
     let given = sign_param.ok_or(SignError::Missing("Sign"))?;
     let at: u64 = request_time
@@ -61,7 +61,7 @@ pub fn verify(
             .unwrap_u8()
     });
     if matched == 1 {
-        Ok(())
+        Ok(given_bytes)
     } else {
         Err(SignError::Mismatch)
     }
@@ -75,6 +75,22 @@ mod tests {
 
     fn tokens(t: &[&str]) -> Vec<Secret> {
         t.iter().map(|t| Secret::new(*t)).collect()
+    }
+
+    fn example_bytes() -> [u8; 32] {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(EXAMPLE, &mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn an_upper_case_sign_is_the_same_signature() {
+        let upper = EXAMPLE.to_ascii_uppercase();
+        let t = tokens(&["xxxxyyyy"]);
+        assert_eq!(
+            verify(&t, Some(&upper), Some("1669872112"), 1669872112, 60),
+            verify(&t, Some(EXAMPLE), Some("1669872112"), 1669872112, 60)
+        );
     }
 
     #[test]
@@ -93,7 +109,7 @@ mod tests {
                 now,
                 60
             ),
-            Ok(())
+            Ok(example_bytes())
         );
     }
 
@@ -102,7 +118,7 @@ mod tests {
         let t = tokens(&["old-token", "xxxxyyyy"]);
         assert_eq!(
             verify(&t, Some(EXAMPLE), Some("1669872112"), 1669872112, 60),
-            Ok(())
+            Ok(example_bytes())
         );
     }
 
@@ -113,7 +129,7 @@ mod tests {
         for now in [at - 60, at + 60] {
             assert_eq!(
                 verify(&t, Some(EXAMPLE), Some("1669872112"), now, 60),
-                Ok(()),
+                Ok(example_bytes()),
                 "now={now}"
             );
         }

@@ -93,7 +93,7 @@ async fn an_app_without_a_token_takes_unsigned_callbacks() {
 async fn a_callback_signed_with_the_previous_token_is_taken_during_a_rotation() {
     let app = spawn_app().await;
     let t = now().to_string();
-    let sign = tim_kafka_bridge::tencent::sign::sign_hex("previous-token", &t);
+    let sign = tim_kafka_bridge::tencent::sign::sign_hex(PREVIOUS_TOKEN, &t);
     let query = format!(
         "/callback?SdkAppid={SIGNED_APP}&CallbackCommand={SENT}&RequestTime={t}&Sign={sign}"
     );

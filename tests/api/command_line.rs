@@ -20,6 +20,7 @@ fn serve_without_brokers_and_without_dev_refuses_and_says_why() {
     let output = clean_env(&mut Command::new(BINARY))
         .args(["serve"])
         .env("TIM_BRIDGE_SDKAPPID", "1400000000")
+        .env("TIM_BRIDGE_TOKEN", "a-token-of-the-im-console")
         .output()
         .unwrap();
 
@@ -115,7 +116,7 @@ fn post(port: u16, path: &str, body: &str) -> String {
 fn check_config_prints_valid_settings_with_secrets_redacted() {
     let output = clean_env(&mut Command::new(BINARY))
         .args(["check-config", "--config", "deploy/tim-kafka-bridge.toml"])
-        .env("TIM_BRIDGE_TOKEN", "do-not-print-me")
+        .env("TIM_BRIDGE_TOKEN", "do-not-print-this-token")
         .env("TIM_BRIDGE_TOPIC", "from.the.environment")
         .output()
         .unwrap();
@@ -126,16 +127,17 @@ fn check_config_prints_valid_settings_with_secrets_redacted() {
         String::from_utf8_lossy(&output.stderr)
     );
     let printed = String::from_utf8(output.stdout).unwrap();
-    assert!(!printed.contains("do-not-print-me"), "{printed}");
+    assert!(!printed.contains("do-not-print-this-token"), "{printed}");
     assert!(printed.contains("[redacted]"));
     assert!(
         printed.contains(r#"topic = "from.the.environment""#),
         "the environment wins: {printed}"
     );
-    tim_kafka_bridge::settings::Settings::from_toml(&printed)
+    let read_back = tim_kafka_bridge::settings::Settings::from_toml(&printed)
         .unwrap()
         .validate()
-        .unwrap();
+        .unwrap_err();
+    assert!(read_back.setting.ends_with(".tokens"), "{read_back}");
 }
 
 #[test]
@@ -151,6 +153,7 @@ fn check_config_refuses_invalid_settings_naming_them() {
     let no_brokers = clean_env(&mut Command::new(BINARY))
         .arg("check-config")
         .env("TIM_BRIDGE_SDKAPPID", "1400000000")
+        .env("TIM_BRIDGE_TOKEN", "a-token-of-the-im-console")
         .output()
         .unwrap();
     assert_eq!(no_brokers.status.code(), Some(2));

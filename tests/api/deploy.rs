@@ -142,7 +142,7 @@ fn every_setting_deploy_names_is_real_and_the_required_ones_are_set_and_accepted
         }
         env.retain(|k, _| k.starts_with("TIM_BRIDGE_"));
         env.entry("TIM_BRIDGE_TOKEN".into())
-            .or_insert_with(|| "from-the-secret".into());
+            .or_insert_with(|| "a-token-from-the-secret".into());
         let output = check_config(&env);
         assert!(
             output.status.success(),

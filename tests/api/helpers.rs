@@ -23,7 +23,9 @@ use crate::broker::brokers;
 
 pub const SIGNED_APP: u64 = 1400000001;
 pub const UNSIGNED_APP: u64 = 1400000002;
-pub const TOKEN: &str = "test-token";
+pub const TOKEN: &str = "test-token-0123456789";
+/// The token before a rotation, still taken for the signed app.
+pub const PREVIOUS_TOKEN: &str = "previous-token-0123456789";
 pub const PARTITIONS: i32 = 4;
 
 pub struct TestApp {
@@ -83,13 +85,14 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
         apps: vec![
             App {
                 sdk_app_id: SIGNED_APP,
-                tokens: vec![Secret::new("previous-token"), Secret::new(TOKEN)],
+                tokens: vec![Secret::new(PREVIOUS_TOKEN), Secret::new(TOKEN)],
             },
             App {
                 sdk_app_id: UNSIGNED_APP,
                 tokens: vec![],
             },
         ],
+        allow_unsigned: true,
         shutdown_timeout_ms: 5_000,
         spool_dir: tempfile::tempdir().expect("a spool directory").keep(),
         ..Settings::default()

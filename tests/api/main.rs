@@ -26,6 +26,7 @@ mod rejections;
 mod relay;
 mod replay;
 mod second_reader;
+mod secure;
 mod spool_edges;
 mod spool_tool;
 mod tls_support;

@@ -1,0 +1,255 @@
+//! The apps and their callback tokens: where they come from (the file, then
+//! `TIM_BRIDGE_SDKAPPID` and `TIM_BRIDGE_TOKEN`) and what is refused. An app without a
+//! token takes unsigned callbacks, so that only happens when `allow_unsigned` says so.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Secret, SettingsError};
+
+/// Shortest token taken: a random 16 bytes is out of reach of guessing.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// The token `serve --dev` prints; refused anywhere else.
+pub const DEV_TOKEN: &str = "dev-token";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub sdk_app_id: u64,
+    /// Callback authentication tokens; two during a rotation. None: unsigned requests
+    /// are taken, which needs `allow_unsigned = true`.
+    #[serde(default)]
+    pub tokens: Vec<Secret>,
+}
+
+/// `TIM_BRIDGE_SDKAPPID` over the file's `[[apps]]`: the apps it names keep the
+/// tokens the file gives them; an app of the file it does not name is an error, so
+/// that the two never disagree silently.
+pub(super) fn apps_from_env(value: &str, from_file: &[App]) -> Result<Vec<App>, SettingsError> {
+    let ids = value
+        .split(',')
+        .map(|id| {
+            let id = id.trim();
+            id.parse::<u64>().map_err(|_| {
+                SettingsError::new(
+                    "TIM_BRIDGE_SDKAPPID",
+                    format!("`{}` is not an SDKAppID (a number)", printable(id, 32)),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(missing) = from_file.iter().find(|app| !ids.contains(&app.sdk_app_id)) {
+        return Err(SettingsError::new(
+            "TIM_BRIDGE_SDKAPPID",
+            format!(
+                "does not name app {} of the config file's [[apps]]: list the apps in one place, \
+                 TIM_BRIDGE_SDKAPPID or [[apps]] (the file's tokens are kept for the apps both name)",
+                missing.sdk_app_id
+            ),
+        ));
+    }
+    Ok(ids
+        .into_iter()
+        .map(|sdk_app_id| {
+            from_file
+                .iter()
+                .find(|app| app.sdk_app_id == sdk_app_id)
+                .cloned()
+                .unwrap_or(App {
+                    sdk_app_id,
+                    tokens: Vec::new(),
+                })
+        })
+        .collect())
+}
+
+/// `TIM_BRIDGE_TOKEN`: one token, or two separated by a comma while rotating. Set but
+/// blank is an error, not "no token".
+pub(super) fn tokens_from_env(value: &str) -> Result<Vec<Secret>, SettingsError> {
+    if value.trim().is_empty() {
+        return Err(SettingsError::new(
+            "TIM_BRIDGE_TOKEN",
+            "is set but blank: set the callback token of the IM console (two, comma-separated, while rotating) or unset the variable",
+        ));
+    }
+    Ok(value.split(',').map(|t| Secret::new(t.trim())).collect())
+}
+
+/// Every app has one or two acceptable tokens, or unsigned callbacks were asked for.
+pub(super) fn check(apps: &[App], allow_unsigned: bool, dev: bool) -> Result<(), SettingsError> {
+    if apps.is_empty() {
+        return Err(SettingsError::new(
+            "apps",
+            "no app configured: set TIM_BRIDGE_SDKAPPID or [[apps]] in the config file",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for app in apps {
+        let setting = format!("apps[{}].tokens", app.sdk_app_id);
+        if !seen.insert(app.sdk_app_id) {
+            return Err(SettingsError::new(
+                "apps",
+                format!("SDKAppID {} is listed twice", app.sdk_app_id),
+            ));
+        }
+        if app.tokens.is_empty() && !allow_unsigned {
+            return Err(SettingsError::new(
+                setting,
+                "no token, so anyone could send this app's callbacks unsigned: set TIM_BRIDGE_TOKEN \
+                 (or tokens in [[apps]]) to the callback token of the IM console, or set \
+                 allow_unsigned = true to take unsigned callbacks on purpose",
+            ));
+        }
+        if app.tokens.len() > 2 {
+            return Err(SettingsError::new(
+                setting,
+                "at most two tokens (the current one and the next, while rotating)",
+            ));
+        }
+        for token in &app.tokens {
+            check_token(token.expose(), dev)
+                .map_err(|reason| SettingsError::new(&setting, reason))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_token(token: &str, dev: bool) -> Result<(), String> {
+    if token.is_empty() {
+        return Err("a token is empty".into());
+    }
+    if token.starts_with("replace-with-") {
+        return Err(
+            "is the example's placeholder: set the callback token of the IM console".into(),
+        );
+    }
+    if token == DEV_TOKEN && !dev {
+        return Err(format!(
+            "is `{DEV_TOKEN}`, the token of `serve --dev`, known to everyone: set the callback token of the IM console"
+        ));
+    }
+    if token.len() < MIN_TOKEN_BYTES && token != DEV_TOKEN {
+        return Err(format!(
+            "is {} bytes; use at least {MIN_TOKEN_BYTES} (e.g. `openssl rand -hex 16`), here and in the IM console",
+            token.len()
+        ));
+    }
+    Ok(())
+}
+
+/// What start-up should warn about: apps taking unsigned callbacks, and apps sharing a
+/// token (Tencent's signature does not cover `SdkAppid`, so a request signed for one
+/// passes for the other).
+pub(super) fn warnings(apps: &[App]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let unsigned: Vec<_> = apps
+        .iter()
+        .filter(|app| app.tokens.is_empty())
+        .map(|app| app.sdk_app_id.to_string())
+        .collect();
+    if !unsigned.is_empty() {
+        warnings.push(format!(
+            "allow_unsigned: app {} takes callbacks without a signature; anyone who reaches the port can send them",
+            unsigned.join(", ")
+        ));
+    }
+    for (i, a) in apps.iter().enumerate() {
+        for b in &apps[i + 1..] {
+            if a.tokens.iter().any(|t| b.tokens.contains(t)) {
+                warnings.push(format!(
+                    "apps {} and {} share a token: Tencent's signature does not cover SdkAppid, so a callback \
+                     signed for one is taken for the other; give each app its own token",
+                    a.sdk_app_id, b.sdk_app_id
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+/// A caller- or user-supplied string made safe for a log line or an error: control
+/// characters escaped, at most `max` characters.
+pub fn printable(value: &str, max: usize) -> String {
+    let mut out: String = value
+        .chars()
+        .take(max)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: u64, tokens: &[&str]) -> App {
+        App {
+            sdk_app_id: id,
+            tokens: tokens.iter().map(|t| Secret::new(*t)).collect(),
+        }
+    }
+
+    const GOOD: &str = "0123456789abcdef0123";
+
+    #[test]
+    fn an_app_without_a_token_is_refused_unless_unsigned_is_allowed() {
+        let apps = [app(1, &[])];
+        let err = check(&apps, false, false).unwrap_err();
+        assert_eq!(err.setting, "apps[1].tokens");
+        assert!(err.reason.contains("allow_unsigned"), "{err}");
+        check(&apps, true, false).unwrap();
+        assert_eq!(warnings(&apps).len(), 1);
+    }
+
+    #[test]
+    fn placeholders_the_dev_token_and_short_tokens_are_refused() {
+        for (token, why) in [
+            ("replace-with-your-callback-token", "placeholder"),
+            ("dev-token", "serve --dev"),
+            ("fifteen-bytes!!", "15 bytes"),
+            ("", "empty"),
+        ] {
+            let err = check(&[app(1, &[token])], false, false).unwrap_err();
+            assert!(err.reason.contains(why), "{token}: {err}");
+        }
+        check(&[app(1, &["dev-token"])], false, true).unwrap();
+        check(&[app(1, &[GOOD])], false, false).unwrap();
+    }
+
+    #[test]
+    fn the_app_id_variable_keeps_the_file_tokens_of_the_apps_it_names() {
+        let file = [app(1, &[GOOD, "another-token-of-app-1"])];
+        let apps = apps_from_env("1, 2", &file).unwrap();
+        assert_eq!(apps[0].tokens.len(), 2);
+        assert!(apps[1].tokens.is_empty());
+        let err = apps_from_env("2", &file).unwrap_err();
+        assert!(err.reason.contains("app 1 of the config file"), "{err}");
+    }
+
+    #[test]
+    fn a_blank_token_variable_is_an_error_and_a_comma_gives_two_tokens() {
+        assert_eq!(
+            tokens_from_env("  ").unwrap_err().setting,
+            "TIM_BRIDGE_TOKEN"
+        );
+        assert_eq!(tokens_from_env("a, b").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn apps_sharing_a_token_are_warned_about() {
+        let warnings = warnings(&[app(1, &[GOOD]), app(2, &[GOOD])]);
+        assert!(warnings[0].contains("share a token"), "{warnings:?}");
+    }
+
+    #[test]
+    fn printable_escapes_control_characters_and_truncates() {
+        assert_eq!(
+            printable("a\r\nERROR x\u{1b}[31m", 64),
+            "a\\r\\nERROR x\\u{1b}[31m"
+        );
+        assert_eq!(printable("abcdef", 3), "abc…");
+    }
+}
