@@ -272,6 +272,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(error) => return refuse(error),
     };
     tracing::info!(address = %app.local_addr(), callback_path = %settings.callback_path, "Listening for callbacks.");
+    if let Some(admin) = app.admin_addr() {
+        tracing::info!(address = %admin, "Serving /healthz, /readyz and /metrics here, not on the callback port.");
+    }
     let tail = if args.dev {
         println!("{}", dev::instructions(&settings, app.local_addr().port()));
         dev::spawn_tail(&settings)

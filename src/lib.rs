@@ -24,6 +24,7 @@ pub mod event;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod outbound;
 pub mod relay;
 pub mod replay;
 pub mod route;

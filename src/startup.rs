@@ -21,6 +21,7 @@ use crate::spool::{DeadLetters, Spool};
 
 pub struct Application {
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
     certificates: Option<Arc<Certificates>>,
     state: Arc<State>,
     stop_monitor: CancellationToken,
@@ -34,6 +35,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let Config {
             listen,
+            admin_listen,
             http,
             admission,
             dedup,
@@ -100,6 +102,13 @@ impl Application {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (setting `listen`)"))?;
+        let admin_listener =
+            match admin_listen {
+                None => None,
+                Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                    format!("cannot listen on {address} (setting `admin_listen`)")
+                })?),
+            };
         // A signed request stays valid for the skew either side of its time.
         let replay_window = 2 * admission.request_time_skew + Duration::from_secs(1);
         let evictions = |kind| {
@@ -113,6 +122,7 @@ impl Application {
         );
         Ok(Self {
             listener,
+            admin_listener,
             certificates,
             shutdown_timeout,
             state: Arc::new(State {
@@ -149,6 +159,13 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Where `/metrics` and `/readyz` are served, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
+    }
+
     /// The HTTPS certificate, to reload it as a SIGHUP does; `None` without HTTPS.
     pub fn certificates(&self) -> Option<Arc<Certificates>> {
         self.certificates.clone()
@@ -178,6 +195,14 @@ impl Application {
                 reason = broke => { let _ = tell.send(reason); }
             }
         };
+        let admin = self.admin_listener.map(|listener| {
+            let stopped = self.stop_monitor.clone();
+            tokio::spawn(http::serve_admin(
+                listener,
+                Arc::clone(&self.state),
+                async move { stopped.cancelled().await },
+            ))
+        });
         http::serve(
             self.listener,
             acceptor,
@@ -187,6 +212,9 @@ impl Application {
         )
         .await;
         self.stop_monitor.cancel();
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         tracing::info!(
             in_flight = self.state.buffer.depth(),
             "Stopped accepting; flushing Kafka."

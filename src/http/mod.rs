@@ -1,5 +1,6 @@
 //! The HTTP server: the callback path, `/healthz`, `/readyz`, `/metrics`.
 
+mod admin_server;
 mod admit;
 mod callback;
 mod error;
@@ -20,6 +21,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tracing::Instrument;
 
 pub use crate::route::Admitted;
+pub use admin_server::serve_admin;
 pub use admit::admit;
 pub use error::{CallbackError, OK_BODY};
 pub use server::serve;
@@ -75,6 +77,14 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
         .instrument(span)
         .await;
     }
+    if !state.http.serves_admin && path != "/healthz" {
+        return reject(state, "none", CallbackError::NotFound);
+    }
+    respond(admin_page(path, state), &req, state)
+}
+
+/// `/healthz`, `/readyz` and `/metrics`, wherever they are served.
+fn admin_page(path: &str, state: &State) -> Option<(StatusCode, String, &'static str)> {
     let broken = (path == "/readyz").then(|| state.buffer.broken()).flatten();
     let trouble = (path == "/readyz")
         .then(|| state.buffer.trouble())
@@ -130,6 +140,14 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
         )),
         _ => None,
     };
+    page
+}
+
+fn respond(
+    page: Option<(StatusCode, String, &'static str)>,
+    req: &Request<Incoming>,
+    state: &State,
+) -> Response<Full<Bytes>> {
     match page {
         None => reject(state, "none", CallbackError::NotFound),
         Some(_) if req.method() != Method::GET && req.method() != Method::HEAD => {

@@ -117,7 +117,7 @@ pub async fn redeliver(config: &RelayConfig, subscription: Subscription) -> Resu
     consumer.assign(&assignment).map_err(|e| e.to_string())?;
     let name = subscription.name.clone();
     let metrics = RelayMetrics::default().subscription(&name);
-    let deliverer = Deliverer::new(Arc::new(subscription), metrics);
+    let deliverer = Deliverer::new(Arc::new(subscription), metrics)?;
     // Per partition: where reading is, and where it stops.
     let mut todo: std::collections::HashMap<i32, (i64, i64)> = ends
         .into_iter()

@@ -5,12 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
 use super::metrics::SubscriptionMetrics;
@@ -66,25 +63,29 @@ enum Attempt {
 }
 
 pub struct Deliverer {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: crate::outbound::HttpsClient,
     pub subscription: Arc<Subscription>,
     in_flight: Semaphore,
     metrics: SubscriptionMetrics,
 }
 
 impl Deliverer {
-    pub fn new(subscription: Arc<Subscription>, metrics: SubscriptionMetrics) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(subscription.timeout));
-        Self {
-            client: Client::builder(TokioExecutor::new())
-                .pool_max_idle_per_host(subscription.max_in_flight)
-                .build(connector),
+    pub fn new(
+        subscription: Arc<Subscription>,
+        metrics: SubscriptionMetrics,
+    ) -> Result<Self, String> {
+        let client = crate::outbound::client(
+            subscription.ca_file.as_deref(),
+            subscription.timeout,
+            subscription.max_in_flight,
+        )
+        .map_err(|e| format!("subscriptions.{}: {e}", subscription.name))?;
+        Ok(Self {
+            client,
             in_flight: Semaphore::new(subscription.max_in_flight),
             subscription,
             metrics,
-        }
+        })
     }
 
     /// Delivers until a 2xx, or until `retry_for` has passed (`forever`: never give up
@@ -158,8 +159,8 @@ impl Deliverer {
             let response = self.client.request(request).await?;
             let status = response.status();
             let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
-            // Read to the end, so the connection is reused.
-            let _ = response.into_body().collect().await;
+            // Read to the end (up to a cap), so the connection is reused.
+            crate::outbound::drain_answer(response.into_body()).await;
             Ok::<_, hyper_util::client::legacy::Error>((status, retry_after))
         })
         .await;
@@ -169,7 +170,7 @@ impl Deliverer {
                 after: None,
             },
             Ok(Err(e)) => Attempt::Retry {
-                last: format!("request failed: {e}"),
+                last: format!("request failed: {}", crate::outbound::with_causes(&e)),
                 after: None,
             },
             Ok(Ok((status, after))) => classify(status, after, s.give_up_on_4xx),

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -76,6 +77,10 @@ async fn redeliver(mut config: RelayConfig, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The relay's endpoints (`/metrics`, `/readyz`, `/healthz`) serve probes and scrapers.
+const MAX_CONNECTIONS: usize = 256;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn serve(config: RelayConfig) -> Result<(), String> {
     let metrics = Arc::new(RelayMetrics::default());
     let listener = TcpListener::bind(config.listen)
@@ -112,12 +117,25 @@ async fn serve(config: RelayConfig) -> Result<(), String> {
     let endpoints = Arc::new(Endpoints { metrics, joined });
     let accepting = {
         let stop = stop.clone();
+        // Bounded like the bridge's listener: a cap on connections, a deadline for
+        // a request's head, and a pause after a failed accept (out of descriptors).
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else { continue };
+                        let stream = match accepted {
+                            Ok((stream, _)) => stream,
+                            Err(error) => {
+                                tracing::warn!(error = %error, "Could not accept a connection.");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                continue;
+                            }
+                        };
+                        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                            continue;
+                        };
                         let endpoints = Arc::clone(&endpoints);
                         tokio::spawn(async move {
                             let service = service_fn(move |req| {
@@ -125,8 +143,11 @@ async fn serve(config: RelayConfig) -> Result<(), String> {
                                 async move { Ok::<_, Infallible>(endpoints.answer(&req)) }
                             });
                             let _ = http1::Builder::new()
+                                .timer(hyper_util::rt::TokioTimer::new())
+                                .header_read_timeout(HEADER_READ_TIMEOUT)
                                 .serve_connection(TokioIo::new(stream), service)
                                 .await;
+                            drop(permit);
                         });
                     }
                 }

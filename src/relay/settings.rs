@@ -40,6 +40,10 @@ pub struct SubscriptionFile {
     #[serde(default)]
     pub im_group: Option<String>,
     pub url: String,
+    /// For an https:// URL signed by a private CA: that CA's PEM file, trusted instead
+    /// of the public roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub secret: Option<Secret>,
     #[serde(default)]
@@ -90,6 +94,7 @@ pub struct Subscription {
     pub user: Option<String>,
     pub im_group: Option<String>,
     pub url: Uri,
+    pub ca_file: Option<PathBuf>,
     /// The HMAC key: the base64 part of `whsec_...`, decoded.
     pub key: Option<Vec<u8>>,
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
@@ -206,11 +211,22 @@ impl SubscriptionFile {
             .url
             .parse()
             .map_err(|e| SettingsError::new(at("url"), format!("`{}`: {e}", self.url)))?;
-        if url.scheme_str() != Some("http") || url.host().is_none() {
+        let shown = crate::outbound::redacted_url(&url);
+        if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
             return Err(SettingsError::new(
                 at("url"),
-                format!("`{}`: an http:// URL with a host (terminate TLS in a sidecar or proxy for https)", self.url),
+                format!("`{shown}`: an http:// or https:// URL with a host"),
             ));
+        }
+        if let Some(ca) = &self.ca_file {
+            if url.scheme_str() != Some("https") {
+                return Err(SettingsError::new(
+                    at("ca_file"),
+                    "only for an https:// url",
+                ));
+            }
+            crate::outbound::client(Some(ca), Duration::from_secs(1), 1)
+                .map_err(|why| SettingsError::new(at("ca_file"), why))?;
         }
         let secret = match (self.secret, self.secret_file) {
             (Some(_), Some(_)) => {
@@ -233,6 +249,13 @@ impl SubscriptionFile {
             ),
             (None, None) => None,
         };
+        if secret.as_deref() == Some(super::sign::SPECIFICATION_EXAMPLE) {
+            return Err(SettingsError::new(
+                at("secret"),
+                "is the Standard Webhooks specification's published example, known to everyone: \
+                 make one of your own (`echo whsec_$(openssl rand -base64 24)`)",
+            ));
+        }
         let key = secret
             .map(|s| {
                 super::sign::secret_key(&s).map_err(|why| SettingsError::new(at("secret"), why))
@@ -282,6 +305,7 @@ impl SubscriptionFile {
             user: self.user,
             im_group: self.im_group,
             url,
+            ca_file: self.ca_file,
             key,
             headers,
             timeout: Duration::from_millis(self.timeout_ms),
@@ -308,7 +332,7 @@ impl RelayConfig {
                 s.group_id,
                 s.topics,
                 s.types,
-                s.url,
+                crate::outbound::redacted_url(&s.url),
                 s.key.is_some(),
                 s.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
                 s.timeout.as_millis(),
@@ -337,7 +361,7 @@ mod tests {
         name = "search-indexer"
         topics = ["tim.c2c.messages"]
         url = "http://search.internal/events"
-        secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        secret = "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF"
     "#;
 
     #[test]
@@ -358,7 +382,7 @@ mod tests {
                 "subscriptions[0].url",
             ),
             (
-                GOOD.replace("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain"),
+                GOOD.replace("whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF", "plain"),
                 "subscriptions[0].secret",
             ),
             (
@@ -389,6 +413,22 @@ mod tests {
                 "subscriptions[1].name",
             ),
             (format!("{GOOD}\nunknown = 1"), "unknown"),
+            (
+                GOOD.replace(
+                    "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF",
+                    crate::relay::sign::SPECIFICATION_EXAMPLE,
+                ),
+                "subscriptions[0].secret",
+            ),
+            (
+                format!("{GOOD}\nca_file = \"/etc/ssl/ca.pem\""),
+                "subscriptions[0].ca_file",
+            ),
+            (
+                GOOD.replace("http://search", "https://search")
+                    + "\nca_file = \"/nonexistent/ca.pem\"",
+                "subscriptions[0].ca_file",
+            ),
         ];
         for (text, setting) in cases {
             let error = check(&text).unwrap_err();
@@ -397,8 +437,15 @@ mod tests {
     }
 
     #[test]
-    fn the_example_files_in_deploy_are_valid() {
-        let example = check(include_str!("../../deploy/relay.toml")).unwrap();
+    fn the_example_files_in_deploy_are_valid_but_their_placeholder_secret() {
+        let shipped = include_str!("../../deploy/relay.toml");
+        let refused = check(shipped).unwrap_err();
+        assert_eq!(refused.setting, "subscriptions[0].secret", "{refused}");
+        let example = check(&shipped.replace(
+            "whsec_replace-with-a-secret-of-your-own",
+            "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF",
+        ))
+        .unwrap();
         assert_eq!(example.subscriptions.len(), 2);
         let configmap = include_str!("../../deploy/k8s/relay/configmap.yaml");
         let embedded: String = configmap

@@ -6,6 +6,9 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// The secret of the specification's examples: refused as a subscription's secret.
+pub const SPECIFICATION_EXAMPLE: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 /// The key a `whsec_...` secret stands for.
 pub fn secret_key(secret: &str) -> Result<Vec<u8>, String> {
     let encoded = secret

@@ -230,7 +230,7 @@ impl Runner {
             deliverer: Arc::new(Deliverer::new(
                 Arc::clone(&subscription),
                 shared.sub.clone(),
-            )),
+            )?),
             subscription,
             consumer: Arc::new(consumer),
             shared,

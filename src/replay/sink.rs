@@ -7,14 +7,15 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Uri;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A whole post, answer included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub struct Endpoint {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: crate::outbound::HttpsClient,
     url: Uri,
 }
 
@@ -77,13 +78,14 @@ impl Sink {
 
     pub fn url(url: &str) -> Result<Self, String> {
         let url: Uri = url.parse().map_err(|e| format!("--to-url {url}: {e}"))?;
-        if url.scheme_str() != Some("http") {
+        if !matches!(url.scheme_str(), Some("http" | "https")) {
             return Err(format!(
-                "--to-url {url}: only http:// URLs (an internal endpoint) are supported"
+                "--to-url {}: an http:// or https:// URL",
+                crate::outbound::redacted_url(&url)
             ));
         }
         Ok(Sink::Url(Box::new(Endpoint {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: crate::outbound::client(None, CONNECT_TIMEOUT, 8)?,
             url,
         })))
     }
@@ -135,10 +137,24 @@ impl Sink {
                         .header("content-type", crate::event::CONTENT_TYPE)
                         .body(Full::new(body.clone()))
                         .expect("a valid request");
-                    match client.request(request).await {
-                        Ok(response) if response.status().is_success() => Ok(()),
-                        Ok(response) => Err(format!("{url} answered {}", response.status())),
-                        Err(error) => Err(format!("{url} did not answer: {error}")),
+                    let shown = crate::outbound::redacted_url(url);
+                    let answered = tokio::time::timeout(REQUEST_TIMEOUT, async {
+                        let response = client.request(request).await?;
+                        let status = response.status();
+                        crate::outbound::drain_answer(response.into_body()).await;
+                        Ok::<_, hyper_util::client::legacy::Error>(status)
+                    });
+                    match answered.await {
+                        Ok(Ok(status)) if status.is_success() => Ok(()),
+                        Ok(Ok(status)) => Err(format!("{shown} answered {status}")),
+                        Ok(Err(error)) => Err(format!(
+                            "{shown} did not answer: {}",
+                            crate::outbound::with_causes(&error)
+                        )),
+                        Err(_) => Err(format!(
+                            "{shown} did not answer in {} s",
+                            REQUEST_TIMEOUT.as_secs()
+                        )),
                     }
                 };
                 let backoff = ExponentialBuilder::default()

@@ -16,6 +16,8 @@ use super::{check_topic_name, Ack, App, KafkaSecurity, Network, Settings, Settin
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `/metrics` and `/readyz` here rather than on `listen`.
+    pub admin_listen: Option<SocketAddr>,
     pub http: HttpConfig,
     pub admission: Admission,
     pub dedup: DedupConfig,
@@ -38,6 +40,8 @@ pub struct HttpConfig {
     pub allow_networks: Vec<Network>,
     pub trusted_proxies: Vec<Network>,
     pub tls: Option<Tls>,
+    /// Whether `/metrics` and `/readyz` are answered here (no `admin_listen`).
+    pub serves_admin: bool,
 }
 
 /// What admitting a callback needs: the apps and their tokens, the clock's
@@ -116,6 +120,7 @@ impl TryFrom<Settings> for Config {
         let ms = Duration::from_millis;
         Ok(Config {
             listen: s.listen,
+            admin_listen: s.admin_listen,
             http: HttpConfig {
                 callback_path: s.callback_path,
                 max_body_bytes: nonzero(s.max_body_bytes),
@@ -127,6 +132,7 @@ impl TryFrom<Settings> for Config {
                 allow_networks: s.allow_networks,
                 trusted_proxies: s.trusted_proxies,
                 tls: s.tls,
+                serves_admin: s.admin_listen.is_none(),
             },
             admission: Admission {
                 apps: s.apps,

@@ -50,6 +50,7 @@ impl Serialize for Secret {
 pub const ENV_VARS: &[&str] = &[
     "TIM_BRIDGE_CONFIG",
     "TIM_BRIDGE_LISTEN",
+    "TIM_BRIDGE_ADMIN_LISTEN",
     "TIM_BRIDGE_CALLBACK_PATH",
     "TIM_BRIDGE_SDKAPPID",
     "TIM_BRIDGE_TOKEN",
@@ -85,6 +86,11 @@ pub const REQUIRED_ENV_VARS: &[&str] = &["TIM_BRIDGE_SDKAPPID", "TIM_BRIDGE_KAFK
 pub struct Settings {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Where `/metrics` and `/readyz` are served instead of the callback port (which
+    /// then answers them 404): the probes' and the scraper's port, kept off the
+    /// public one. None: on the callback port.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     #[serde(default = "default_callback_path")]
     pub callback_path: String,
     #[serde(default = "default_max_body_bytes")]
@@ -355,6 +361,17 @@ impl Settings {
                     format!("`{v}` is not an address like 0.0.0.0:8080"),
                 )
             })?;
+        }
+        if let Some(v) = var("TIM_BRIDGE_ADMIN_LISTEN") {
+            self.admin_listen = Some(v.trim().parse().map_err(|_| {
+                SettingsError::new(
+                    "TIM_BRIDGE_ADMIN_LISTEN",
+                    format!(
+                        "`{}` is not an address like 0.0.0.0:9091",
+                        printable(&v, 64)
+                    ),
+                )
+            })?);
         }
         if let Some(v) = var("TIM_BRIDGE_CALLBACK_PATH") {
             self.callback_path = v.trim().to_owned();
@@ -784,7 +801,7 @@ mod tests {
     fn every_listed_variable_is_read() {
         for name in ENV_VARS.iter().filter(|n| **n != "TIM_BRIDGE_CONFIG") {
             let value = match *name {
-                "TIM_BRIDGE_LISTEN" => "127.0.0.1:9",
+                "TIM_BRIDGE_LISTEN" | "TIM_BRIDGE_ADMIN_LISTEN" => "127.0.0.1:9",
                 "TIM_BRIDGE_SDKAPPID" => "1, 42",
                 "TIM_BRIDGE_ALLOW_UNSIGNED" => "true",
                 "TIM_BRIDGE_ACK" => "memory",

@@ -30,6 +30,8 @@ pub const PARTITIONS: i32 = 4;
 
 pub struct TestApp {
     pub address: String,
+    /// `http://host:port` of the admin listener, when `admin_listen` is set.
+    pub admin_address: Option<String>,
     pub topic: String,
     pub other_topic: String,
     pub group_topic: String,
@@ -111,6 +113,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
 
     let app = Application::build(config).await.expect("the bridge starts");
     let address = format!("http://{}", app.local_addr());
+    let admin_address = app.admin_addr().map(|a| format!("http://{a}"));
     let producer = Some(app.producer());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(app.run_until(async {
@@ -118,6 +121,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     }));
     TestApp {
         address,
+        admin_address,
         topic: settings.kafka.topic.clone(),
         other_topic: settings.kafka.other_topic.clone(),
         group_topic: settings.kafka.group_topic.clone(),
@@ -136,6 +140,7 @@ impl TestApp {
     pub fn at(address: &str) -> Self {
         TestApp {
             address: address.to_owned(),
+            admin_address: None,
             topic: String::new(),
             other_topic: String::new(),
             group_topic: String::new(),

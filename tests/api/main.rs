@@ -24,6 +24,7 @@ mod queue;
 mod refusals;
 mod rejections;
 mod relay;
+mod relay_tls;
 mod replay;
 mod second_reader;
 mod secure;

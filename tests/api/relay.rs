@@ -150,7 +150,7 @@ fn ok(_: &Value, _: usize) -> (u16, Option<u64>, Duration) {
     (204, None, Duration::ZERO)
 }
 
-struct Relay {
+pub(super) struct Relay {
     child: Child,
     listen: String,
     log: std::path::PathBuf,
@@ -174,7 +174,7 @@ impl Relay {
         path
     }
 
-    async fn start(subscriptions: &str) -> Self {
+    pub(super) async fn start(subscriptions: &str) -> Self {
         let (listen, text) = Self::config(subscriptions);
         let path = Self::file(&text);
         let log = path.with_extension("log");
@@ -209,14 +209,14 @@ impl Relay {
         }
     }
 
-    async fn metrics(&self) -> String {
+    pub(super) async fn metrics(&self) -> String {
         get(&self.listen, "/metrics")
             .await
             .expect("the relay answers")
             .1
     }
 
-    fn logs(&self) -> String {
+    pub(super) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -248,7 +248,7 @@ async fn get(listen: &str, path: &str) -> Option<(u16, String)> {
 }
 
 /// `outcome` deliveries of `subscription` in a /metrics page.
-fn deliveries(page: &str, subscription: &str, outcome: &str) -> f64 {
+pub(super) fn deliveries(page: &str, subscription: &str, outcome: &str) -> f64 {
     metric_value(
         page,
         &format!(
@@ -257,7 +257,7 @@ fn deliveries(page: &str, subscription: &str, outcome: &str) -> f64 {
     )
 }
 
-fn subscription(name: &str, topic: &str, url: &str, extra: &str) -> String {
+pub(super) fn subscription(name: &str, topic: &str, url: &str, extra: &str) -> String {
     format!(
         "[[subscriptions]]\nname = \"{name}\"\ntopics = [\"{topic}\"]\nurl = \"{url}\"\n{extra}\n"
     )
@@ -269,7 +269,7 @@ fn state(account: &str, n: u64) -> String {
     .to_string()
 }
 
-async fn send_states(app: &TestApp, users: &[String], from: u64, per_user: u64) {
+pub(super) async fn send_states(app: &TestApp, users: &[String], from: u64, per_user: u64) {
     for n in from..from + per_user {
         for user in users {
             assert_eq!(
@@ -430,7 +430,7 @@ async fn a_key_its_receiver_refuses_is_dead_lettered_while_others_flow_and_redel
 async fn the_signature_verifies_with_the_standard_webhooks_library() {
     let app = spawn_app().await;
     let receiver = Receiver::start(ok).await;
-    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let secret = "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF";
     let name = unique_topic("signed");
     let sub = subscription(
         &name,
@@ -586,7 +586,12 @@ async fn filters_retry_after_and_a_receiver_that_hangs_past_the_timeout() {
 
 #[test]
 fn a_bad_relay_file_stops_it_naming_the_setting_and_check_config_reads_relay_files() {
-    let (_, good) = Relay::config(&subscription("ok", "t", "http://127.0.0.1:9/x", ""));
+    let (_, good) = Relay::config(&subscription(
+        "ok",
+        "t",
+        "https://relay:hunter2-password@127.0.0.1:9/x",
+        "",
+    ));
     let checked = Command::new(BINARY)
         .args(["check-config", "--config"])
         .arg(Relay::file(&good))
@@ -597,9 +602,17 @@ fn a_bad_relay_file_stops_it_naming_the_setting_and_check_config_reads_relay_fil
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
-    assert!(String::from_utf8_lossy(&checked.stdout).contains("tim-relay.ok"));
+    let printed = String::from_utf8_lossy(&checked.stdout);
+    assert!(printed.contains("tim-relay.ok"), "{printed}");
+    assert!(
+        !printed.contains("hunter2") && printed.contains("relay:[redacted]@127.0.0.1:9"),
+        "a password in a URL is not printed: {printed}"
+    );
 
-    let bad = good.replace("http://127.0.0.1:9/x", "https://vendor.example/hook");
+    let bad = good.replace(
+        "https://relay:hunter2-password@127.0.0.1:9/x",
+        "ftp://vendor.example/hook",
+    );
     for args in [
         &["relay", "--config"][..],
         &["check-config", "--config"][..],

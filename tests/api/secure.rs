@@ -538,3 +538,33 @@ async fn a_signed_request_replayed_with_its_sign_in_upper_case_is_published_once
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn with_an_admin_port_metrics_and_readiness_leave_the_callback_port() {
+    let app = spawn_app_with(|s| s.admin_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let admin = TestApp::at(app.admin_address.as_deref().expect("an admin listener"));
+    for path in ["/metrics", "/readyz"] {
+        assert_eq!(
+            app.get(path).await.0.as_u16(),
+            404,
+            "{path} on the callback port"
+        );
+    }
+    assert_eq!(app.get("/healthz").await.0.as_u16(), 200);
+    let sent = app.callback(SENT, &sent_body("on-the-callback-port")).await;
+    assert_eq!(sent.status.as_u16(), 200);
+    let records = read_records(&app.topic, 1).await;
+    assert_eq!(records[0].key.as_deref(), Some("on-the-callback-port"));
+    let (status, metrics) = admin.get("/metrics").await;
+    assert_eq!(status.as_u16(), 200);
+    assert!(
+        metrics.contains(&format!(r#"command="{SENT}",outcome="ok"}} 1"#)),
+        "{metrics}"
+    );
+    assert_eq!(admin.get("/readyz").await.0.as_u16(), 200);
+    assert_eq!(
+        admin.get("/callback").await.0.as_u16(),
+        404,
+        "no callbacks on the admin port"
+    );
+}
