@@ -21,7 +21,7 @@ VOLUME="tkb-spool-$$"
 IMAGE="localhost/tim-kafka-bridge:test"
 KAFKA_PORT="${KAFKA_PORT:-19592}"
 PORT=8080 # the port the image listens on and its HEALTHCHECK probes
-TOKEN=container-token
+TOKEN=container-token-0123456789
 APP=1400000000
 TOPIC="tim.container.$$"
 

@@ -141,6 +141,8 @@ fn every_setting_deploy_names_is_real_and_the_required_ones_are_set_and_accepted
             );
         }
         env.retain(|k, _| k.starts_with("TIM_BRIDGE_"));
+        // The token comes from the Secret, or from the shell (`${TIM_BRIDGE_TOKEN:?...}`).
+        env.retain(|_, v| !v.starts_with("${"));
         env.entry("TIM_BRIDGE_TOKEN".into())
             .or_insert_with(|| "a-token-from-the-secret".into());
         let output = check_config(&env);
@@ -171,12 +173,24 @@ async fn probes_and_ports_match_the_server() {
         .parse()
         .unwrap();
     assert_eq!(listen.port(), port);
+    let admin: std::net::SocketAddr = configmap["TIM_BRIDGE_ADMIN_LISTEN"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let container = &kind(&docs, "StatefulSet")["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["ports"][0]["containerPort"], port);
     assert_eq!(container["ports"][0]["name"], "http");
+    assert_eq!(container["ports"][1]["containerPort"], admin.port());
+    assert_eq!(container["ports"][1]["name"], "admin");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
+    assert_eq!(container["livenessProbe"]["httpGet"]["port"], "admin");
+    assert_eq!(
+        kind(&docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"],
+        "admin"
+    );
     let spool_mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
     assert_eq!(
         configmap["TIM_BRIDGE_SPOOL_DIR"], spool_mount,
@@ -198,10 +212,11 @@ async fn probes_and_ports_match_the_server() {
     let dockerfile = std::fs::read_to_string(root().join("deploy/docker/Dockerfile")).unwrap();
     assert!(dockerfile.contains(&format!("EXPOSE {port}")));
 
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.admin_listen = Some("127.0.0.1:0".parse().unwrap())).await;
     app.wait_until_ready().await;
+    let admin = TestApp::at(app.admin_address.as_deref().unwrap());
     for path in ["/healthz", "/readyz", "/metrics"] {
-        assert_eq!(app.get(path).await.0, 200, "{path}");
+        assert_eq!(admin.get(path).await.0, 200, "{path}");
     }
     assert_eq!(app.callback("C2C.CallbackAfterMsgWithDraw", r#"{"CallbackCommand":"C2C.CallbackAfterMsgWithDraw","From_Account":"a","To_Account":"b","MsgKey":"deploy"}"#).await.status, 200);
     assert_eq!(
@@ -305,4 +320,59 @@ async fn dashboards_and_alerts_use_only_metrics_the_bridge_exports() {
         read_records(&app.topic, 1).await[0].key.as_deref(),
         Some("metrics")
     );
+}
+
+#[test]
+fn every_workload_runs_confined_without_a_service_account_token() {
+    let docs = yaml_documents();
+    let workloads: Vec<&Value> = docs
+        .values()
+        .flatten()
+        .filter(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("StatefulSet" | "Deployment" | "Job")
+            )
+        })
+        .collect();
+    assert!(workloads.len() >= 3, "{}", workloads.len());
+    for workload in workloads {
+        let name = &workload["metadata"]["name"];
+        let pod = &workload["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false, "{name}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}"
+        );
+        for container in pod["containers"].as_array().unwrap() {
+            let context = &container["securityContext"];
+            assert_eq!(context["allowPrivilegeEscalation"], false, "{name}");
+            assert_eq!(context["readOnlyRootFilesystem"], true, "{name}");
+            assert_eq!(context["capabilities"]["drop"][0], "ALL", "{name}");
+        }
+    }
+    let policy = kind(&docs, "NetworkPolicy");
+    let ports: Vec<&str> = policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| rule["ports"][0]["port"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["http", "admin"]);
+    let compose = &docs["compose.yaml"][0]["services"]["bridge"];
+    assert!(
+        compose["ports"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("${BRIDGE_PUBLISH:-127.0.0.1}:"),
+        "compose binds loopback unless told otherwise"
+    );
+    for secret in ["k8s/secret.yaml", "k8s/relay/secret.yaml"] {
+        let text = std::fs::read_to_string(root().join("deploy").join(secret)).unwrap();
+        assert!(
+            text.contains("replace-with-"),
+            "{secret} ships a placeholder"
+        );
+    }
 }

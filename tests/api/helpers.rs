@@ -318,8 +318,9 @@ impl TestApp {
 
     pub async fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let admin = self.admin_address.as_deref().map(TestApp::at);
         loop {
-            let (status, body) = self.get("/readyz").await;
+            let (status, body) = admin.as_ref().unwrap_or(self).get("/readyz").await;
             if status == StatusCode::OK {
                 return;
             }
