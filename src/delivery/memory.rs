@@ -69,7 +69,9 @@ impl MemoryBuffer {
                 Box::new(move |outcome, record| {
                     if outcome == Outcome::Abandoned {
                         let key = record.key.as_deref().unwrap_or("(no key)");
-                        tracing::error!(topic = %record.topic, msg_key = %key, "Event lost: Kafka had not confirmed it at shutdown.");
+                        // Keys name accounts (`user:<account>`): at debug only.
+                        tracing::error!(topic = %record.topic, "Event lost: Kafka had not confirmed it at shutdown.");
+                        tracing::debug!(topic = %record.topic, msg_key = %key, "The lost event's key.");
                         lost.lock()
                             .unwrap_or_else(PoisonError::into_inner)
                             .push(key.to_owned());

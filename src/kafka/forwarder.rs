@@ -677,9 +677,14 @@ impl Shared {
         self.any_failing.store(true, Ordering::Relaxed);
         // One line per topic per interval, whatever the outage's size; the metric counts each.
         if let Some(failures) = since_last_line {
-            tracing::warn!(
+            // Keys name accounts (`user:<account>`): at debug only.
+            tracing::debug!(
                 topic = %record.topic,
                 msg_key = record.key.as_deref().unwrap_or(""),
+                "The key of the event Kafka did not take."
+            );
+            tracing::warn!(
+                topic = %record.topic,
                 error = %error,
                 attempt = in_flight.attempt,
                 failures_since_last_line = failures,
@@ -716,12 +721,14 @@ impl Shared {
                 let key = record.key.as_deref().unwrap_or("");
                 match self.dead_letters.keep(record, reason) {
                     Ok(()) => {
-                        tracing::error!(topic = %record.topic, msg_key = key, error = %error, reason,
-                            "Kafka refused an event for good; it is kept in the dead-letter log.");
+                        tracing::debug!(topic = %record.topic, msg_key = key, "The dead letter's key.");
+                        tracing::error!(topic = %record.topic, error = %error, reason,
+                            "Kafka refused an event for good; it is kept in the dead-letter log (`spool inspect --dead` lists it).");
                         self.finish_as(in_flight, Outcome::DeadLettered);
                     }
                     Err(dead_error) => {
-                        tracing::error!(topic = %record.topic, msg_key = key, error = %error, dead_letter_error = %dead_error,
+                        tracing::debug!(topic = %record.topic, msg_key = key, "The refused event's key.");
+                        tracing::error!(topic = %record.topic, error = %error, dead_letter_error = %dead_error,
                             "Kafka refused an event for good and the dead-letter log cannot take it; with ack = durable it stays in the spool, with ack = memory it is lost.");
                         self.finish_as(in_flight, Outcome::Abandoned);
                     }
