@@ -28,6 +28,12 @@ pub struct DevCluster {
 pub fn prepare(settings: &mut Settings) -> anyhow::Result<Option<DevCluster>> {
     settings.dev = true;
     settings.allow_unsigned = true;
+    // Never the default `./spool` a real `serve` from the same folder would send to
+    // its cluster: a directory of this run's own, unless one was chosen.
+    if settings.spool_dir == Settings::default().spool_dir {
+        settings.spool_dir =
+            std::env::temp_dir().join(format!("tim-kafka-bridge-dev-spool-{}", std::process::id()));
+    }
     if settings.apps.is_empty() {
         settings.apps.push(App {
             sdk_app_id: SDKAPPID,
@@ -65,12 +71,14 @@ pub fn instructions(settings: &Settings, port: u16) -> String {
     };
     format!(
         "\nThe bridge is listening on port {port}; Kafka bootstrap: {brokers}\n\
+         Its development spool: {spool} (apart from the ./spool of a real serve)\n\
          Send a signed callback:\n\n{signed}  -H 'content-type: application/json' \\\n  -d '{body}'\n\n\
          Its event is printed below. From another shell, with the bridge's own replay:\n\n  \
          cargo run -- replay --brokers {brokers} --topic {topic} --follow\n\n\
          or with kcat:\n\n  kcat -b {brokers} -C -t {topic} -f '%k %s\\n'\n",
         body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"jared","To_Account":"Jonh","MsgSeq":48374,"MsgRandom":2837546,"MsgTime":1557481126,"MsgKey":"48374_2837546_1557481126","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet 红包 🧧"}}]}"#,
         topic = settings.kafka.topic,
+        spool = settings.spool_dir.display(),
     )
 }
 

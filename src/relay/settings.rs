@@ -412,7 +412,7 @@ mod tests {
                 ),
                 "subscriptions[1].name",
             ),
-            (format!("{GOOD}\nunknown = 1"), "unknown"),
+            (format!("{GOOD}\nunknown = 1"), "subscriptions[0].unknown"),
             (
                 GOOD.replace(
                     "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF",

@@ -302,18 +302,31 @@ impl fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
-/// A TOML file into `T`; an error names the key it is about (else `whole`).
+/// A TOML file into `T`; an error names the setting by its path (`listen`,
+/// `kafka.bogus`, `kafka.producer."linger.ms"`), else `whole`.
 pub(crate) fn from_toml_naming<T: serde::de::DeserializeOwned>(
     text: &str,
     whole: &str,
 ) -> Result<T, SettingsError> {
-    toml::from_str(text).map_err(|e| {
-        let setting = e
-            .span()
-            .and_then(|span| text.get(span))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|| whole.to_owned());
-        SettingsError::new(setting, e.message().to_owned())
+    toml::from_str(text).map_err(|plain: toml::de::Error| {
+        let Ok(de) = toml::Deserializer::parse(text) else {
+            // Not TOML at all: where it breaks is all there is to say.
+            let at = plain
+                .span()
+                .and_then(|span| text.get(span))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|| whole.to_owned());
+            return SettingsError::new(at, plain.message().to_owned());
+        };
+        let Err(error) = serde_path_to_error::deserialize::<_, T>(de) else {
+            return SettingsError::new(whole, plain.message().to_owned());
+        };
+        let path = error.path().to_string();
+        let setting = match path.as_str() {
+            "." | "" => whole.to_owned(),
+            path => path.to_owned(),
+        };
+        SettingsError::new(setting, error.inner().message().to_owned())
     })
 }
 
@@ -711,7 +724,28 @@ mod tests {
     #[test]
     fn an_unknown_key_in_the_file_is_named() {
         let err = Settings::from_toml("listne = \"x\"").unwrap_err();
-        assert!(err.to_string().contains("listne"), "{err}");
+        assert_eq!(err.setting, "listne", "{err}");
+    }
+
+    #[test]
+    fn a_type_error_in_the_file_names_the_setting_by_its_path_not_the_value() {
+        for (text, setting) in [
+            ("listen = \"x\"", "listen"),
+            ("ack = \"fast\"", "ack"),
+            ("[kafka]\nbogus = 1", "kafka.bogus"),
+            ("[kafka]\npartitions = \"many\"", "kafka.partitions"),
+            ("[[apps]]\nsdk_app_id = \"x\"", "apps[0].sdk_app_id"),
+            (
+                "[kafka.producer]\n\"linger.ms\" = 5",
+                "kafka.producer.linger.ms",
+            ),
+        ] {
+            assert_eq!(
+                Settings::from_toml(text).unwrap_err().setting,
+                setting,
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -51,8 +51,10 @@ fn serve_dev_prints_a_curl_that_publishes_an_event_it_then_prints() {
         .local_addr()
         .unwrap()
         .port();
+    let folder = tempfile::tempdir().unwrap();
     let mut child = clean_env(&mut Command::new(BINARY))
         .args(["serve", "--dev"])
+        .current_dir(folder.path())
         .env("TIM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -67,6 +69,21 @@ fn serve_dev_prints_a_curl_that_publishes_an_event_it_then_prints() {
     assert!(
         printed.iter().any(|l| l.contains("curl -sS")),
         "{printed:?}"
+    );
+    let spool_line = printed
+        .iter()
+        .find(|l| l.contains("development spool"))
+        .expect("the spool is printed");
+    let spool = spool_line
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        std::path::Path::new(spool).join("LOCK").exists(),
+        "{spool_line}"
     );
 
     let t = std::time::SystemTime::now()
@@ -88,6 +105,10 @@ fn serve_dev_prints_a_curl_that_publishes_an_event_it_then_prints() {
     child.wait().unwrap();
 
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        !folder.path().join("spool").exists(),
+        "a real serve from this folder would find the development spool"
+    );
     let event: serde_json::Value = serde_json::from_str(&event_line).unwrap();
     crate::helpers::assert_valid_event(&event);
     assert_eq!(event["subject"], "dev-1");
