@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use crate::dev;
-use crate::settings::{Config, Settings};
+use crate::settings::{Config, Settings, SettingsError};
 use crate::startup::Application;
 
 #[derive(Parser)]
@@ -195,9 +195,22 @@ fn check_config(config: Option<PathBuf>) -> ExitCode {
             Err(error) => refuse(error),
         };
     }
+    // Everything `serve` checks before it connects: the settings, the producer as
+    // librdkafka builds it, the HTTPS certificate and key.
     let checked = Settings::read(config.as_deref()).and_then(|s| {
-        s.validate()?;
-        s.require_brokers()?;
+        let config = Config::try_from(s.clone())?;
+        crate::kafka::check_producer(&config.kafka)?;
+        if let Some(files) = &config.http.tls {
+            use crate::http::CertificateError;
+            crate::http::Certificates::load(files).map_err(|e| {
+                let setting = match &e {
+                    CertificateError::Unreadable { setting, .. } => setting,
+                    CertificateError::NoCertificate(_) => "tls.cert_file",
+                    CertificateError::KeyMismatch(_) => "tls.key_file",
+                };
+                SettingsError::new(setting, e.to_string())
+            })?;
+        }
         Ok(s)
     });
     match checked {

@@ -62,6 +62,25 @@ pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, SettingsErro
     Ok(config)
 }
 
+/// Has librdkafka build a producer from exactly what `serve` would give it, without
+/// connecting: an unknown property, a codec not built in or an unreadable key or CA
+/// file is refused here, naming the property where librdkafka does.
+pub fn check_producer(kafka: &KafkaConfig) -> Result<(), SettingsError> {
+    let config = producer_config(kafka)?;
+    config
+        .create::<rdkafka::producer::BaseProducer>()
+        .map(drop)
+        .map_err(|error| match error {
+            rdkafka::error::KafkaError::ClientConfig(_, description, key, _) => SettingsError::new(
+                format!("kafka.producer.\"{key}\""),
+                format!("librdkafka refuses it: {description}"),
+            ),
+            other => {
+                SettingsError::new("kafka.producer", format!("librdkafka refuses it: {other}"))
+            }
+        })
+}
+
 /// Creates the configured topics that do not exist yet (the test broker, like many
 /// production clusters, does not create topics on first use).
 pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(), TopicsError> {

@@ -180,3 +180,64 @@ fn check_config_refuses_invalid_settings_naming_them() {
     assert_eq!(no_brokers.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_brokers.stderr).contains("kafka.brokers"));
 }
+
+/// `check-config` on a file of `[[apps]]`, brokers and `extra`, with `env`.
+fn check_config_of(extra: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridge.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[apps]]\nsdk_app_id = 1400000000\ntokens = [\"a-token-of-the-im-console\"]\n\
+             [kafka]\nbrokers = \"127.0.0.1:9\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    clean_env(&mut Command::new(BINARY))
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_refuses_what_serve_refuses_naming_the_setting() {
+    let zstd = check_config_of("[kafka.producer]\n\"compression.type\" = \"zstd\"", &[]);
+    assert!(
+        zstd.status.success(),
+        "zstd is built in: {}",
+        String::from_utf8_lossy(&zstd.stderr)
+    );
+    let not_a_cert = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_a_cert.path(), "not a certificate\n").unwrap();
+    let path = not_a_cert.path().to_str().unwrap();
+    for (extra, env, setting) in [
+        (
+            "[kafka.producer]\n\"bogus.property\" = \"1\"",
+            vec![],
+            "kafka.producer.\"bogus.property\"",
+        ),
+        (
+            "[kafka.producer]\n\"compression.type\" = \"brotli\"",
+            vec![],
+            "kafka.producer.\"compression.type\"",
+        ),
+        (
+            "",
+            vec![
+                ("TIM_BRIDGE_TLS_CERT_FILE", path),
+                ("TIM_BRIDGE_TLS_KEY_FILE", path),
+            ],
+            "tls.cert_file",
+        ),
+    ] {
+        let output = check_config_of(extra, &env);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{extra}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid setting `{setting}`")),
+            "{extra} {env:?}: {stderr}"
+        );
+    }
+}

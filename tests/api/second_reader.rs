@@ -95,3 +95,44 @@ async fn kafkas_console_consumer_reads_the_same_keys_headers_and_bytes_as_librdk
         "{ours:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zstd_compressed_events_are_read_back_by_kafkas_console_consumer() {
+    let app = spawn_app_with(|s| {
+        s.kafka
+            .producer
+            .insert("compression.type".into(), "zstd".into());
+    })
+    .await;
+    let answer = app
+        .callback(SENT, &text_message("zstd-1", "compressed 压缩"))
+        .await;
+    assert_eq!(answer.status, 200);
+    let ours = read_records(&app.topic, 1).await;
+
+    let (bootstrap, topic) = (brokers().to_owned(), app.topic.clone());
+    let printed = tokio::task::spawn_blocking(move || {
+        Kafka::tool_on_path(
+            "console-consumer",
+            &[
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &topic,
+                "--from-beginning",
+                "--max-messages",
+                "1",
+                "--timeout-ms",
+                "60000",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let value = printed
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no record printed: {printed}"));
+    assert_eq!(value.as_bytes(), ours[0].payload.as_slice());
+    assert!(value.contains("compressed 压缩"), "{value}");
+}
