@@ -18,8 +18,10 @@ mkdir -p "$CACHE"
 WORK="$(mktemp -d)"
 NAME="tkb-test-$$"
 VOLUME="tkb-spool-$$"
-IMAGE="localhost/tim-kafka-bridge:test"
-KAFKA_PORT="${KAFKA_PORT:-19592}"
+# A tag and a Kafka port of this run's own, so that two runs on one machine do not
+# collide (the bridge's 8080 is the image's own: its HEALTHCHECK probes it).
+IMAGE="localhost/tim-kafka-bridge:test-$$"
+KAFKA_PORT="${KAFKA_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 PORT=8080 # the port the image listens on and its HEALTHCHECK probes
 TOKEN=container-token-0123456789
 APP=1400000000
@@ -27,6 +29,11 @@ TOPIC="tim.container.$$"
 
 say() { echo "container-test: $*"; }
 fail() { say "FAILED: $*"; exit 1; }
+# apt-get install, after an `apt-get update` when a machine has no package lists yet.
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
 
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   ENGINE=(docker)
@@ -34,7 +41,7 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
 else
   if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
     say "installing podman and runc (Debian)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends podman runc >/dev/null
+    apt_install podman runc
   fi
   # crun fails on this host's hybrid cgroups, and the default ulimits are refused here.
   printf '[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = "cgroupfs"\nruntime = "runc"\n' \
@@ -49,6 +56,8 @@ engine() { "${ENGINE[@]}" "$@"; }
 cleanup() {
   engine rm -f "$NAME" >/dev/null 2>&1 || true
   engine volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+  # The tag goes; the layers stay, for the next run's build cache.
+  engine untag "$IMAGE" >/dev/null 2>&1 || engine rmi "$IMAGE" >/dev/null 2>&1 || true
   scripts/kafka down --dir "$WORK/kafka" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
@@ -59,7 +68,7 @@ if ! engine image exists docker.io/library/debian:bookworm-slim 2>/dev/null \
   && ! engine image inspect docker.io/library/debian:bookworm-slim >/dev/null 2>&1; then
   if [ ! -f "$CACHE/bookworm.tar" ]; then
     command -v debootstrap >/dev/null \
-      || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >/dev/null
+      || apt_install debootstrap
     say "making debian:bookworm-slim with debootstrap"
     debootstrap --variant=minbase bookworm "$WORK/rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" \
       || { tail -20 "$WORK/debootstrap.log"; fail "debootstrap"; }
