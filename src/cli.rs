@@ -98,7 +98,9 @@ struct ServeArgs {
     /// TOML settings file; TIM_BRIDGE_* environment variables win over it.
     #[arg(long, env = "TIM_BRIDGE_CONFIG")]
     config: Option<PathBuf>,
-    /// Without brokers, run librdkafka's in-process cluster and print a curl to try.
+    /// Development: without brokers, run librdkafka's in-process cluster and print a
+    /// curl to try. Takes the known token `dev-token` and unsigned callbacks, and keeps
+    /// its spool in a temporary directory of its own (printed), never ./spool.
     #[arg(long)]
     dev: bool,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
