@@ -45,6 +45,11 @@ pub struct Metrics {
     pub delivery_latency: Histogram,
     pub queue_depth: Gauge,
     pub kafka_ready: Gauge,
+    /// 1 once the producer has worked with these settings since start (see `Readiness`).
+    pub kafka_worked: Gauge,
+    /// 1 while Kafka refuses the bridge's credentials (`cause="authentication"`) or a
+    /// topic's writes (`cause="authorization"`).
+    pub kafka_refusing: Family<KindLabels, Gauge>,
     pub spool_bytes: Gauge,
     pub spool_oldest_age: Gauge<f64, AtomicU64>,
     pub spool_fsync: Histogram,
@@ -86,6 +91,8 @@ impl Default for Metrics {
             delivery_latency: Histogram::new(exponential_buckets(0.000_5, 2.0, 18)),
             queue_depth: Gauge::default(),
             kafka_ready: Gauge::default(),
+            kafka_worked: Gauge::default(),
+            kafka_refusing: Family::default(),
             spool_bytes: Gauge::default(),
             spool_oldest_age: Gauge::default(),
             spool_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
@@ -166,6 +173,16 @@ impl Default for Metrics {
             "tim_bridge_kafka_ready",
             "1 while the cluster answers and every configured topic exists",
             m.kafka_ready.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_worked",
+            "1 once the producer has connected, authenticated, found every topic and got its producer id since this process started; 0 until then",
+            m.kafka_worked.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_refusing",
+            "1 while Kafka refuses the bridge's credentials or certificate (kind=authentication) or its writes to a topic (kind=authorization)",
+            m.kafka_refusing.clone(),
         );
         registry.register_with_unit(
             "tim_bridge_spool",
@@ -277,6 +294,9 @@ impl Metrics {
                 topic: topic.clone(),
                 reason: "message_too_large".into(),
             });
+        }
+        for kind in ["authentication", "authorization"] {
+            let _ = self.kafka_refusing.get_or_create(&KindLabels { kind });
         }
         for kind in ["request", "event"] {
             let _ = self.duplicates.get_or_create(&KindLabels { kind });

@@ -88,6 +88,7 @@ impl Application {
             Arc::clone(&forwarder),
             routes.topics().to_vec(),
             kafka.readiness_interval,
+            kafka.startup_deadline,
             Arc::clone(&metrics),
             stop_monitor.clone(),
         );
@@ -180,10 +181,14 @@ impl Application {
             c.acceptor()
         });
         let buffer = Arc::clone(&self.state.buffer);
+        let readiness = Arc::clone(&self.state.readiness);
         let broke = async move {
             loop {
                 if let Some(reason) = buffer.broken() {
-                    return reason;
+                    return Stop::SpoolBroke(reason);
+                }
+                if let Some(reason) = readiness.gave_up() {
+                    return Stop::GaveUp(reason);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -220,10 +225,17 @@ impl Application {
             "Stopped accepting; flushing Kafka."
         );
         let mut report = self.state.buffer.shutdown(bound).await;
-        report.broken = told.await.ok();
-        if let Some(reason) = &report.broken {
-            tracing::error!(reason = %reason, "Stopped because the spool broke; what it holds is sent at the next start.");
-        }
+        report.broken = match told.await {
+            Ok(Stop::SpoolBroke(reason)) => {
+                tracing::error!(reason = %reason, "Stopped because the spool broke; what it holds is sent at the next start.");
+                Some(reason)
+            }
+            Ok(Stop::GaveUp(reason)) => {
+                tracing::error!(reason = %reason, "Stopped: Kafka never worked with these settings; with ack = durable, the callbacks taken meanwhile wait in the spool.");
+                Some(reason)
+            }
+            Err(_) => None,
+        };
         if report.left_in_spool > 0 {
             tracing::info!(
                 delivered = report.delivered,
@@ -245,6 +257,13 @@ impl Application {
         }
         report
     }
+}
+
+/// Why the bridge stopped by itself.
+enum Stop {
+    SpoolBroke(String),
+    /// `kafka.startup_deadline_ms` passed and Kafka had never worked.
+    GaveUp(String),
 }
 
 /// Reloads the certificate on each SIGHUP, for as long as the process runs.

@@ -59,7 +59,8 @@ pub struct ShutdownReport {
     pub unconfirmed: Vec<String>,
     /// `ack = durable`: events left in the spool for the next start.
     pub left_in_spool: u64,
-    /// Why the bridge stopped by itself (a spool thread died), if it did.
+    /// Why the bridge stopped by itself (a spool thread died, Kafka never worked
+    /// within `kafka.startup_deadline_ms`), if it did.
     pub broken: Option<String>,
 }
 

@@ -100,6 +100,16 @@ fn admin_page(path: &str, state: &State) -> Option<(StatusCode, String, &'static
             format!("not ready: {}\n", broken.unwrap_or_default()),
             "text/plain; charset=utf-8",
         )),
+        // A configuration that never worked stops a rollout at its first replica, in
+        // both ack modes; callbacks that still arrive are taken as usual.
+        "/readyz" if !state.readiness.has_worked() => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: Kafka has not worked since start: {}\n",
+                state.readiness.reason()
+            ),
+            "text/plain; charset=utf-8",
+        )),
         // Callbacks are still stored, but the spool cannot keep house: say so, whatever Kafka does.
         "/readyz" if trouble.is_some() && !state.buffer.is_full() => Some((
             StatusCode::OK,

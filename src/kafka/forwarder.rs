@@ -99,6 +99,9 @@ struct Shared {
     /// Records handed to each of the last two producer generations whose report has
     /// not been handled yet (a replacement waits for the old one's to reach 0).
     outstanding: [AtomicU64; 2],
+    /// The producer in use holds an idempotent producer id: Kafka let it write
+    /// (librdkafka's statistics say so, `eos.idemp_state`).
+    producer_id: AtomicBool,
 }
 
 struct TopicCounters {
@@ -112,6 +115,22 @@ pub struct Deliveries {
 }
 
 impl ClientContext for Deliveries {
+    /// Only the idempotent producer's state is read: the rest of the document is skipped.
+    fn stats_raw(&self, statistics: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Statistics {
+            eos: Option<Eos>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Eos {
+            idemp_state: String,
+        }
+        if let Ok(Statistics { eos: Some(eos) }) = serde_json::from_slice(statistics) {
+            let assigned = eos.idemp_state == "Assigned";
+            self.shared.producer_id.store(assigned, Ordering::Relaxed);
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
             tracing::error!(error = %error, reason, "The Kafka producer is in a fatal state; replacing it.");
@@ -163,6 +182,22 @@ impl Deliveries {
         let mut failing: Vec<&str> = problems.failing.values().map(String::as_str).collect();
         failing.sort();
         Some(failing.join("; "))
+    }
+
+    /// Whether Kafka refuses, now, the bridge's credentials and any topic's writes.
+    pub fn refusing(&self) -> (bool, bool) {
+        let problems = self.shared.problems();
+        let credentials = problems
+            .credentials
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < CREDENTIALS_PROBLEM_TTL);
+        (credentials, !problems.unauthorized.is_empty())
+    }
+
+    /// Whether the producer in use got its idempotent producer id: Kafka took the
+    /// credentials and lets it write. Needs `statistics.interval.ms`.
+    pub fn has_producer_id(&self) -> bool {
+        self.shared.producer_id.load(Ordering::Relaxed)
     }
 
     /// The cluster answered us: an earlier authentication failure is over.
@@ -221,6 +256,7 @@ impl Forwarder {
             held: Mutex::default(),
             fatal: tokio::sync::Notify::new(),
             outstanding: [AtomicU64::new(0), AtomicU64::new(0)],
+            producer_id: AtomicBool::new(false),
         });
         let producer = config.create_with_context(Deliveries {
             shared: Arc::clone(&shared),
@@ -371,6 +407,7 @@ impl Forwarder {
     fn replace(&self) {
         let fatal = self.current().producer.client().fatal_error();
         if let Some((code, reason)) = &fatal {
+            self.shared.producer_id.store(false, Ordering::Relaxed);
             let fresh = match self.config.create_with_context(Deliveries {
                 shared: Arc::clone(&self.shared),
             }) {
@@ -664,14 +701,23 @@ impl Shared {
         in_flight.attempt += 1;
         let record = &in_flight.record;
         self.count(&record.topic, |c| &c.failures);
-        let problem = if unauthorized(&error) {
-            format!("not authorized to write {} ({error})", record.topic)
+        let refused = unauthorized(&error);
+        let problem = if refused {
+            format!(
+                "not authorized to write {} ({error}); check the topic's ACLs (WRITE and DESCRIBE)",
+                record.topic
+            )
         } else {
             format!("Kafka does not take events for {} ({error})", record.topic)
         };
         let since_last_line = {
             let mut problems = self.problems();
             problems.failing.insert(record.topic.clone(), problem);
+            if refused {
+                problems.unauthorized.insert(record.topic.clone());
+            } else {
+                problems.unauthorized.remove(&record.topic);
+            }
             problems.quieted(&record.topic)
         };
         self.any_failing.store(true, Ordering::Relaxed);
@@ -704,6 +750,7 @@ impl Shared {
                 if self.any_failing.load(Ordering::Relaxed) {
                     let mut problems = self.problems();
                     problems.failing.remove(&record.topic);
+                    problems.unauthorized.remove(&record.topic);
                     self.any_failing
                         .store(!problems.failing.is_empty(), Ordering::Relaxed);
                 }

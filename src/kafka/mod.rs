@@ -3,21 +3,19 @@
 
 mod forwarder;
 mod problems;
+mod readiness;
 mod stalls;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 
 pub use forwarder::{Deliveries, Forwarder, KafkaProducer};
+pub use readiness::Readiness;
 
-use crate::metrics::Metrics;
 use crate::settings::{KafkaConfig, KafkaSecurity, SettingsError};
 
 /// Brokers and `[kafka.security]`: what every client of ours starts from.
@@ -55,7 +53,9 @@ pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, SettingsErro
         .set("linger.ms", "20")
         // Never given up on by librdkafka: a record it timed out while newer ones of its
         // partition stayed queued would let those land first (src/kafka/stalls.rs).
-        .set("message.timeout.ms", "0");
+        .set("message.timeout.ms", "0")
+        // Readiness reads the idempotent producer's state from them (readiness.rs).
+        .set("statistics.interval.ms", "1000");
     for (key, value) in &kafka.producer {
         config.set(key, value);
     }
@@ -146,98 +146,12 @@ impl std::fmt::Display for TopicsError {
 
 impl std::error::Error for TopicsError {}
 
-/// Whether the cluster answers and every configured topic exists, checked in the
-/// background so that `/readyz` never waits on Kafka.
-#[derive(Default)]
-pub struct Readiness {
-    ready: AtomicBool,
-    reason: Mutex<String>,
-}
-
-impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    pub fn reason(&self) -> String {
-        self.reason
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn set(&self, result: Result<(), String>, metrics: &Metrics) {
-        let ready = result.is_ok();
-        let was = self.ready.swap(ready, Ordering::Relaxed);
-        let reason = result.err().unwrap_or_default();
-        if was != ready || *self.reason.lock().unwrap_or_else(PoisonError::into_inner) != reason {
-            if ready {
-                tracing::info!("Kafka is ready: the cluster answers and every topic exists.");
-            } else {
-                tracing::warn!(reason = %reason, "Kafka is not ready.");
-            }
-        }
-        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
-        metrics.kafka_ready.set(i64::from(ready));
-    }
-
-    /// Checks now, then every `kafka.readiness_interval_ms`, until the token is cancelled.
-    pub fn spawn_monitor(
-        self: Arc<Self>,
-        forwarder: Arc<Forwarder>,
-        topics: Vec<String>,
-        interval: Duration,
-        metrics: Arc<Metrics>,
-        stop: tokio_util::sync::CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                // The producer in use now: a replacement's after a fatal error.
-                let producer = forwarder.producer();
-                let topics = topics.clone();
-                let result = tokio::task::spawn_blocking(move || check(&producer, &topics))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("readiness check failed: {e}")));
-                self.set(result, &metrics);
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(interval) => {}
-                }
-            }
-        })
-    }
-}
-
-fn check(producer: &KafkaProducer, topics: &[String]) -> Result<(), String> {
-    let metadata = producer
-        .client()
-        .fetch_metadata(None, Duration::from_secs(5))
-        .map_err(|e| {
-            producer
-                .context()
-                .problem()
-                .unwrap_or_else(|| format!("the Kafka cluster does not answer: {e}"))
-        })?;
-    producer.context().answered();
-    let missing: Vec<&str> = topics
-        .iter()
-        .filter(|t| {
-            !metadata.topics().iter().any(|m| {
-                m.name() == t.as_str() && m.error().is_none() && !m.partitions().is_empty()
-            })
-        })
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!("missing topics: {}", missing.join(", ")));
-    }
-    producer.context().problem().map_or(Ok(()), Err)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
     use crate::settings::Settings;
+    use std::sync::Arc;
 
     fn kafka(settings: Settings) -> KafkaConfig {
         let mut settings = settings;

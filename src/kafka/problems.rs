@@ -2,7 +2,7 @@
 //! operator must (a missing ACL, bad credentials), and what `/readyz` and the log
 //! report of them, without a line per record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
@@ -16,6 +16,8 @@ pub(super) struct Problems {
     /// Topics whose last delivery attempt failed, with what to say of it; a delivery
     /// to the topic clears it.
     pub(super) failing: HashMap<String, String>,
+    /// Topics whose last delivery attempt Kafka refused as not authorized.
+    pub(super) unauthorized: HashSet<String>,
     /// Per topic: when a retry was last logged, and the failures since.
     pub(super) logged: HashMap<String, (Instant, u64)>,
 }

@@ -86,6 +86,8 @@ pub struct KafkaConfig {
     pub partitions: i32,
     pub replication_factor: i32,
     pub readiness_interval: Duration,
+    /// `serve` gives up when Kafka has not once worked this long after start.
+    pub startup_deadline: Option<Duration>,
     pub retry_max_delay: Duration,
     pub security: KafkaSecurity,
 }
@@ -189,6 +191,8 @@ impl TryFrom<&Settings> for KafkaConfig {
             partitions: k.partitions,
             replication_factor: k.replication_factor,
             readiness_interval: Duration::from_millis(k.readiness_interval_ms),
+            startup_deadline: (k.startup_deadline_ms > 0)
+                .then(|| Duration::from_millis(k.startup_deadline_ms)),
             retry_max_delay: Duration::from_millis(k.retry_max_delay_ms),
             security: k.security.clone(),
         })

@@ -56,6 +56,7 @@ pub const ENV_VARS: &[&str] = &[
     "TIM_BRIDGE_TOKEN",
     "TIM_BRIDGE_ALLOW_UNSIGNED",
     "TIM_BRIDGE_KAFKA_BROKERS",
+    "TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS",
     "TIM_BRIDGE_TOPIC",
     "TIM_BRIDGE_GROUP_TOPIC",
     "TIM_BRIDGE_USER_TOPIC",
@@ -199,6 +200,9 @@ pub struct KafkaSettings {
     pub replication_factor: i32,
     #[serde(default = "default_readiness_interval_ms")]
     pub readiness_interval_ms: u64,
+    /// `serve` exits 1 when Kafka has not once worked this long after start; 0 waits for ever.
+    #[serde(default)]
+    pub startup_deadline_ms: u64,
     /// Cap of the backoff between two delivery attempts of one event.
     #[serde(default = "default_retry_max_delay_ms")]
     pub retry_max_delay_ms: u64,
@@ -428,6 +432,14 @@ impl Settings {
         if let Some(v) = var("TIM_BRIDGE_KAFKA_BROKERS") {
             self.kafka.brokers = Some(v.trim().to_owned());
         }
+        if let Some(v) = var("TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS") {
+            self.kafka.startup_deadline_ms = v.trim().parse().map_err(|_| {
+                SettingsError::new(
+                    "TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS",
+                    format!("`{}` is not a number of milliseconds", v.trim()),
+                )
+            })?;
+        }
         if let Some(v) = var("TIM_BRIDGE_TOPIC") {
             self.kafka.topic = v.trim().to_owned();
         }
@@ -585,6 +597,17 @@ impl Settings {
                     "must stay 1: with more requests in flight, librdkafka can report an event delivered that Kafka never wrote (a first batch refused on a new or long-idle partition while a later one was taken)",
                 )),
             }
+        }
+        if kafka
+            .producer
+            .get("statistics.interval.ms")
+            .map(String::as_str)
+            == Some("0")
+        {
+            return Err(SettingsError::new(
+                "kafka.producer.statistics.interval.ms",
+                "must stay above 0: readiness learns from librdkafka's statistics whether Kafka gave the producer its id",
+            ));
         }
         for key in ["message.timeout.ms", "delivery.timeout.ms"] {
             match kafka.producer.get(key).map(String::as_str) {
@@ -839,6 +862,7 @@ mod tests {
                 "TIM_BRIDGE_SDKAPPID" => "1, 42",
                 "TIM_BRIDGE_ALLOW_UNSIGNED" => "true",
                 "TIM_BRIDGE_ACK" => "memory",
+                "TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS" => "60000",
                 "TIM_BRIDGE_ALLOW_NETWORKS" | "TIM_BRIDGE_TRUSTED_PROXIES" => "10.0.0.0/8",
                 "TIM_BRIDGE_KAFKA_SECURITY_PROTOCOL" => "ssl",
                 "TIM_BRIDGE_KAFKA_SASL_MECHANISM" => "PLAIN",

@@ -241,3 +241,71 @@ fn check_config_refuses_what_serve_refuses_naming_the_setting() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_startup_deadline_serve_exits_1_when_kafka_never_worked_and_keeps_what_it_took() {
+    let brokers = tokio::task::block_in_place(crate::broker::brokers);
+    let port = crate::helpers::free_port();
+    let spool = tempfile::tempdir().unwrap();
+    let topic = crate::helpers::unique_topic("tim.c2c.never");
+    let token = "deadline-token-0123456789";
+    let mut child = clean_env(&mut Command::new(BINARY))
+        .args(["serve"])
+        .env("TIM_BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TIM_BRIDGE_SDKAPPID", "1400000000")
+        .env("TIM_BRIDGE_TOKEN", token)
+        .env("TIM_BRIDGE_KAFKA_BROKERS", brokers)
+        .env("TIM_BRIDGE_TOPIC", &topic)
+        .env("TIM_BRIDGE_SPOOL_DIR", spool.path())
+        .env("TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS", "4000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = crate::helpers::now().to_string();
+    let url = format!(
+        "/callback?SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&RequestTime={t}&Sign={}",
+        sign_hex(token, &t)
+    );
+    let answer = post(
+        port,
+        &url,
+        &crate::helpers::sent_body("kept-by-the-deadline"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "still running 40 s after a 4 s deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("kafka.startup_deadline_ms") && stderr.contains(&topic),
+        "the reason names the setting and the missing topic: {stderr}"
+    );
+
+    let fixed = crate::helpers::spawn_app_with(|s| {
+        s.kafka.topic = topic.clone();
+        s.spool_dir = spool.path().to_owned();
+    })
+    .await;
+    let records = crate::helpers::read_records(&topic, 1).await;
+    assert_eq!(records[0].key.as_deref(), Some("kept-by-the-deadline"));
+    fixed.shutdown().await;
+}

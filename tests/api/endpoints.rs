@@ -50,17 +50,3 @@ async fn with_ack_memory_readiness_fails_naming_a_missing_topic() {
     assert_eq!(status, 503);
     assert!(body.contains(&missing), "{body}");
 }
-
-#[tokio::test]
-async fn with_the_spool_a_missing_topic_is_degraded_not_unready() {
-    let app = spawn_app_with(|s| s.kafka.create_topics = false).await;
-    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-
-    let (status, body) = app.get("/readyz").await;
-
-    assert_eq!(status, 200);
-    assert!(
-        body.starts_with("degraded") && body.contains(&app.topic),
-        "{body}"
-    );
-}

@@ -11,16 +11,16 @@ use crate::broker::{Kafka, Layout, Listener};
 use crate::helpers::*;
 use crate::tls_support::TestCa;
 
-const PASSWORD: &str = "bridge-s3cret";
+pub(crate) const PASSWORD: &str = "bridge-s3cret";
 
 /// One secured node for this file's tests: its certificates made here, users `bridge`
 /// (every ACL) and `alice` (those a test gives her), SCRAM-SHA-256 and -512 each.
-struct Secured {
-    kafka: Kafka,
-    pki: PathBuf,
+pub(crate) struct Secured {
+    pub(crate) kafka: Kafka,
+    pub(crate) pki: PathBuf,
 }
 
-fn secured() -> &'static Secured {
+pub(crate) fn secured() -> &'static Secured {
     static SECURED: OnceLock<Secured> = OnceLock::new();
     SECURED.get_or_init(|| {
         let ca = TestCa::new();
@@ -69,7 +69,7 @@ fn allow(kafka: &Kafka, user: &str, operation: &str, resources: &[&str]) {
     kafka.tool("acls", &args);
 }
 
-fn scram(mechanism: Mechanism, user: &str, password: &str, pki: &Path) -> KafkaSecurity {
+pub(crate) fn scram(mechanism: Mechanism, user: &str, password: &str, pki: &Path) -> KafkaSecurity {
     let security = KafkaSecurity {
         protocol: Protocol::SaslSsl,
         ca_file: Some(pki.join("ca.pem")),
@@ -82,7 +82,7 @@ fn scram(mechanism: Mechanism, user: &str, password: &str, pki: &Path) -> KafkaS
     security
 }
 
-fn mutual_tls(pki: &Path) -> KafkaSecurity {
+pub(crate) fn mutual_tls(pki: &Path) -> KafkaSecurity {
     let security = KafkaSecurity {
         protocol: Protocol::Ssl,
         ca_file: Some(pki.join("ca.pem")),
@@ -222,6 +222,9 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
         ] = topics.clone();
     })
     .await;
+    // Kafka has worked (an id, every topic described) before any write is refused: a
+    // replica that loses a topic's ACL later is degraded, not taken out of service.
+    app.wait_until_ready().await;
     let full = r#"{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"@TGS#full"}"#;
     let deadline = Instant::now() + Duration::from_secs(30);
     let (mut readiness, mut sent) = (String::new(), 0);
@@ -244,6 +247,15 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
     }
     assert!(readiness.starts_with("degraded:"), "{readiness}");
     assert!(readiness.contains(&app.other_topic), "{readiness}");
+    let metrics = app.get("/metrics").await.1;
+    let refusing = |kind| {
+        metric_value(
+            &metrics,
+            &format!("tim_bridge_kafka_refusing{{kind=\"{kind}\"}}"),
+        )
+    };
+    assert_eq!(refusing("authorization"), 1.0, "{metrics}");
+    assert_eq!(refusing("authentication"), 0.0, "{metrics}");
     let plain = s.kafka.bootstrap();
     assert_eq!(
         read_records_from(&plain, &app.topic, sent).await.len(),
@@ -266,4 +278,50 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
         sent as i64,
         "every kept group-full callback arrived, once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_without_a_write_acl_from_the_start_is_not_ready() {
+    let s = tokio::task::block_in_place(secured);
+    let topics = [
+        unique_topic("tim.c2c"),
+        unique_topic("tim.other"),
+        unique_topic("tim.group"),
+        unique_topic("tim.users"),
+        unique_topic("tim.group.events"),
+    ];
+    for topic in &topics {
+        create_topic_on(&s.kafka.bootstrap(), topic).await;
+    }
+    // alice may see every topic and write none: Kafka never gives her producer an id.
+    for topic in &topics {
+        allow(&s.kafka, "alice", "Describe", &["--topic", topic]);
+    }
+    let app = spawn_app_with(|c| {
+        c.kafka.create_topics = false;
+        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
+        c.kafka.security = scram(Mechanism::ScramSha256, "alice", PASSWORD, &s.pki);
+        [
+            c.kafka.topic,
+            c.kafka.other_topic,
+            c.kafka.group_topic,
+            c.kafka.user_topic,
+            c.kafka.group_events_topic,
+        ] = topics.clone();
+    })
+    .await;
+    assert_eq!(
+        app.callback(SENT, &sent_body("unwritable-1")).await.status,
+        200
+    );
+    let body = never_ready(&app).await;
+    assert!(
+        body.starts_with("not ready: Kafka has not worked since start:"),
+        "{body}"
+    );
+
+    allow(&s.kafka, "alice", "Write", &["--topic", &topics[0]]);
+    app.wait_until_ready().await;
+    let records = read_records_from(&s.kafka.bootstrap(), &topics[0], 1).await;
+    assert_eq!(records[0].key.as_deref(), Some("unwritable-1"));
 }

@@ -21,6 +21,7 @@ mod limits;
 mod load;
 mod ordering;
 mod queue;
+mod readiness;
 mod refusals;
 mod rejections;
 mod relay;
