@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -61,6 +61,7 @@ pub fn inspect(dir: &Path, list_dead: bool) -> std::io::Result<Inspection> {
         dead_by_topic: BTreeMap::new(),
         dead: Vec::new(),
     };
+    let settled = crate::spool::settled::read(dir)?;
     let mut oldest: Option<u64> = None;
     for first in firsts {
         let bytes = match std::fs::read(segment_path(dir, first)) {
@@ -72,7 +73,11 @@ pub fn inspect(dir: &Path, list_dead: bool) -> std::io::Result<Inspection> {
         report.bytes += bytes.len() as u64;
         let scan = frame::scan(&bytes);
         report.corrupt += scan.corrupt;
-        for spooled in scan.records.iter().filter(|s| s.seq >= watermark) {
+        for spooled in scan
+            .records
+            .iter()
+            .filter(|s| s.seq >= watermark && !settled.contains(&s.seq))
+        {
             report.waiting += 1;
             let at = spooled.record.accepted_at_ms;
             oldest = Some(oldest.map_or(at, |o| o.min(at)));
@@ -145,11 +150,32 @@ pub struct Drained {
     pub dead_sent: u64,
     pub dead_refused_again: u64,
     pub dead_left: u64,
+    /// Dead letters in the log when the drain ended (refused again, left, or not
+    /// asked for without `--dead`).
+    pub dead_waiting: u64,
 }
 
 impl Drained {
+    /// Nothing is left behind: no record in the spool, no dead letter.
     pub fn complete(&self) -> bool {
-        self.left == 0 && self.dead_left == 0 && self.dead_refused_again == 0
+        self.left == 0 && self.dead_waiting == 0
+    }
+}
+
+impl std::fmt::Display for Drained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "spool drain: sent {} records, {} left; dead letters: sent {}, refused again {}, left {}; {} dead letters wait",
+            self.sent, self.left, self.dead_sent, self.dead_refused_again, self.dead_left, self.dead_waiting
+        )?;
+        if self.left > 0 {
+            write!(f, "\nspool drain: {} records are still in the spool: Kafka did not confirm them within --patience (the ERROR and WARN lines above say why); run it again", self.left)?;
+        }
+        if self.dead_waiting > 0 {
+            write!(f, "\nspool drain: {} dead letters wait in the dead-letter log: fix what Kafka refused (`spool inspect --dead` lists the reasons), then `spool drain --dead`", self.dead_waiting)?;
+        }
+        Ok(())
     }
 }
 
@@ -193,6 +219,9 @@ pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyho
     if dead && left == 0 {
         drain_dead(&forwarder, forwarder.dead_letters(), patience, &mut drained).await?;
     }
+    drained.dead_waiting = crate::spool::read_dead_letters(forwarder.dead_letters().dir())?
+        .letters
+        .len() as u64;
     Ok(drained)
 }
 
@@ -217,24 +246,19 @@ async fn drain_dead(
     let letters = found.letters;
     let total = letters.len() as u64;
     eprintln!("spool drain: {total} dead letters to send");
-    let (delivered, refused, pending) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(total)),
-    );
-    for letter in letters {
-        let (delivered, refused, pending) = (
-            Arc::clone(&delivered),
-            Arc::clone(&refused),
-            Arc::clone(&pending),
-        );
+    const DELIVERED: u8 = 1;
+    const REFUSED: u8 = 2;
+    let pending = Arc::new(AtomicU64::new(total));
+    let fates: Arc<Vec<AtomicU8>> = Arc::new(letters.iter().map(|_| AtomicU8::new(0)).collect());
+    for (i, letter) in letters.iter().enumerate() {
+        let (fates, pending) = (Arc::clone(&fates), Arc::clone(&pending));
         forwarder.dispatch(
-            letter.record,
+            letter.record.clone(),
             Box::new(move |outcome, _| {
                 match outcome {
-                    Outcome::Delivered => delivered.fetch_add(1, Ordering::Relaxed),
-                    Outcome::DeadLettered => refused.fetch_add(1, Ordering::Relaxed),
-                    Outcome::Abandoned => 0,
+                    Outcome::Delivered => fates[i].store(DELIVERED, Ordering::SeqCst),
+                    Outcome::DeadLettered => fates[i].store(REFUSED, Ordering::SeqCst),
+                    Outcome::Abandoned => {}
                 };
                 pending.fetch_sub(1, Ordering::Relaxed);
             }),
@@ -249,14 +273,19 @@ async fn drain_dead(
         }
     }
     forwarder.shutdown(Duration::from_secs(5)).await;
-    drained.dead_sent = delivered.load(Ordering::Relaxed);
-    drained.dead_refused_again = refused.load(Ordering::Relaxed);
-    drained.dead_left = total - drained.dead_sent - drained.dead_refused_again;
-    if drained.dead_left == 0 {
-        // Every letter was delivered or is a dead letter again, in the new file.
-        for path in draining {
-            std::fs::remove_file(&path)?;
-        }
-    }
+    let fates: Vec<u8> = fates.iter().map(|f| f.load(Ordering::SeqCst)).collect();
+    let count = |fate| fates.iter().filter(|f| **f == fate).count() as u64;
+    drained.dead_sent = count(DELIVERED);
+    drained.dead_refused_again = count(REFUSED);
+    drained.dead_left = count(0);
+    // Those refused again are letters again, in the new file; those delivered go, each
+    // once; those Kafka did not answer in time stay set aside for the next drain.
+    let unanswered: Vec<_> = letters
+        .into_iter()
+        .zip(&fates)
+        .filter(|(_, fate)| **fate == 0)
+        .map(|(letter, _)| letter)
+        .collect();
+    dead_letters.replace_draining(&draining, &unanswered)?;
     Ok(())
 }

@@ -170,10 +170,7 @@ async fn spool(command: SpoolCommand) -> ExitCode {
             };
             match admin::drain(&settings, dead, patience).await {
                 Ok(drained) => {
-                    println!(
-                        "spool drain: sent {} records, {} left; dead letters: sent {}, refused again {}, left {}",
-                        drained.sent, drained.left, drained.dead_sent, drained.dead_refused_again, drained.dead_left
-                    );
+                    println!("{drained}");
                     if drained.complete() {
                         ExitCode::SUCCESS
                     } else {

@@ -767,10 +767,15 @@ impl Shared {
                 let reason = refusal(&error);
                 let key = record.key.as_deref().unwrap_or("");
                 match self.dead_letters.keep(record, reason) {
-                    Ok(()) => {
+                    Ok(kept) => {
                         tracing::debug!(topic = %record.topic, msg_key = key, "The dead letter's key.");
-                        tracing::error!(topic = %record.topic, error = %error, reason,
-                            "Kafka refused an event for good; it is kept in the dead-letter log (`spool inspect --dead` lists it).");
+                        if kept {
+                            tracing::error!(topic = %record.topic, error = %error, reason,
+                                "Kafka refused an event for good; it is kept in the dead-letter log (`spool inspect --dead` lists it).");
+                        } else {
+                            tracing::warn!(topic = %record.topic, error = %error, reason,
+                                "Kafka refused an event for good again; the dead-letter log has it already.");
+                        }
                         self.finish_as(in_flight, Outcome::DeadLettered);
                     }
                     Err(dead_error) => {

@@ -3,7 +3,9 @@
 //! modes instead of being let go of. Same frames and CRC as the spool, each with the
 //! refusal's reason and time. `tim-kafka-bridge spool drain --dead` sends them again.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,9 @@ const CURRENT: &str = "letters.log";
 pub struct DeadLetters {
     dir: PathBuf,
     file: Mutex<Option<File>>,
+    /// Each letter not being sent by this process's drain, by [`identity`]: a record refused again
+    /// (sent again after a crash, before the spool recorded it settled) is not kept twice.
+    kept: Mutex<HashSet<Identity>>,
     next_seq: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -40,16 +45,24 @@ impl DeadLetters {
         let found = read(&dir)?;
         let next_seq = found.letters.iter().map(|d| d.seq + 1).max().unwrap_or(0);
         metrics.dead_letters.set(found.letters.len() as i64);
+        let kept = found.letters.iter().map(|d| identity(&d.record)).collect();
         Ok(Arc::new(Self {
             dir,
             file: Mutex::new(None),
+            kept: Mutex::new(kept),
             next_seq: AtomicU64::new(next_seq),
             metrics,
         }))
     }
 
-    /// Appends `record` with `reason` and fsyncs it.
-    pub fn keep(&self, record: &Record, reason: &str) -> io::Result<()> {
+    /// Appends `record` with `reason` and fsyncs it; `Ok(false)` when the same record
+    /// is kept already.
+    pub fn keep(&self, record: &Record, reason: &str) -> io::Result<bool> {
+        let identity = identity(record);
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.contains(&identity) {
+            return Ok(false);
+        }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut buf = Vec::new();
         frame::encode_dead(seq, record, reason, now_ms(), &mut buf);
@@ -77,13 +90,18 @@ impl DeadLetters {
                 reason: reason.to_owned(),
             })
             .inc();
-        Ok(())
+        kept.insert(identity);
+        Ok(true)
     }
 
     /// Moves the letters kept so far aside for a drain: new refusals go to a new file.
     pub fn set_aside(&self) -> io::Result<()> {
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
         *file = None;
+        self.kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         let current = self.dir.join(CURRENT);
         if current.exists() {
             fs::rename(
@@ -94,9 +112,60 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Ends a drain: the letters in `draining` files are replaced by `left` (those
+    /// Kafka did not answer in time), written to a new set-aside file first, so that
+    /// a crash in between sends some twice rather than losing any.
+    pub fn replace_draining(&self, draining: &[PathBuf], left: &[DeadLetter]) -> io::Result<()> {
+        if !left.is_empty() {
+            let mut buf = Vec::new();
+            for letter in left {
+                frame::encode_dead(
+                    letter.seq,
+                    &letter.record,
+                    &letter.reason,
+                    letter.dead_at_ms,
+                    &mut buf,
+                );
+            }
+            let path = self.dir.join(format!("draining-{}.log", now_ms() + 1));
+            let mut file = super::private::options()
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            file.write_all(&buf)?;
+            file.sync_all()?;
+            File::open(&self.dir)?.sync_all()?;
+            self.kept
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(left.iter().map(|l| identity(&l.record)));
+        }
+        for path in draining {
+            fs::remove_file(path)?;
+        }
+        File::open(&self.dir)?.sync_all()?;
+        let waiting = read(&self.dir)?.letters.len();
+        self.metrics.dead_letters.set(waiting as i64);
+        Ok(())
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// What makes two dead letters the same event: its topic, key and exact bytes.
+type Identity = (String, Option<String>, usize, u64);
+
+fn identity(record: &Record) -> Identity {
+    let mut hasher = std::hash::DefaultHasher::new();
+    record.payload.hash(&mut hasher);
+    (
+        record.topic.clone(),
+        record.key.clone(),
+        record.payload.len(),
+        hasher.finish(),
+    )
 }
 
 /// Reads every dead-letter file in `dir` (`<spool_dir>/dead`), oldest first.

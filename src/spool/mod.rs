@@ -49,6 +49,7 @@ mod private;
 mod progress;
 mod reader;
 mod recovery;
+pub(crate) mod settled;
 mod writer;
 
 pub use dead::{read as read_dead_letters, DeadLetters, Found as DeadLettersFound};
@@ -168,6 +169,8 @@ struct Shared {
     /// Set when a spool thread panicked: the spool can no longer keep its promise.
     broken: Mutex<Option<String>>,
     trouble: Mutex<Trouble>,
+    /// Records settled out of order (dead letters) that are never sent again.
+    settled: settled::Settled,
     metrics: Arc<Metrics>,
 }
 
@@ -239,6 +242,8 @@ impl Spool {
             waiting,
             watermark,
         } = recover(dir, &metrics)?;
+        let settled = settled::Settled::open(dir)?;
+        let waiting = waiting.saturating_sub(settled.count_from(watermark));
         if segments.is_empty() {
             segments.push(new_segment(dir, next_seq)?);
         }
@@ -263,6 +268,7 @@ impl Spool {
             finished: AtomicBool::new(false),
             broken: Mutex::new(None),
             trouble: Mutex::default(),
+            settled,
             metrics,
         });
         if waiting > 0 {

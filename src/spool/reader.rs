@@ -103,6 +103,11 @@ impl Reader {
                 if spooled.seq < self.start {
                     continue;
                 }
+                if shared.settled.contains(spooled.seq) {
+                    // A dead letter already: never sent again.
+                    shared.tracker.locked().next_to_dispatch = spooled.seq + 1;
+                    continue;
+                }
                 let Ok(permit) = runtime.block_on(Arc::clone(&self.spool.permits).acquire_owned())
                 else {
                     return;
@@ -117,6 +122,11 @@ impl Reader {
                 self.spool.sink.dispatch(
                     spooled.record,
                     Box::new(move |outcome, _| {
+                        if outcome == Outcome::DeadLettered {
+                            if let Err(error) = spool.shared.settled.mark(seq) {
+                                tracing::error!(error = %error, "Cannot record a dead letter as settled in the spool; a restart will send it again, and it is not kept twice.");
+                            }
+                        }
                         if outcome != Outcome::Abandoned {
                             spool.confirm(seq);
                         }

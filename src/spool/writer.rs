@@ -316,6 +316,9 @@ impl Writer {
             }
         }
         let durable = self.written_watermark;
+        if let Err(error) = self.shared.settled.forget_below(durable) {
+            tracing::warn!(error = %error, "Cannot empty the spool's settled list; it is tried again.");
+        }
         let drained = self
             .shared
             .log

@@ -11,7 +11,7 @@ use crate::broker::brokers;
 use crate::helpers::*;
 
 /// Text lz4 cannot shrink much: a pseudo-random run of letters and digits.
-fn incompressible(len: usize) -> String {
+pub(crate) fn incompressible(len: usize) -> String {
     let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..len)
@@ -24,7 +24,7 @@ fn incompressible(len: usize) -> String {
         .collect()
 }
 
-async fn create_topic_with_limit(name: &str, max_message_bytes: &str) {
+pub(crate) async fn create_topic_with_limit(name: &str, max_message_bytes: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
