@@ -9,9 +9,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::delivery::gate::Gate;
 use crate::delivery::{now_ms, Outcome};
 use crate::kafka::Forwarder;
 use crate::metrics::Metrics;
+use crate::ownership::{self, Claimed};
 use crate::settings::{KafkaConfig, Settings};
 use crate::spool::{frame, read_watermark, segment_firsts, segment_path, DeadLetters};
 use crate::startup;
@@ -186,14 +188,34 @@ pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyho
     let kafka = KafkaConfig::try_from(settings)?;
     let metrics = Arc::new(Metrics::default());
     let forwarder = startup::start_forwarder(&kafka, &settings.spool_dir, &metrics)?;
+    let gate = Gate::closed(Arc::clone(&forwarder) as _);
     let spool = startup::open_spool(
         &settings.spool_dir,
         settings.spool_max_bytes,
         settings.queue_capacity.max(1),
-        &forwarder,
+        Arc::clone(&gate) as _,
         &metrics,
     )?;
     spool.close_appends();
+    let holding = ownership::holding(&settings.spool_dir, spool.waiting());
+    let wait = patience.min(Duration::from_secs(30));
+    match ownership::claim(
+        &settings.spool_dir,
+        &kafka.brokers,
+        forwarder.producer(),
+        holding,
+        settings.adopt_spool,
+        wait,
+    )
+    .await?
+    {
+        Claimed::Yes => gate.open(),
+        Claimed::Unknown => anyhow::bail!(
+            "the Kafka cluster at {} did not say who it is within {} s, so the spool's cluster cannot be checked; nothing was sent (check kafka.brokers)",
+            kafka.brokers,
+            wait.as_secs()
+        ),
+    }
     let total = spool.waiting();
     eprintln!(
         "spool drain: {total} records waiting in {}",

@@ -67,6 +67,9 @@ enum SpoolCommand {
         spool: SpoolArgs,
         #[arg(long)]
         dead: bool,
+        /// Send what the spool holds even if it was written for another Kafka cluster.
+        #[arg(long)]
+        adopt_spool: bool,
         /// Give up after this long without a confirmation.
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         patience: std::time::Duration,
@@ -103,6 +106,10 @@ struct ServeArgs {
     /// its spool in a temporary directory of its own (printed), never ./spool.
     #[arg(long)]
     dev: bool,
+    /// Send what the spool holds even if it was written for another Kafka cluster
+    /// (a cluster migrated, a volume moved on purpose); without it such a spool is refused.
+    #[arg(long)]
+    adopt_spool: bool,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -157,6 +164,7 @@ async fn spool(command: SpoolCommand) -> ExitCode {
         SpoolCommand::Drain {
             spool,
             dead,
+            adopt_spool,
             patience,
         } => {
             init_logging(LogFormat::Text);
@@ -165,7 +173,7 @@ async fn spool(command: SpoolCommand) -> ExitCode {
                 .settings()
                 .and_then(|s| s.kafka.security.validate().map(|()| s))
             {
-                Ok(s) => s,
+                Ok(s) => Settings { adopt_spool, ..s },
                 Err(error) => return refuse(error),
             };
             match admin::drain(&settings, dead, patience).await {
@@ -264,6 +272,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(s) => s,
         Err(error) => return refuse(error),
     };
+    settings.adopt_spool = args.adopt_spool;
     let dev_cluster = if args.dev {
         match dev::prepare(&mut settings) {
             Ok(cluster) => cluster,

@@ -25,6 +25,7 @@ pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod outbound;
+pub mod ownership;
 pub mod relay;
 pub mod replay;
 pub mod route;

@@ -3,18 +3,20 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::{Buffer, MemoryBuffer, ShutdownReport};
+use crate::delivery::gate::Gate;
+use crate::delivery::{Buffer, MemoryBuffer, ShutdownReport, Sink};
 use crate::http::{self, Certificates, State};
 use crate::kafka::{self, Forwarder, Readiness};
 use crate::metrics::KindLabels;
 use crate::metrics::Metrics;
+use crate::ownership::{self, Claimed};
 use crate::route::Routes;
 use crate::settings::{Ack, Config, KafkaConfig};
 use crate::spool::{DeadLetters, Spool};
@@ -27,6 +29,8 @@ pub struct Application {
     stop_monitor: CancellationToken,
     forwarder: Arc<Forwarder>,
     shutdown_timeout: Duration,
+    /// Set when the spool turns out to hold another Kafka cluster's events.
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 impl Application {
@@ -44,6 +48,7 @@ impl Application {
             shutdown_timeout,
         } = config;
         let metrics = Arc::new(Metrics::default());
+        let refused = Arc::new(Mutex::new(None));
         let routes = Routes::new(&kafka);
         metrics.preregister(routes.topics());
         let unsigned = admission
@@ -67,19 +72,41 @@ impl Application {
                 Arc::clone(&metrics),
             )),
             Ack::Durable => {
+                // What the spool holds waits at the gate until the cluster is known to be its own.
+                let gate = Gate::closed(Arc::clone(&forwarder) as _);
                 // Recovery reads what the last run left: off the runtime's threads.
-                let (forwarder, metrics) = (Arc::clone(&forwarder), Arc::clone(&metrics));
-                tokio::task::spawn_blocking(move || {
+                let (sink, metrics, dir) = (
+                    Arc::clone(&gate) as Arc<dyn Sink>,
+                    Arc::clone(&metrics),
+                    buffer.spool_dir.clone(),
+                );
+                let spool = tokio::task::spawn_blocking(move || {
                     open_spool(
-                        &buffer.spool_dir,
+                        &dir,
                         buffer.spool_max_bytes,
                         buffer.capacity.get(),
-                        &forwarder,
+                        sink,
                         &metrics,
                     )
                 })
                 .await
-                .context("opening the spool panicked")??
+                .context("opening the spool panicked")??;
+                let claimed = claim_spool(
+                    &buffer.spool_dir,
+                    &kafka.brokers,
+                    &forwarder,
+                    spool.waiting(),
+                    buffer.adopt_spool,
+                    gate,
+                    Arc::clone(&refused),
+                )
+                .await;
+                if let Err(error) = claimed {
+                    // Lets go of the directory, so that it can be drained or adopted.
+                    spool.finish().await;
+                    return Err(error);
+                }
+                spool
             }
         };
         let readiness = Arc::new(Readiness::default());
@@ -145,6 +172,7 @@ impl Application {
             }),
             stop_monitor,
             forwarder,
+            refused,
         })
     }
 
@@ -182,6 +210,7 @@ impl Application {
         });
         let buffer = Arc::clone(&self.state.buffer);
         let readiness = Arc::clone(&self.state.readiness);
+        let refused = Arc::clone(&self.refused);
         let broke = async move {
             loop {
                 if let Some(reason) = buffer.broken() {
@@ -189,6 +218,13 @@ impl Application {
                 }
                 if let Some(reason) = readiness.gave_up() {
                     return Stop::GaveUp(reason);
+                }
+                if let Some(reason) = refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+                {
+                    return Stop::WrongCluster(reason);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -230,6 +266,10 @@ impl Application {
                 tracing::error!(reason = %reason, "Stopped because the spool broke; what it holds is sent at the next start.");
                 Some(reason)
             }
+            Ok(Stop::WrongCluster(reason)) => {
+                tracing::error!(reason = %reason, "Stopped: the spool holds another Kafka cluster's events; they wait in it.");
+                Some(reason)
+            }
             Ok(Stop::GaveUp(reason)) => {
                 tracing::error!(reason = %reason, "Stopped: Kafka never worked with these settings; with ack = durable, the callbacks taken meanwhile wait in the spool.");
                 Some(reason)
@@ -264,6 +304,8 @@ enum Stop {
     SpoolBroke(String),
     /// `kafka.startup_deadline_ms` passed and Kafka had never worked.
     GaveUp(String),
+    /// The spool was written for another Kafka cluster.
+    WrongCluster(String),
 }
 
 /// Reloads the certificate on each SIGHUP, for as long as the process runs.
@@ -325,23 +367,62 @@ pub(crate) fn start_forwarder(
     .map_err(|e| anyhow::anyhow!("invalid Kafka producer setting: {e}"))
 }
 
-/// The spool in `dir`, recovered and sending to `forwarder`, at most `in_flight`
-/// records at once; fails while another process holds the directory.
+/// Opens the gate in front of the forwarder once the spool in `dir` may go to the
+/// cluster the producer reaches: at once when it holds nothing or says no cluster;
+/// else when the cluster says who it is (waiting up to 5 s here, then in the
+/// background while Kafka does not answer). Another cluster's events are refused: here
+/// with an error, in the background by stopping the bridge through `refused`.
+async fn claim_spool(
+    dir: &Path,
+    brokers: &str,
+    forwarder: &Arc<Forwarder>,
+    waiting: u64,
+    adopt: bool,
+    gate: Arc<Gate>,
+    refused: Arc<Mutex<Option<String>>>,
+) -> anyhow::Result<()> {
+    let holding = ownership::holding(dir, waiting);
+    if holding == 0 || crate::spool::cluster::read(dir)?.is_none() {
+        gate.open();
+    }
+    let ask = {
+        let (dir, brokers, forwarder) = (dir.to_owned(), brokers.to_owned(), Arc::clone(forwarder));
+        move |wait| {
+            let producer = forwarder.producer();
+            let (dir, brokers) = (dir.clone(), brokers.clone());
+            async move { ownership::claim(&dir, &brokers, producer, holding, adopt, wait).await }
+        }
+    };
+    if ask(Duration::from_secs(5)).await? == Claimed::Yes {
+        gate.open();
+        return Ok(());
+    }
+    tokio::spawn(async move {
+        loop {
+            match ask(Duration::from_secs(5)).await {
+                Ok(Claimed::Yes) => return gate.open(),
+                Ok(Claimed::Unknown) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Err(error) => {
+                    *refused.lock().unwrap_or_else(PoisonError::into_inner) =
+                        Some(format!("{error:#}"));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The spool in `dir`, recovered and sending to `sink`, at most `in_flight` records
+/// at once; fails while another process holds the directory.
 pub(crate) fn open_spool(
     dir: &Path,
     max_bytes: u64,
     in_flight: usize,
-    forwarder: &Arc<Forwarder>,
+    sink: Arc<dyn Sink>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Arc<Spool>> {
-    Spool::open(
-        dir,
-        max_bytes,
-        in_flight,
-        Arc::clone(forwarder) as _,
-        Arc::clone(metrics),
-    )
-    .with_context(|| {
+    Spool::open(dir, max_bytes, in_flight, sink, Arc::clone(metrics)).with_context(|| {
         format!(
             "cannot open the spool (setting `spool_dir`: {})",
             dir.display()

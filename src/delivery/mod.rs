@@ -3,6 +3,7 @@
 //! go from there ([`Sink`]). Mechanism only: which topic a callback's events go to is
 //! decided above, in [`crate::route`].
 
+pub mod gate;
 pub mod memory;
 
 use std::future::Future;

@@ -68,6 +68,8 @@ pub struct BufferConfig {
     pub enqueue_timeout: Duration,
     pub spool_dir: PathBuf,
     pub spool_max_bytes: u64,
+    /// Send the spool's events even when it was written for another Kafka cluster.
+    pub adopt_spool: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +155,7 @@ impl TryFrom<Settings> for Config {
                 enqueue_timeout: ms(s.enqueue_timeout_ms),
                 spool_dir: s.spool_dir,
                 spool_max_bytes: s.spool_max_bytes,
+                adopt_spool: s.adopt_spool,
             },
             kafka,
             shutdown_timeout: ms(s.shutdown_timeout_ms),

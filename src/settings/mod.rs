@@ -154,6 +154,10 @@ pub struct Settings {
     /// Set by `serve --dev` (which allows its own known token), never by a file.
     #[serde(skip)]
     pub dev: bool,
+    /// Set by `--adopt-spool`, never by a file: send a spool's events to the configured
+    /// cluster even when it was written for another.
+    #[serde(skip)]
+    pub adopt_spool: bool,
     #[serde(default)]
     pub kafka: KafkaSettings,
 }

@@ -42,6 +42,7 @@
 //! 6. A record is fsynced before its callback is answered, and bytes whose write
 //!    or fsync failed are never written over (`writer.rs`; the full-disk tests).
 
+pub mod cluster;
 mod commit;
 mod dead;
 pub(crate) mod frame;

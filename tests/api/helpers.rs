@@ -81,7 +81,8 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+/// The settings `spawn_app_with` starts from, customized.
+pub fn test_settings(customize: impl FnOnce(&mut Settings)) -> Settings {
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         apps: vec![
@@ -109,6 +110,11 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
     settings.kafka.partitions = PARTITIONS;
     settings.kafka.readiness_interval_ms = 200;
     customize(&mut settings);
+    settings
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let settings = test_settings(customize);
     let config = Config::try_from(settings.clone()).expect("test settings are valid");
 
     let app = Application::build(config).await.expect("the bridge starts");

@@ -29,6 +29,7 @@ mod relay_tls;
 mod replay;
 mod second_reader;
 mod secure;
+mod spool_cluster;
 mod spool_edges;
 mod spool_tool;
 mod tls_support;
