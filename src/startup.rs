@@ -18,7 +18,7 @@ use crate::metrics::KindLabels;
 use crate::metrics::Metrics;
 use crate::ownership::{self, Claimed};
 use crate::route::Routes;
-use crate::settings::{Ack, Config, KafkaConfig};
+use crate::settings::{Ack, BufferConfig, Config, KafkaConfig};
 use crate::spool::{DeadLetters, Spool};
 
 pub struct Application {
@@ -49,6 +49,7 @@ impl Application {
         } = config;
         let metrics = Arc::new(Metrics::default());
         let refused = Arc::new(Mutex::new(None));
+        let stop_monitor = CancellationToken::new();
         let routes = Routes::new(&kafka);
         metrics.preregister(routes.topics());
         let unsigned = admission
@@ -92,13 +93,13 @@ impl Application {
                 .await
                 .context("opening the spool panicked")??;
                 let claimed = claim_spool(
-                    &buffer.spool_dir,
+                    &buffer,
                     &kafka.brokers,
                     &forwarder,
                     spool.waiting(),
-                    buffer.adopt_spool,
                     gate,
                     Arc::clone(&refused),
+                    stop_monitor.clone(),
                 )
                 .await;
                 if let Err(error) = claimed {
@@ -110,7 +111,6 @@ impl Application {
             }
         };
         let readiness = Arc::new(Readiness::default());
-        let stop_monitor = CancellationToken::new();
         Arc::clone(&readiness).spawn_monitor(
             Arc::clone(&forwarder),
             routes.topics().to_vec(),
@@ -373,16 +373,19 @@ pub(crate) fn start_forwarder(
 /// background while Kafka does not answer). Another cluster's events are refused: here
 /// with an error, in the background by stopping the bridge through `refused`.
 async fn claim_spool(
-    dir: &Path,
+    buffer: &BufferConfig,
     brokers: &str,
     forwarder: &Arc<Forwarder>,
     waiting: u64,
-    adopt: bool,
     gate: Arc<Gate>,
     refused: Arc<Mutex<Option<String>>>,
+    stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let (dir, adopt) = (buffer.spool_dir.as_path(), buffer.adopt_spool);
     let holding = ownership::holding(dir, waiting);
-    if holding == 0 || crate::spool::cluster::read(dir)?.is_none() {
+    // Nothing of another cluster's can be sent: open now, record the cluster later.
+    let free = holding == 0 || crate::spool::cluster::read(dir)?.is_none();
+    if free {
         gate.open();
     }
     let ask = {
@@ -393,15 +396,18 @@ async fn claim_spool(
             async move { ownership::claim(&dir, &brokers, producer, holding, adopt, wait).await }
         }
     };
-    if ask(Duration::from_secs(5)).await? == Claimed::Yes {
+    if !free && ask(Duration::from_secs(5)).await? == Claimed::Yes {
         gate.open();
         return Ok(());
     }
     tokio::spawn(async move {
-        loop {
+        while !stop.is_cancelled() {
             match ask(Duration::from_secs(5)).await {
                 Ok(Claimed::Yes) => return gate.open(),
-                Ok(Claimed::Unknown) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Ok(Claimed::Unknown) => tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                },
                 Err(error) => {
                     *refused.lock().unwrap_or_else(PoisonError::into_inner) =
                         Some(format!("{error:#}"));

@@ -34,7 +34,17 @@ async fn a_spool_written_for_one_cluster_is_refused_by_another_until_adopted() {
         assert_eq!(first.callback(SENT, &sent_body(&key)).await.status, 200);
         keys.push(key);
     }
-    let recorded = std::fs::read_to_string(first.spool_dir.join("cluster")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let recorded = loop {
+        if let Ok(recorded) = std::fs::read_to_string(first.spool_dir.join("cluster")) {
+            break recorded;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cluster is never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     assert!(
         recorded.contains(&format!("bootstrap={}", brokers())),
         "{recorded}"
