@@ -146,13 +146,22 @@ impl ClientContext for Deliveries {
                 "kafka.security.ca_file, kafka.security.cert_file and kafka.security.key_file"
             }
             _ => {
-                tracing::warn!(error = %error, reason, "The Kafka client reports an error.");
+                // librdkafka repeats these every reconnect (every ~50 ms with no broker):
+                // one line per kind of error per interval, with the count.
+                let kind = format!("client: {error}");
+                if let Some(errors) = self.shared.problems().quieted(&kind) {
+                    tracing::warn!(error = %error, reason, errors_since_last_line = errors, "The Kafka client reports an error.");
+                }
                 return;
             }
         };
-        tracing::error!(error = %error, reason, "Kafka refuses the bridge's connection; check {setting}.");
         let problem = format!("Kafka authentication failed ({reason}); check {setting}");
-        self.shared.problems().credentials = Some((Instant::now(), problem));
+        let mut problems = self.shared.problems();
+        problems.credentials = Some((Instant::now(), problem));
+        if let Some(errors) = problems.quieted("client: credentials") {
+            drop(problems);
+            tracing::error!(error = %error, reason, errors_since_last_line = errors, "Kafka refuses the bridge's connection; check {setting}.");
+        }
     }
 }
 

@@ -18,11 +18,12 @@ pub(super) struct Problems {
     pub(super) failing: HashMap<String, String>,
     /// Topics whose last delivery attempt Kafka refused as not authorized.
     pub(super) unauthorized: HashSet<String>,
-    /// Per topic: when a retry was last logged, and the failures since.
+    /// Per topic (or `client: <error>`): when a line was last written, and the failures since.
     pub(super) logged: HashMap<String, (Instant, u64)>,
 }
 
-/// At most one WARN line per topic this often about failed attempts.
+/// At most one line this often per topic about failed attempts, and per kind of
+/// client error.
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Problems {
