@@ -29,6 +29,8 @@ enum Command {
     /// Check the settings (file and environment) and print them, secrets redacted,
     /// without starting anything. Exits non-zero when they are invalid.
     CheckConfig {
+        /// The TOML file to check (the bridge's, or a relay's: one with subscriptions);
+        /// TIM_BRIDGE_* variables win over it, as in `serve`.
         #[arg(long, env = "TIM_BRIDGE_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -39,6 +41,7 @@ enum Command {
     Relay(crate::relay::RelayArgs),
     /// Ask a running bridge's /healthz (for container health checks); exits 0 when healthy.
     Health {
+        /// host:port of the bridge's /healthz (its `listen`, or `admin_listen`).
         #[arg(long, default_value = "127.0.0.1:8080")]
         address: String,
     },
@@ -57,6 +60,7 @@ enum SpoolCommand {
         /// List each dead letter: time, topic, key, command, reason.
         #[arg(long)]
         dead: bool,
+        /// One JSON document instead of text, for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -65,6 +69,8 @@ enum SpoolCommand {
     Drain {
         #[command(flatten)]
         spool: SpoolArgs,
+        /// Then send every dead letter too (once its cause is fixed): each one Kafka
+        /// confirms is removed, one refused again stays a dead letter.
         #[arg(long)]
         dead: bool,
         /// Send what the spool holds even if it was written for another Kafka cluster.
@@ -110,6 +116,7 @@ struct ServeArgs {
     /// (a cluster migrated, a volume moved on purpose); without it such a spool is refused.
     #[arg(long)]
     adopt_spool: bool,
+    /// `text` for people, `json` (one object per line) for log pipelines; RUST_LOG sets the level.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }

@@ -60,7 +60,7 @@ impl CallbackError {
             CallbackError::UnknownApp(_) => "unknown_app",
             CallbackError::Forbidden(_) => "source_not_allowed",
             CallbackError::Unauthorized(SignError::Missing(_)) => "signature_missing",
-            CallbackError::Unauthorized(SignError::Skewed | SignError::BadRequestTime) => {
+            CallbackError::Unauthorized(SignError::Skewed { .. } | SignError::BadRequestTime) => {
                 "request_time_skewed"
             }
             CallbackError::Unauthorized(SignError::Mismatch) => "signature_mismatch",

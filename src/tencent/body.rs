@@ -137,12 +137,16 @@ impl Callback {
     ) -> Result<Self, Invalid> {
         let command = match query_command {
             Some(c) => c.to_owned(),
-            None => parse::<Head>(body)?.command,
+            None => {
+                serde_json::from_slice::<Head>(body)
+                    .map_err(|_| explain::<Head>(body))?
+                    .command
+            }
         };
         let c = command.as_str();
         let callback = match c {
             command::AFTER_SEND_MSG | command::AFTER_MODIFY_MSG => {
-                let sent: AfterSendMsg = parse(body)?;
+                let sent: AfterSendMsg = parse(c, body)?;
                 agree(c, &sent.command)?;
                 present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
                 if c == command::AFTER_SEND_MSG {
@@ -153,13 +157,13 @@ impl Callback {
                 }
             }
             command::BEFORE_SEND_MSG if publish_before_callbacks => {
-                let sent: AfterSendMsg = parse(body)?;
+                let sent: AfterSendMsg = parse(c, body)?;
                 agree(c, &sent.command)?;
                 present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
                 Callback::PreSend(sent)
             }
             command::AFTER_MSG_WITHDRAW => {
-                let w: AfterMsgWithdraw = parse(body)?;
+                let w: AfterMsgWithdraw = parse(c, body)?;
                 agree(c, &w.command)?;
                 present(&[
                     ("From_Account", &w.from),
@@ -169,7 +173,7 @@ impl Callback {
                 Callback::Withdrawn(w)
             }
             command::AFTER_MSG_READ_RECEIPT => {
-                let r: AfterMsgReadReceipt = parse(body)?;
+                let r: AfterMsgReadReceipt = parse(c, body)?;
                 agree(c, &r.command)?;
                 if r.infos.is_empty() {
                     return Err(Invalid::EmptyList("C2CMsgInfo"));
@@ -181,19 +185,19 @@ impl Callback {
                 Callback::ReadReceipt(r)
             }
             command::AFTER_MSG_REPORT => {
-                let r: AfterMsgReport = parse(body)?;
+                let r: AfterMsgReport = parse(c, body)?;
                 agree(c, &r.command)?;
                 present(&[("Report_Account", &r.reporter), ("Peer_Account", &r.peer)])?;
                 Callback::ReadReport(r)
             }
             command::AFTER_MSG_READ_ALL => {
-                let r: AfterMsgReadAll = parse(body)?;
+                let r: AfterMsgReadAll = parse(c, body)?;
                 agree(c, &r.command)?;
                 present(&[("Report_Account", &r.reporter)])?;
                 Callback::ReadAll(r)
             }
             command::AFTER_C2C_MSG_EXTENSION => {
-                let e: AfterC2CMsgExtension = parse(body)?;
+                let e: AfterC2CMsgExtension = parse(c, body)?;
                 agree(c, &e.command)?;
                 present(&[
                     ("From_Account", &e.from),
@@ -203,13 +207,13 @@ impl Callback {
                 Callback::Extension(e)
             }
             command::GROUP_AFTER_SEND_MSG => {
-                let g: GroupAfterSendMsg = parse(body)?;
+                let g: GroupAfterSendMsg = parse(c, body)?;
                 agree(c, &g.command)?;
                 present(&[("GroupId", &g.group_id)])?;
                 Callback::GroupSent(g)
             }
             command::GROUP_AFTER_RECALL_MSG => {
-                let g: GroupAfterRecallMsg = parse(body)?;
+                let g: GroupAfterRecallMsg = parse(c, body)?;
                 agree(c, &g.command)?;
                 present(&[("GroupId", &g.group_id)])?;
                 if g.msg_seq_list.is_empty() {
@@ -218,7 +222,7 @@ impl Callback {
                 Callback::GroupRecalled(g)
             }
             command::GROUP_AFTER_READ_RECEIPT => {
-                let r: GroupReadReceipt = parse(body)?;
+                let r: GroupReadReceipt = parse(c, body)?;
                 agree(c, &r.command)?;
                 present(&[("GroupId", &r.group_id)])?;
                 if r.receipts.is_empty() {
@@ -227,13 +231,13 @@ impl Callback {
                 Callback::GroupRead(r)
             }
             command::GROUP_AFTER_MSG_EXTENSION => {
-                let e: GroupMsgExtension = parse(body)?;
+                let e: GroupMsgExtension = parse(c, body)?;
                 agree(c, &e.command)?;
                 present(&[("GroupId", &e.group_id)])?;
                 Callback::GroupExtension(e)
             }
             command::STATE_CHANGE => {
-                let s: StateChange = parse(body)?;
+                let s: StateChange = parse(c, body)?;
                 agree(c, &s.command)?;
                 present(&[
                     ("Info.To_Account", &s.info.account),
@@ -242,13 +246,13 @@ impl Callback {
                 Callback::StateChanged(s)
             }
             command::PORTRAIT_SET => {
-                let p: PortraitSet = parse(body)?;
+                let p: PortraitSet = parse(c, body)?;
                 agree(c, &p.command)?;
                 present(&[("From_Account", &p.from)])?;
                 Callback::ProfileChanged(p)
             }
             _ if Relation::of(c).is_some() => {
-                let p: PairList = parse(body)?;
+                let p: PairList = parse(c, body)?;
                 agree(c, &p.command)?;
                 if p.pairs.is_empty() {
                     return Err(Invalid::EmptyList("PairList"));
@@ -261,14 +265,14 @@ impl Callback {
             }
             _ if GroupKind::of(c).is_some() => {
                 let kind = GroupKind::of(c).expect("checked");
-                let g: GroupChange = parse(body)?;
+                let g: GroupChange = parse(c, body)?;
                 agree(c, &g.command)?;
                 present(&[("GroupId", &g.group_id)])?;
                 kind.check(&g)?;
                 Callback::Group(kind, g)
             }
             _ => {
-                let head: Head = parse(body)?;
+                let head: Head = parse(c, body)?;
                 agree(c, &head.command)?;
                 if before::is_before(c) && !publish_before_callbacks {
                     Callback::Before(command)
@@ -287,10 +291,17 @@ impl Callback {
 
 /// Parses plainly; only a body that fails is parsed again, tracking the path, so the
 /// error names the field (a third of the parse time, spent only on bad input).
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Invalid> {
+/// A body of another command than `command` says so, rather than which of
+/// `command`'s fields it lacks.
+fn parse<T: DeserializeOwned>(command: &str, body: &[u8]) -> Result<T, Invalid> {
     match serde_json::from_slice(body) {
         Ok(value) => Ok(value),
-        Err(_) => Err(explain::<T>(body)),
+        Err(_) => {
+            if let Ok(head) = serde_json::from_slice::<Head>(body) {
+                agree(command, &head.command)?;
+            }
+            Err(explain::<T>(body))
+        }
     }
 }
 

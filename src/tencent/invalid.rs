@@ -188,4 +188,15 @@ mod tests {
             "{other:?}"
         );
     }
+
+    #[test]
+    fn a_body_of_another_command_says_so_rather_than_naming_a_missing_field() {
+        let c2c_body = br#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"a","To_Account":"b","MsgBody":[]}"#;
+        let error =
+            Callback::parse(Some("Group.CallbackAfterSendMsg"), c2c_body, false).unwrap_err();
+        assert!(
+            matches!(error, Invalid::CommandMismatch { .. }),
+            "{error:?}"
+        );
+    }
 }

@@ -9,7 +9,11 @@ use crate::settings::Secret;
 pub enum SignError {
     Missing(&'static str),
     BadRequestTime,
-    Skewed,
+    /// RequestTime is `off_by` seconds from the server's clock; `allowed` is the most taken.
+    Skewed {
+        off_by: u64,
+        allowed: u64,
+    },
     Mismatch,
 }
 
@@ -18,7 +22,9 @@ impl SignError {
         match self {
             SignError::Missing(name) => format!("{name} is missing from the query"),
             SignError::BadRequestTime => "RequestTime is not unix seconds".into(),
-            SignError::Skewed => "RequestTime is too far from the server's clock".into(),
+            SignError::Skewed { off_by, allowed } => format!(
+                "RequestTime is {off_by} s from the server's clock; at most {allowed} s either way is taken (request_time_skew_secs): check the clocks (NTP)"
+            ),
             SignError::Mismatch => "Sign does not match".into(),
         }
     }
@@ -49,7 +55,10 @@ pub fn verify(
         .parse()
         .map_err(|_| SignError::BadRequestTime)?;
     if at.abs_diff(now) > skew_secs {
-        return Err(SignError::Skewed);
+        return Err(SignError::Skewed {
+            off_by: at.abs_diff(now),
+            allowed: skew_secs,
+        });
     }
     let mut given_bytes = [0u8; 32];
     if hex::decode_to_slice(given, &mut given_bytes).is_err() {
@@ -136,7 +145,10 @@ mod tests {
         for now in [at - 61, at + 61] {
             assert_eq!(
                 verify(&t, Some(EXAMPLE), Some("1669872112"), now, 60),
-                Err(SignError::Skewed)
+                Err(SignError::Skewed {
+                    off_by: 61,
+                    allowed: 60
+                })
             );
         }
     }
