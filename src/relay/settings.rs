@@ -320,29 +320,95 @@ impl SubscriptionFile {
 
 impl RelayConfig {
     /// What `check-config` prints: every setting, secrets left out.
+    /// The effective settings as a TOML file the relay reads back, secrets redacted
+    /// (a subscription's secret and header values, passwords in URLs and properties).
     pub fn describe(&self) -> String {
-        let mut out = format!(
-            "listen = \"{}\"\n[kafka]\nbrokers = \"{}\"\n",
-            self.listen, self.brokers
+        use toml::{Table, Value};
+        let redacted = || Value::from("[redacted]");
+        let mut root = Table::new();
+        root.insert("listen".into(), self.listen.to_string().into());
+        root.insert(
+            "shutdown_timeout_ms".into(),
+            (self.shutdown_timeout.as_millis() as i64).into(),
         );
-        for s in &self.subscriptions {
-            out.push_str(&format!(
-                "\n[[subscriptions]]\nname = \"{}\"  # consumer group \"{}\"\ntopics = {:?}\ntypes = {:?}\nurl = \"{}\"\nsigned = {}\nheaders = {:?}\ntimeout_ms = {}\nmax_in_flight = {}\nretry_for = \"{}\"\ndead_letter_topic = {:?}\ngive_up_on_4xx = {}\n",
-                s.name,
-                s.group_id,
-                s.topics,
-                s.types,
-                crate::outbound::redacted_url(&s.url),
-                s.key.is_some(),
-                s.headers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-                s.timeout.as_millis(),
-                s.max_in_flight,
-                humantime::format_duration(s.retry_for),
-                s.dead_letter_topic,
-                s.give_up_on_4xx,
-            ));
+        let mut kafka = Table::new();
+        kafka.insert("brokers".into(), self.brokers.clone().into());
+        if let Ok(Value::Table(security)) = Value::try_from(&self.security) {
+            if !security.is_empty() {
+                kafka.insert("security".into(), Value::Table(security));
+            }
         }
-        out
+        root.insert("kafka".into(), Value::Table(kafka));
+        let consumer: Table = self
+            .consumer
+            .iter()
+            .map(|(key, value)| {
+                let secret = ["password", "secret", "key"]
+                    .iter()
+                    .any(|w| key.contains(w));
+                let value = if secret {
+                    redacted()
+                } else {
+                    value.clone().into()
+                };
+                (key.clone(), value)
+            })
+            .collect();
+        root.insert("consumer".into(), Value::Table(consumer));
+        let mut groups = String::new();
+        let subscriptions = self
+            .subscriptions
+            .iter()
+            .map(|s| {
+                groups.push_str(&format!(
+                    "# subscription {:?} reads as consumer group {:?}\n",
+                    s.name, s.group_id
+                ));
+                let mut t = Table::new();
+                t.insert("name".into(), s.name.clone().into());
+                t.insert("topics".into(), s.topics.clone().into());
+                t.insert("types".into(), s.types.clone().into());
+                for (key, value) in [("user", &s.user), ("im_group", &s.im_group)] {
+                    if let Some(value) = value {
+                        t.insert(key.into(), value.clone().into());
+                    }
+                }
+                t.insert(
+                    "url".into(),
+                    crate::outbound::redacted_url(&s.url).to_string().into(),
+                );
+                if let Some(ca) = &s.ca_file {
+                    t.insert("ca_file".into(), ca.display().to_string().into());
+                }
+                if s.key.is_some() {
+                    t.insert("secret".into(), redacted());
+                }
+                let headers: Table = s
+                    .headers
+                    .iter()
+                    .map(|(name, _)| (name.to_string(), redacted()))
+                    .collect();
+                t.insert("headers".into(), Value::Table(headers));
+                t.insert("timeout_ms".into(), (s.timeout.as_millis() as i64).into());
+                t.insert("max_in_flight".into(), (s.max_in_flight as i64).into());
+                t.insert(
+                    "retry_for".into(),
+                    humantime::format_duration(s.retry_for).to_string().into(),
+                );
+                t.insert(
+                    "retry_max_delay_ms".into(),
+                    (s.retry_max_delay.as_millis() as i64).into(),
+                );
+                if let Some(topic) = &s.dead_letter_topic {
+                    t.insert("dead_letter_topic".into(), topic.clone().into());
+                }
+                t.insert("give_up_on_4xx".into(), s.give_up_on_4xx.into());
+                Value::Table(t)
+            })
+            .collect::<Vec<_>>();
+        root.insert("subscriptions".into(), Value::Array(subscriptions));
+        let body = toml::to_string(&root).unwrap_or_else(|e| format!("# cannot print: {e}\n"));
+        format!("{groups}{body}")
     }
 }
 

@@ -503,11 +503,14 @@ fn spawn_progress(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let started = Instant::now();
-        let mut last_report = Instant::now();
+        let (mut last_report, mut reported) = (Instant::now(), 0);
         while !stop.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if last_report.elapsed() >= Duration::from_secs(2) {
-                let n = written.load(Ordering::Relaxed);
+            let n = written.load(Ordering::Relaxed);
+            // Following and idle: nothing new to say.
+            let idle = n == reported && remaining.load(Ordering::Relaxed) < 0;
+            if last_report.elapsed() >= Duration::from_secs(2) && !idle {
+                reported = n;
                 let rate = n as f64 / started.elapsed().as_secs_f64();
                 match remaining.load(Ordering::Relaxed) {
                     left if left >= 0 => eprintln!(

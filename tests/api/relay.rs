@@ -604,6 +604,9 @@ fn a_bad_relay_file_stops_it_naming_the_setting_and_check_config_reads_relay_fil
     );
     let printed = String::from_utf8_lossy(&checked.stdout);
     assert!(printed.contains("tim-relay.ok"), "{printed}");
+    let read_back: toml::Table = toml::from_str(&printed).expect("check-config prints TOML");
+    assert!(read_back.contains_key("consumer"), "{printed}");
+    assert_eq!(read_back["subscriptions"][0]["name"].as_str(), Some("ok"));
     assert!(
         !printed.contains("hunter2") && printed.contains("relay:[redacted]@127.0.0.1:9"),
         "a password in a URL is not printed: {printed}"
