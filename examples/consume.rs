@@ -37,13 +37,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let event = decode(payload)?;
         if seen.insert(event.id.clone()) {
             match &event.data {
-                Data::Sent(m) => println!(
-                    "{} sent {} to {}: {:?}",
-                    m.from,
-                    event.subject.as_deref().unwrap_or("?"),
-                    m.to,
-                    m.body
-                ),
+                // Old clients send no MsgKey: such a message has no subject.
+                Data::Sent(m) => match event.subject.as_deref() {
+                    Some(key) => println!("{} sent {key} to {}: {:?}", m.from, m.to, m.body),
+                    None => println!("{} sent to {}: {:?}", m.from, m.to, m.body),
+                },
                 Data::Withdrawn(m) => println!("{} recalled {}", m.from, m.msg_key),
                 Data::Modified(m) => println!(
                     "{} edited {}",

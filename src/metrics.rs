@@ -302,7 +302,13 @@ impl Metrics {
             let _ = self.duplicates.get_or_create(&KindLabels { kind });
             let _ = self.dedup_evictions.get_or_create(&KindLabels { kind });
         }
-        for kind in ["over_limit", "header_timeout", "idle", "tls_handshake"] {
+        for kind in [
+            "over_limit",
+            "over_limit_unanswered",
+            "header_timeout",
+            "idle",
+            "tls_handshake",
+        ] {
             let _ = self.connections_closed.get_or_create(&KindLabels { kind });
         }
         for kind in ["ok", "error"] {
