@@ -15,7 +15,7 @@ start_broker() { # port; sets BROKERS and BROKER_PID, adds the broker's pid to P
       STOP_BROKER="scripts/kafka down --dir $KAFKA_DIR"
       # shellcheck disable=SC2034 # read by the script that sources this one
       BROKER_PID="$(cat "$KAFKA_DIR"/node*/pid)"
-      BROKER_NAME="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml), one KRaft node"
+      BROKER_NAME="Apache Kafka $(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' scripts/kafka-broker/pom.xml), one KRaft node"
       export BROKER_NAME ;;
     tansu)
       command -v tansu >/dev/null || cargo install tansu --version 0.6.0 --locked --features dynostore,libsql
