@@ -26,6 +26,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod outbound;
 pub mod ownership;
+pub mod quota;
 pub mod relay;
 pub mod replay;
 pub mod route;

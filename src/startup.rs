@@ -154,7 +154,7 @@ impl Application {
             certificates,
             shutdown_timeout,
             state: Arc::new(State {
-                rejection_lines: crate::http::quota::LineQuota::new(Duration::from_secs(10)),
+                rejection_lines: crate::quota::LineQuota::new(Duration::from_secs(10)),
                 requests_seen: crate::dedup::Seen::new(
                     replay_window,
                     dedup.max_bytes,

@@ -72,7 +72,7 @@ pub fn admit(
         // Never block a user or an operation because the bridge cannot read its body.
         Err(reason) if query.command.as_deref().is_some_and(before::is_before) => {
             let command = query.command.as_deref().unwrap_or_default();
-            if let Some(since) = crate::http::quota::BEFORE_CALLBACK_LINES.take("unreadable") {
+            if let Some(since) = crate::quota::BEFORE_CALLBACK_LINES.take("unreadable") {
                 tracing::warn!(
                     command = crate::tencent::command::metric_label(Some(command)),
                     reason = %reason,

@@ -5,7 +5,6 @@ mod admit;
 mod callback;
 mod error;
 pub mod fuzzing;
-pub mod quota;
 mod server;
 mod tls;
 
@@ -47,7 +46,7 @@ pub struct State {
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
     /// One rejection line per reason per interval; `tim_bridge_callbacks_total` counts each.
-    pub rejection_lines: quota::LineQuota,
+    pub rejection_lines: crate::quota::LineQuota,
 }
 
 async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Response<Full<Bytes>> {

@@ -775,18 +775,8 @@ impl Shared {
             Err(error) => {
                 let reason = refusal(&error);
                 let key = record.key.as_deref().unwrap_or("");
-                match self.dead_letters.keep(record, reason) {
-                    Ok(kept) => {
-                        tracing::debug!(topic = %record.topic, msg_key = key, "The dead letter's key.");
-                        if kept {
-                            tracing::error!(topic = %record.topic, error = %error, reason,
-                                "Kafka refused an event for good; it is kept in the dead-letter log (`spool inspect --dead` lists it).");
-                        } else {
-                            tracing::warn!(topic = %record.topic, error = %error, reason,
-                                "Kafka refused an event for good again; the dead-letter log has it already.");
-                        }
-                        self.finish_as(in_flight, Outcome::DeadLettered);
-                    }
+                match self.dead_letters.keep(record, reason, &error) {
+                    Ok(_) => self.finish_as(in_flight, Outcome::DeadLettered),
                     Err(dead_error) => {
                         tracing::debug!(topic = %record.topic, msg_key = key, "The refused event's key.");
                         tracing::error!(topic = %record.topic, error = %error, dead_letter_error = %dead_error,

@@ -27,6 +27,8 @@ pub struct DeadLetters {
     kept: Mutex<HashSet<Identity>>,
     next_seq: AtomicU64,
     metrics: Arc<Metrics>,
+    /// One ERROR line per refusal reason per 10 s; the metrics count every letter.
+    lines: crate::quota::LineQuota,
 }
 
 /// Every dead letter in a directory, and how many frames were damaged.
@@ -52,15 +54,27 @@ impl DeadLetters {
             kept: Mutex::new(kept),
             next_seq: AtomicU64::new(next_seq),
             metrics,
+            lines: crate::quota::LineQuota::new(std::time::Duration::from_secs(10)),
         }))
     }
 
-    /// Appends `record` with `reason` and fsyncs it; `Ok(false)` when the same record
-    /// is kept already.
-    pub fn keep(&self, record: &Record, reason: &str) -> io::Result<bool> {
+    /// Appends `record`, refused for `reason` (Kafka's words: `cause`), and fsyncs it;
+    /// `Ok(false)` when the same record is kept already. The one place a dead letter
+    /// is logged and counted; the caller logs only a failure to keep it.
+    pub fn keep(
+        &self,
+        record: &Record,
+        reason: &'static str,
+        cause: &dyn std::fmt::Display,
+    ) -> io::Result<bool> {
         let identity = identity(record);
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         if kept.contains(&identity) {
+            drop(kept);
+            if let Some(unlogged) = self.lines.take(reason) {
+                tracing::warn!(topic = %record.topic, error = %cause, reason, unlogged_since_last_line = unlogged,
+                    "Kafka refused an event for good again; the dead-letter log has it already.");
+            }
             return Ok(false);
         }
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
@@ -91,6 +105,13 @@ impl DeadLetters {
             })
             .inc();
         kept.insert(identity);
+        drop(kept);
+        // Keys name accounts (`user:<account>`): at debug only.
+        tracing::debug!(topic = %record.topic, msg_key = record.key.as_deref().unwrap_or(""), "The dead letter's key.");
+        if let Some(unlogged) = self.lines.take(reason) {
+            tracing::error!(topic = %record.topic, error = %cause, reason, unlogged_since_last_line = unlogged,
+                "Kafka refused an event for good; it is kept in the dead-letter log (`spool inspect --dead` lists it).");
+        }
         Ok(true)
     }
 
@@ -214,9 +235,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::default());
         let dead = DeadLetters::open(dir.path(), Arc::clone(&metrics)).unwrap();
-        dead.keep(&record("a"), "message_too_large").unwrap();
+        dead.keep(&record("a"), "message_too_large", &"test")
+            .unwrap();
         dead.set_aside().unwrap();
-        dead.keep(&record("b"), "invalid_record").unwrap();
+        dead.keep(&record("b"), "invalid_record", &"test").unwrap();
         drop(dead);
 
         let again = DeadLetters::open(dir.path(), Arc::clone(&metrics)).unwrap();
@@ -230,7 +252,7 @@ mod tests {
         assert_eq!(found.letters[0].reason, "message_too_large");
         assert_eq!(found.files.len(), 2);
         assert_eq!(metrics.dead_letters.get(), 2);
-        again.keep(&record("c"), "invalid_topic").unwrap();
+        again.keep(&record("c"), "invalid_topic", &"test").unwrap();
         assert_eq!(read(again.dir()).unwrap().letters[2].seq, 2);
     }
 }

@@ -1,5 +1,6 @@
-//! Lines about what callers send are limited per kind: whoever reaches the port
-//! must not be able to grow the log. The metrics count every occurrence.
+//! Lines about what repeats are limited per kind: whoever reaches the port must not
+//! be able to grow the log, nor one refusal repeated per event. The metrics count
+//! every occurrence.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
