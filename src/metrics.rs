@@ -31,6 +31,24 @@ pub struct DeadLabels {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrokerLabels {
+    pub broker: String,
+}
+
+/// A window statistic of librdkafka's: `avg` or `p99`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BrokerStatLabels {
+    pub broker: String,
+    pub stat: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicStatLabels {
+    pub topic: String,
+    pub stat: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub callbacks: Family<CallbackLabels, Counter>,
@@ -50,6 +68,15 @@ pub struct Metrics {
     /// 1 while Kafka refuses the bridge's credentials (`cause="authentication"`) or a
     /// topic's writes (`cause="authorization"`).
     pub kafka_refusing: Family<KindLabels, Gauge>,
+    /// From librdkafka's statistics (`kafka/statistics.rs`).
+    pub kafka_broker_rtt: Family<BrokerStatLabels, Gauge<f64, AtomicU64>>,
+    pub kafka_broker_in_flight: Family<BrokerLabels, Gauge>,
+    pub kafka_broker_waiting: Family<BrokerLabels, Gauge>,
+    pub kafka_broker_errors: Family<BrokerLabels, Counter>,
+    pub kafka_broker_retries: Family<BrokerLabels, Counter>,
+    pub kafka_topic_batch_messages: Family<TopicStatLabels, Gauge>,
+    pub kafka_topic_batch_bytes: Family<TopicStatLabels, Gauge>,
+    pub kafka_topic_queued: Family<TopicLabels, Gauge>,
     pub spool_bytes: Gauge,
     pub spool_oldest_age: Gauge<f64, AtomicU64>,
     pub spool_fsync: Histogram,
@@ -93,6 +120,14 @@ impl Default for Metrics {
             kafka_ready: Gauge::default(),
             kafka_worked: Gauge::default(),
             kafka_refusing: Family::default(),
+            kafka_broker_rtt: Family::default(),
+            kafka_broker_in_flight: Family::default(),
+            kafka_broker_waiting: Family::default(),
+            kafka_broker_errors: Family::default(),
+            kafka_broker_retries: Family::default(),
+            kafka_topic_batch_messages: Family::default(),
+            kafka_topic_batch_bytes: Family::default(),
+            kafka_topic_queued: Family::default(),
             spool_bytes: Gauge::default(),
             spool_oldest_age: Gauge::default(),
             spool_fsync: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
@@ -183,6 +218,48 @@ impl Default for Metrics {
             "tim_bridge_kafka_refusing",
             "1 while Kafka refuses the bridge's credentials or certificate (kind=authentication) or its writes to a topic (kind=authorization)",
             m.kafka_refusing.clone(),
+        );
+        registry.register_with_unit(
+            "tim_bridge_kafka_broker_rtt",
+            "Round-trip time of the producer's requests to a broker, librdkafka's rolling avg and p99 (kafka.statistics_interval_ms)",
+            Unit::Seconds,
+            m.kafka_broker_rtt.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_broker_requests_in_flight",
+            "Requests sent to a broker and waiting for its answer",
+            m.kafka_broker_in_flight.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_broker_requests_waiting",
+            "Requests waiting to be sent to a broker",
+            m.kafka_broker_waiting.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_broker_send_errors",
+            "Requests to a broker that failed (librdkafka's txerrs)",
+            m.kafka_broker_errors.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_broker_send_retries",
+            "Requests to a broker sent again (librdkafka's txretries)",
+            m.kafka_broker_retries.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_topic_batch_messages",
+            "Messages per batch the producer sent for a topic, rolling avg and p99",
+            m.kafka_topic_batch_messages.clone(),
+        );
+        registry.register_with_unit(
+            "tim_bridge_kafka_topic_batch",
+            "Bytes per batch the producer sent for a topic, rolling avg and p99",
+            Unit::Bytes,
+            m.kafka_topic_batch_bytes.clone(),
+        );
+        registry.register(
+            "tim_bridge_kafka_topic_queued_messages",
+            "Messages librdkafka holds for a topic, queued or being sent",
+            m.kafka_topic_queued.clone(),
         );
         registry.register_with_unit(
             "tim_bridge_spool",

@@ -102,6 +102,8 @@ struct Shared {
     /// The producer in use holds an idempotent producer id: Kafka let it write
     /// (librdkafka's statistics say so, `eos.idemp_state`).
     producer_id: AtomicBool,
+    /// librdkafka's counters as last seen, for ours that outlive a producer.
+    totals: super::statistics::Totals,
 }
 
 struct TopicCounters {
@@ -115,19 +117,13 @@ pub struct Deliveries {
 }
 
 impl ClientContext for Deliveries {
-    /// Only the idempotent producer's state is read: the rest of the document is skipped.
+    /// librdkafka's statistics: metrics, and whether the producer holds its id.
     fn stats_raw(&self, statistics: &[u8]) {
-        #[derive(serde::Deserialize)]
-        struct Statistics {
-            eos: Option<Eos>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Eos {
-            idemp_state: String,
-        }
-        if let Ok(Statistics { eos: Some(eos) }) = serde_json::from_slice(statistics) {
-            let assigned = eos.idemp_state == "Assigned";
-            self.shared.producer_id.store(assigned, Ordering::Relaxed);
+        let shared = &self.shared;
+        if let Some(assigned) =
+            super::statistics::record(statistics, &shared.metrics, &shared.totals)
+        {
+            shared.producer_id.store(assigned, Ordering::Relaxed);
         }
     }
 
@@ -266,6 +262,7 @@ impl Forwarder {
             fatal: tokio::sync::Notify::new(),
             outstanding: [AtomicU64::new(0), AtomicU64::new(0)],
             producer_id: AtomicBool::new(false),
+            totals: Default::default(),
         });
         let producer = config.create_with_context(Deliveries {
             shared: Arc::clone(&shared),

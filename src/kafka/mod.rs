@@ -5,6 +5,7 @@ mod forwarder;
 mod problems;
 mod readiness;
 mod stalls;
+mod statistics;
 
 use std::time::Duration;
 
@@ -54,8 +55,11 @@ pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, SettingsErro
         // Never given up on by librdkafka: a record it timed out while newer ones of its
         // partition stayed queued would let those land first (src/kafka/stalls.rs).
         .set("message.timeout.ms", "0")
-        // Readiness reads the idempotent producer's state from them (readiness.rs).
-        .set("statistics.interval.ms", "1000");
+        // Metrics, and readiness reads the idempotent producer's state from them.
+        .set(
+            "statistics.interval.ms",
+            kafka.statistics_interval.as_millis().to_string(),
+        );
     for (key, value) in &kafka.producer {
         config.set(key, value);
     }

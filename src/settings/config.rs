@@ -90,6 +90,7 @@ pub struct KafkaConfig {
     pub readiness_interval: Duration,
     /// `serve` gives up when Kafka has not once worked this long after start.
     pub startup_deadline: Option<Duration>,
+    pub statistics_interval: Duration,
     pub retry_max_delay: Duration,
     pub security: KafkaSecurity,
 }
@@ -196,6 +197,7 @@ impl TryFrom<&Settings> for KafkaConfig {
             readiness_interval: Duration::from_millis(k.readiness_interval_ms),
             startup_deadline: (k.startup_deadline_ms > 0)
                 .then(|| Duration::from_millis(k.startup_deadline_ms)),
+            statistics_interval: Duration::from_millis(k.statistics_interval_ms),
             retry_max_delay: Duration::from_millis(k.retry_max_delay_ms),
             security: k.security.clone(),
         })

@@ -207,6 +207,9 @@ pub struct KafkaSettings {
     /// `serve` exits 1 when Kafka has not once worked this long after start; 0 waits for ever.
     #[serde(default)]
     pub startup_deadline_ms: u64,
+    /// How often librdkafka reports its statistics (metrics, and readiness's producer id).
+    #[serde(default = "default_statistics_interval_ms")]
+    pub statistics_interval_ms: u64,
     /// Cap of the backoff between two delivery attempts of one event.
     #[serde(default = "default_retry_max_delay_ms")]
     pub retry_max_delay_ms: u64,
@@ -281,6 +284,9 @@ fn default_replication_factor() -> i32 {
 }
 fn default_readiness_interval_ms() -> u64 {
     5_000
+}
+fn default_statistics_interval_ms() -> u64 {
+    1_000
 }
 fn default_retry_max_delay_ms() -> u64 {
     30_000
@@ -602,15 +608,16 @@ impl Settings {
                 )),
             }
         }
-        if kafka
-            .producer
-            .get("statistics.interval.ms")
-            .map(String::as_str)
-            == Some("0")
-        {
+        if kafka.producer.contains_key("statistics.interval.ms") {
             return Err(SettingsError::new(
                 "kafka.producer.statistics.interval.ms",
-                "must stay above 0: readiness learns from librdkafka's statistics whether Kafka gave the producer its id",
+                "set kafka.statistics_interval_ms instead",
+            ));
+        }
+        if kafka.statistics_interval_ms == 0 {
+            return Err(SettingsError::new(
+                "kafka.statistics_interval_ms",
+                "must be above 0: readiness learns from librdkafka's statistics whether Kafka gave the producer its id",
             ));
         }
         for key in ["message.timeout.ms", "delivery.timeout.ms"] {

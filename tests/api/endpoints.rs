@@ -50,3 +50,39 @@ async fn with_ack_memory_readiness_fails_naming_a_missing_topic() {
     assert_eq!(status, 503);
     assert!(body.contains(&missing), "{body}");
 }
+
+#[tokio::test]
+async fn librdkafka_statistics_show_the_brokers_round_trip_and_the_topics_batches() {
+    let app = spawn_app().await;
+    app.wait_until_ready().await;
+    for n in 0..20 {
+        let key = format!("statistics-{n}");
+        assert_eq!(app.callback(SENT, &sent_body(&key)).await.status, 200);
+    }
+    assert_eq!(read_records(&app.topic, 20).await.len(), 20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let (rtt, batch) = (
+        "tim_bridge_kafka_broker_rtt_seconds{".to_owned(),
+        format!(
+            "tim_bridge_kafka_topic_batch_messages{{topic=\"{}\",stat=\"avg\"}}",
+            app.topic
+        ),
+    );
+    loop {
+        let page = app.get("/metrics").await.1;
+        let rtt_p99: Option<f64> = page
+            .lines()
+            .find(|l| l.starts_with(&rtt) && l.contains("stat=\"p99\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok());
+        let batches = metric_value(&page, &batch);
+        if rtt_p99.is_some_and(|s| s > 0.0) && batches >= 1.0 {
+            assert!(rtt_p99.unwrap() < 5.0, "a loopback broker: {page}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no statistics after 15 s:\n{page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
