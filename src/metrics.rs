@@ -391,7 +391,7 @@ impl Metrics {
         for kind in ["ok", "error"] {
             let _ = self.tls_reloads.get_or_create(&KindLabels { kind });
         }
-        for command in crate::tencent::command::C2C_TYPED {
+        for command in &crate::tencent::command::TYPED[..7] {
             let _ = self.callbacks.get_or_create(&CallbackLabels {
                 command,
                 outcome: "ok",

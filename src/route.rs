@@ -7,13 +7,15 @@ use crate::dedup::Fingerprint;
 use crate::delivery::{now_ms, Record};
 use crate::event::Normalized;
 use crate::settings::KafkaConfig;
-use crate::tencent::command;
+use crate::tencent::Family;
 
 /// What a callback that passed every check asks the bridge to do.
 #[derive(Debug)]
 pub struct Admitted {
     pub sdk_app_id: u64,
     pub command: String,
+    /// Which topic family the events go to, from the typed callback.
+    pub family: Family,
     /// Empty when the callback is answered without publishing anything.
     pub events: Vec<Normalized>,
     /// Identifies a signed request, to recognise it when it is sent again.
@@ -65,21 +67,17 @@ impl Routes {
         }
     }
 
-    /// The topic a command's events go to.
-    pub fn topic_for(&self, callback_command: &str) -> &str {
+    /// The topic a callback's events go to: its command's override, else its family's.
+    pub fn topic_for(&self, family: Family, callback_command: &str) -> &str {
         if let Some(topic) = self.by_command.get(callback_command) {
             return topic;
         }
-        if command::C2C_TYPED.contains(&callback_command) {
-            &self.c2c
-        } else if command::GROUP_TYPED.contains(&callback_command) {
-            &self.group
-        } else if command::USER_TYPED.contains(&callback_command) {
-            &self.users
-        } else if command::GROUP_EVENTS_TYPED.contains(&callback_command) {
-            &self.group_events
-        } else {
-            &self.other
+        match family {
+            Family::C2c => &self.c2c,
+            Family::Group => &self.group,
+            Family::Users => &self.users,
+            Family::GroupEvents => &self.group_events,
+            Family::Other => &self.other,
         }
     }
 
@@ -90,7 +88,7 @@ impl Routes {
 
     /// The admitted callback's events as records for its topic, in the callback's order.
     pub fn route(&self, admitted: Admitted) -> Vec<Record> {
-        let topic = self.topic_for(&admitted.command);
+        let topic = self.topic_for(admitted.family, &admitted.command);
         let accepted_at_ms = now_ms();
         admitted
             .events
@@ -111,6 +109,7 @@ impl Routes {
 mod tests {
     use super::*;
     use crate::settings::Settings;
+    use crate::tencent::{command, Callback};
 
     fn routes(settings: &Settings) -> Routes {
         let mut settings = settings.clone();
@@ -118,31 +117,37 @@ mod tests {
         Routes::new(&KafkaConfig::try_from(&settings).unwrap())
     }
 
+    /// The topic `routes` gives the callback in a fixture file (its command from its body).
+    fn topic_of<'r>(routes: &'r Routes, fixture: &str) -> &'r str {
+        let path = format!("{}/tests/fixtures/{fixture}", env!("CARGO_MANIFEST_DIR"));
+        let body = std::fs::read(&path).unwrap();
+        let callback = Callback::parse(None, &body, true).unwrap();
+        routes.topic_for(callback.family(), callback.command())
+    }
+
     #[test]
     fn a_messages_story_shares_a_topic_groups_have_theirs_and_others_go_to_the_other_topic() {
         let routes = routes(&Settings::default());
-        let topic_for = |c| routes.topic_for(c);
-        assert_eq!(topic_for(command::AFTER_SEND_MSG), "tim.c2c.messages");
-        assert_eq!(topic_for(command::AFTER_MSG_WITHDRAW), "tim.c2c.messages");
-        assert_eq!(topic_for(command::AFTER_MODIFY_MSG), "tim.c2c.messages");
+        for (fixture, topic) in [
+            ("seed_000_send.json", "tim.c2c.messages"),
+            ("seed_003_withdraw.json", "tim.c2c.messages"),
+            ("commands/group_read_receipt.json", "tim.group.messages"),
+            ("commands/group_msg_extension.json", "tim.group.messages"),
+            ("commands/state_change.json", "tim.users"),
+            ("commands/portrait_set.json", "tim.users"),
+            ("commands/friend_add.json", "tim.users"),
+            ("commands/blacklist_delete.json", "tim.users"),
+            ("commands/group_member_join.json", "tim.group.events"),
+            ("commands/topic_destroyed.json", "tim.group.events"),
+            ("commands/before_send_group_msg.json", "tim.callbacks.other"),
+            ("commands/prev_friend_add.json", "tim.callbacks.other"),
+        ] {
+            assert_eq!(topic_of(&routes, fixture), topic, "{fixture}");
+        }
+        let full = br#"{"CallbackCommand":"Group.CallbackAfterGroupFull","GroupId":"@TGS#1"}"#;
+        let callback = Callback::parse(None, full, false).unwrap();
         assert_eq!(
-            topic_for(command::GROUP_AFTER_RECALL_MSG),
-            "tim.group.messages"
-        );
-        assert_eq!(topic_for(command::STATE_CHANGE), "tim.users");
-        assert_eq!(topic_for(command::FRIEND_ADD), "tim.users");
-        assert_eq!(topic_for(command::GROUP_MEMBER_JOIN), "tim.group.events");
-        assert_eq!(topic_for(command::TOPIC_DESTROYED), "tim.group.events");
-        assert_eq!(
-            topic_for(command::GROUP_AFTER_READ_RECEIPT),
-            "tim.group.messages"
-        );
-        assert_eq!(
-            topic_for("Group.CallbackAfterGroupFull"),
-            "tim.callbacks.other"
-        );
-        assert_eq!(
-            topic_for("Group.CallbackBeforeSendMsg"),
+            routes.topic_for(callback.family(), callback.command()),
             "tim.callbacks.other"
         );
     }
@@ -155,11 +160,8 @@ mod tests {
             .command_topics
             .insert(command::AFTER_MSG_WITHDRAW.into(), "recalls".into());
         let routes = routes(&settings);
-        assert_eq!(routes.topic_for(command::AFTER_MSG_WITHDRAW), "recalls");
-        assert_eq!(
-            routes.topic_for(command::AFTER_SEND_MSG),
-            "tim.c2c.messages"
-        );
+        assert_eq!(topic_of(&routes, "seed_003_withdraw.json"), "recalls");
+        assert_eq!(topic_of(&routes, "seed_000_send.json"), "tim.c2c.messages");
         assert!(routes.topics().contains(&"recalls".to_owned()));
     }
 }

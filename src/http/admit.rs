@@ -9,7 +9,7 @@ use crate::dedup::fingerprint;
 use crate::event::{self, Context};
 use crate::route::Admitted;
 use crate::settings::Admission;
-use crate::tencent::{before, sign, Callback, CallbackQuery, Invalid};
+use crate::tencent::{before, sign, Callback, CallbackQuery, Family, Invalid};
 
 /// Checks in the documented order and normalizes. `now_secs` is the local clock for
 /// the `RequestTime` check.
@@ -59,6 +59,7 @@ pub fn admit(
     let nothing = |command: &str, answer: Option<Vec<u8>>| Admitted {
         sdk_app_id: app.sdk_app_id,
         command: command.to_owned(),
+        family: Family::Other,
         events: Vec::new(),
         replay_key,
         answer,
@@ -92,7 +93,7 @@ pub fn admit(
     {
         return Ok(nothing(callback.command(), answer));
     }
-    let command = callback.command().to_owned();
+    let (command, family) = (callback.command().to_owned(), callback.family());
     let ctx = Context {
         sdk_app_id: app.sdk_app_id,
         command: &command,
@@ -104,6 +105,7 @@ pub fn admit(
     Ok(Admitted {
         sdk_app_id: app.sdk_app_id,
         command,
+        family,
         events,
         replay_key,
         answer,

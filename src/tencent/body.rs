@@ -105,7 +105,44 @@ pub enum Callback {
     },
 }
 
+/// Which topic family a callback's events belong to (`kafka.topic`, `group_topic`,
+/// `user_topic`, `group_events_topic`, `other_topic`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// One-to-one messages, keyed so that a message's story shares a partition.
+    C2c,
+    Group,
+    /// Keyed `user:<account>`.
+    Users,
+    /// The group lifecycle, keyed `group:<id>`.
+    GroupEvents,
+    /// Published raw: other commands and before-callbacks.
+    Other,
+}
+
 impl Callback {
+    /// No wildcard: a new variant does not compile until its family is chosen.
+    pub fn family(&self) -> Family {
+        match self {
+            Callback::Sent(_)
+            | Callback::Modified(_)
+            | Callback::Withdrawn(_)
+            | Callback::ReadReceipt(_)
+            | Callback::ReadReport(_)
+            | Callback::ReadAll(_)
+            | Callback::Extension(_) => Family::C2c,
+            Callback::GroupSent(_)
+            | Callback::GroupRecalled(_)
+            | Callback::GroupRead(_)
+            | Callback::GroupExtension(_) => Family::Group,
+            Callback::StateChanged(_) | Callback::ProfileChanged(_) | Callback::Relation(..) => {
+                Family::Users
+            }
+            Callback::Group(..) => Family::GroupEvents,
+            Callback::PreSend(_) | Callback::Before(_) | Callback::Other { .. } => Family::Other,
+        }
+    }
+
     pub fn command(&self) -> &str {
         match self {
             Callback::Sent(_) => command::AFTER_SEND_MSG,

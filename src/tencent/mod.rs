@@ -12,7 +12,7 @@ pub mod query;
 pub mod sign;
 pub mod users;
 
-pub use body::{AfterMsgWithdraw, AfterSendMsg, Callback};
+pub use body::{AfterMsgWithdraw, AfterSendMsg, Callback, Family};
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -52,9 +52,9 @@ pub mod command {
     pub const TOPIC_INFO_CHANGED: &str = "Group.CallbackAfterTopicInfoChanged";
     pub const TOPIC_DESTROYED: &str = "Group.CallbackAfterTopicDestroyed";
 
-    /// Commands whose events go to `kafka.topic`, keyed so that a message's story
-    /// shares a partition.
-    pub const C2C_TYPED: &[&str] = &[
+    /// The commands the bridge types (`Callback`'s variants name the topic family of
+    /// each; this list only names them in metrics).
+    pub const TYPED: &[&str] = &[
         AFTER_SEND_MSG,
         AFTER_MSG_WITHDRAW,
         AFTER_MODIFY_MSG,
@@ -62,25 +62,16 @@ pub mod command {
         AFTER_MSG_REPORT,
         AFTER_MSG_READ_ALL,
         AFTER_C2C_MSG_EXTENSION,
-    ];
-    /// Commands whose events go to `kafka.group_topic`.
-    pub const GROUP_TYPED: &[&str] = &[
         GROUP_AFTER_SEND_MSG,
         GROUP_AFTER_RECALL_MSG,
         GROUP_AFTER_READ_RECEIPT,
         GROUP_AFTER_MSG_EXTENSION,
-    ];
-    /// Commands whose events go to `kafka.user_topic`, keyed `user:<account>`.
-    pub const USER_TYPED: &[&str] = &[
         STATE_CHANGE,
         PORTRAIT_SET,
         FRIEND_ADD,
         FRIEND_DELETE,
         BLACKLIST_ADD,
         BLACKLIST_DELETE,
-    ];
-    /// Commands whose events go to `kafka.group_events_topic`, keyed `group:<id>`.
-    pub const GROUP_EVENTS_TYPED: &[&str] = &[
         GROUP_CREATED,
         GROUP_MEMBER_JOIN,
         GROUP_MEMBER_EXIT,
@@ -107,19 +98,12 @@ pub mod command {
     pub fn metric_label(command: Option<&str>) -> &'static str {
         match command {
             None => "none",
-            Some(c) => [
-                C2C_TYPED,
-                GROUP_TYPED,
-                USER_TYPED,
-                GROUP_EVENTS_TYPED,
-                super::before::BEFORE,
-                KNOWN_RAW,
-            ]
-            .into_iter()
-            .flatten()
-            .find(|k| **k == c)
-            .copied()
-            .unwrap_or("other"),
+            Some(c) => [TYPED, super::before::BEFORE, KNOWN_RAW]
+                .into_iter()
+                .flatten()
+                .find(|k| **k == c)
+                .copied()
+                .unwrap_or("other"),
         }
     }
 }
