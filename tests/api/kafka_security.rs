@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use tim_kafka_bridge::settings::{Ack, KafkaSecurity, Mechanism, Protocol, Secret};
+use tim_kafka_bridge::settings::{KafkaSecurity, Mechanism, Protocol, Secret};
 
 use crate::broker::{Kafka, Layout, Listener};
 use crate::helpers::*;
@@ -114,6 +114,38 @@ async fn publish_and_read_back(security: KafkaSecurity, brokers: String, keys: &
     assert_eq!(read, sent);
 }
 
+/// Five fresh topics on the secured node, for a bridge's five topic settings.
+async fn five_topics(s: &Secured) -> [String; 5] {
+    let topics = [
+        unique_topic("tim.c2c"),
+        unique_topic("tim.other"),
+        unique_topic("tim.group"),
+        unique_topic("tim.users"),
+        unique_topic("tim.group.events"),
+    ];
+    for topic in &topics {
+        create_topic_on(&s.kafka.bootstrap(), topic).await;
+    }
+    topics
+}
+
+/// A bridge connected as `alice` (who has only the ACLs a test gives her) to `topics`.
+async fn bridge_as_alice(s: &Secured, topics: &[String; 5]) -> TestApp {
+    spawn_app_with(|c| {
+        c.kafka.create_topics = false;
+        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
+        c.kafka.security = scram(Mechanism::ScramSha256, "alice", PASSWORD, &s.pki);
+        [
+            c.kafka.topic,
+            c.kafka.other_topic,
+            c.kafka.group_topic,
+            c.kafka.user_topic,
+            c.kafka.group_events_topic,
+        ] = topics.clone();
+    })
+    .await
+}
+
 /// `/readyz` of a bridge whose every answer for 10 s is not 200; the last body.
 async fn never_ready(app: &TestApp) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -148,56 +180,9 @@ async fn over_mutual_tls_the_events_read_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wrong_password_is_not_ready_and_readiness_names_authentication_and_the_setting() {
-    let s = tokio::task::block_in_place(secured);
-    let app = spawn_app_with(|c| {
-        c.ack = Ack::Memory;
-        c.kafka.create_topics = false;
-        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
-        c.kafka.security = scram(Mechanism::ScramSha256, "bridge", "wrong-pw", &s.pki);
-    })
-    .await;
-    let body = never_ready(&app).await;
-    assert!(body.contains("authentication"), "{body}");
-    assert!(body.contains("kafka.security.sasl_password"), "{body}");
-    assert!(
-        !body.contains("wrong-pw"),
-        "the password never shows: {body}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_certificate_from_another_ca_is_not_ready_and_readiness_names_the_ca_setting() {
-    let s = tokio::task::block_in_place(secured);
-    let other = tempfile::tempdir().unwrap();
-    std::fs::write(other.path().join("ca.pem"), TestCa::new().pem()).unwrap();
-    let mut security = mutual_tls(&s.pki);
-    security.ca_file = Some(other.path().join("ca.pem"));
-    let app = spawn_app_with(|c| {
-        c.ack = Ack::Memory;
-        c.kafka.create_topics = false;
-        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::Ssl));
-        c.kafka.security = security;
-    })
-    .await;
-    let body = never_ready(&app).await;
-    assert!(body.contains("authentication"), "{body}");
-    assert!(body.contains("kafka.security.ca_file"), "{body}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
     let s = tokio::task::block_in_place(secured);
-    let topics = [
-        unique_topic("tim.c2c"),
-        unique_topic("tim.other"),
-        unique_topic("tim.group"),
-        unique_topic("tim.users"),
-        unique_topic("tim.group.events"),
-    ];
-    for topic in &topics {
-        create_topic_on(&s.kafka.bootstrap(), topic).await;
-    }
+    let topics = five_topics(s).await;
     // alice may write the message topic (so her idempotent producer gets an id) and
     // only see the other ones: Kafka answers TOPIC_AUTHORIZATION_FAILED for those.
     allow(
@@ -209,19 +194,7 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
     for topic in &topics[1..] {
         allow(&s.kafka, "alice", "Describe", &["--topic", topic]);
     }
-    let app = spawn_app_with(|c| {
-        c.kafka.create_topics = false;
-        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
-        c.kafka.security = scram(Mechanism::ScramSha256, "alice", PASSWORD, &s.pki);
-        [
-            c.kafka.topic,
-            c.kafka.other_topic,
-            c.kafka.group_topic,
-            c.kafka.user_topic,
-            c.kafka.group_events_topic,
-        ] = topics.clone();
-    })
-    .await;
+    let app = bridge_as_alice(s, &topics).await;
     // Kafka has worked (an id, every topic described) before any write is refused: a
     // replica that loses a topic's ACL later is degraded, not taken out of service.
     app.wait_until_ready().await;
@@ -283,33 +256,12 @@ async fn a_topic_without_a_write_acl_keeps_its_events_until_the_acl_is_added() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_without_a_write_acl_from_the_start_is_not_ready() {
     let s = tokio::task::block_in_place(secured);
-    let topics = [
-        unique_topic("tim.c2c"),
-        unique_topic("tim.other"),
-        unique_topic("tim.group"),
-        unique_topic("tim.users"),
-        unique_topic("tim.group.events"),
-    ];
-    for topic in &topics {
-        create_topic_on(&s.kafka.bootstrap(), topic).await;
-    }
+    let topics = five_topics(s).await;
     // alice may see every topic and write none: Kafka never gives her producer an id.
     for topic in &topics {
         allow(&s.kafka, "alice", "Describe", &["--topic", topic]);
     }
-    let app = spawn_app_with(|c| {
-        c.kafka.create_topics = false;
-        c.kafka.brokers = Some(s.kafka.bootstrap_on(Listener::SaslSsl));
-        c.kafka.security = scram(Mechanism::ScramSha256, "alice", PASSWORD, &s.pki);
-        [
-            c.kafka.topic,
-            c.kafka.other_topic,
-            c.kafka.group_topic,
-            c.kafka.user_topic,
-            c.kafka.group_events_topic,
-        ] = topics.clone();
-    })
-    .await;
+    let app = bridge_as_alice(s, &topics).await;
     assert_eq!(
         app.callback(SENT, &sent_body("unwritable-1")).await.status,
         200

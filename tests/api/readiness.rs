@@ -152,6 +152,7 @@ fn same_topics(settings: &mut Settings, app: &TestApp) {
 /// with the spool, what it took arrives once a bridge with the right settings starts.
 async fn wrong_from_the_start(
     case: &str,
+    setting: &str,
     brokers: String,
     wrong: KafkaSecurity,
     right: KafkaSecurity,
@@ -167,6 +168,7 @@ async fn wrong_from_the_start(
         .await;
         let keys = three_callbacks(&app, &format!("{case}-{ack:?}")).await;
         let body = answers_as_the_runbook_says(&app, ack, case).await;
+        assert!(body.contains(setting), "names {setting}: {body}");
         assert!(!body.contains("wrong-pw"), "never the password: {body}");
         if ack == Ack::Memory {
             continue;
@@ -220,6 +222,7 @@ async fn a_wrong_password_from_the_start_is_not_ready_and_nothing_it_took_is_los
     let s = tokio::task::block_in_place(secured);
     wrong_from_the_start(
         WRONG_PASSWORD,
+        "kafka.security.sasl_password",
         s.kafka.bootstrap_on(Listener::SaslSsl),
         scram(Mechanism::ScramSha256, "bridge", "wrong-pw", &s.pki),
         scram(Mechanism::ScramSha256, "bridge", PASSWORD, &s.pki),
@@ -236,6 +239,7 @@ async fn a_broker_certificate_from_another_ca_is_not_ready_and_nothing_it_took_i
     untrusting.ca_file = Some(other.path().join("ca.pem"));
     wrong_from_the_start(
         OTHER_CA,
+        "kafka.security.ca_file",
         s.kafka.bootstrap_on(Listener::Ssl),
         untrusting,
         mutual_tls(&s.pki),
