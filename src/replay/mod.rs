@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::settings::KafkaSecurity;
-pub use position::{parse_from, parse_until, From, Until};
+pub use position::{parse_from, parse_until, From, PositionError, Until};
 use sink::Sink;
 
 #[derive(clap::Args, Debug)]
@@ -129,8 +129,8 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
 }
 
 async fn replay(args: ReplayArgs) -> Result<(), String> {
-    let from = parse_from(&args.from, SystemTime::now())?;
-    let until = parse_until(args.until.as_deref(), args.follow)?;
+    let from = parse_from(&args.from, SystemTime::now()).map_err(|e| e.to_string())?;
+    let until = parse_until(args.until.as_deref(), args.follow).map_err(|e| e.to_string())?;
     let conversation = match &args.conversation {
         None => None,
         Some(c) => match c.split_once(',') {
