@@ -20,27 +20,52 @@ pub type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// Most of an answer's body that is read (the rest is not wanted: only the status is).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// Why an HTTPS client cannot be made: its CA file, or rustls itself.
+#[derive(Debug)]
+pub enum ClientError {
+    CaFile {
+        path: std::path::PathBuf,
+        problem: String,
+    },
+    Tls(rustls::Error),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CaFile { path, problem } => write!(f, "{}: {problem}", path.display()),
+            Self::Tls(error) => write!(f, "TLS: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
 /// A client for `http://` and `https://` URLs. `ca_file`: trust only the CAs in that
 /// PEM file (a private CA) instead of the public roots.
 pub fn client(
     ca_file: Option<&Path>,
     connect_timeout: Duration,
     max_idle_per_host: usize,
-) -> Result<HttpsClient, String> {
+) -> Result<HttpsClient, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         Some(path) => {
+            let problem = |problem: String| ClientError::CaFile {
+                path: path.to_owned(),
+                problem,
+            };
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+                .map_err(|e| problem(format!("cannot read the CA file: {e}")))?;
             if certs.is_empty() {
-                return Err(format!("{} holds no certificate", path.display()));
+                return Err(problem("holds no certificate".into()));
             }
             for cert in certs {
                 roots
                     .add(cert)
-                    .map_err(|e| format!("{}: not a CA certificate: {e}", path.display()))?;
+                    .map_err(|e| problem(format!("not a CA certificate: {e}")))?;
             }
         }
     }
@@ -48,7 +73,7 @@ pub fn client(
         rustls::crypto::ring::default_provider().into(),
     )
     .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))?
+    .map_err(ClientError::Tls)?
     .with_root_certificates(roots)
     .with_no_client_auth();
     let mut http = HttpConnector::new();

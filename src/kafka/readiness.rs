@@ -23,6 +23,44 @@ const TOPIC_SETTINGS: &str = "kafka.topic, kafka.group_topic, kafka.user_topic, 
 /// Until Kafka has worked once, it is checked at least this often.
 const FIRST_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Why Kafka does not take the bridge's events now, as `/readyz` says it.
+#[derive(Debug)]
+enum Unready {
+    /// Metadata did not come: `because` is librdkafka's error.
+    NoAnswer {
+        because: rdkafka::error::KafkaError,
+    },
+    /// What the producer reports (credentials, a refused topic, a stall).
+    Refused(String),
+    NotDescribable(String),
+    Missing(Vec<String>),
+    NoProducerId,
+    /// The check itself did not finish.
+    Check(tokio::task::JoinError),
+}
+
+impl std::fmt::Display for Unready {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unready::NoAnswer { because } => {
+                write!(f, "the Kafka cluster does not answer ({because}); check kafka.brokers")
+            }
+            Unready::Refused(problem) => f.write_str(problem),
+            Unready::NotDescribable(topic) => write!(
+                f,
+                "not authorized to describe {topic}; check the topic's ACLs (DESCRIBE and WRITE)"
+            ),
+            Unready::Missing(topics) => write!(
+                f,
+                "missing topics (or not visible to the bridge's user): {}; create them (or set kafka.create_topics = true), check DESCRIBE ACLs, or correct {TOPIC_SETTINGS}",
+                topics.join(", ")
+            ),
+            Unready::NoProducerId => f.write_str("the idempotent producer has no producer id yet: Kafka has not let it write; check the ACLs (WRITE on the topics, or IDEMPOTENT_WRITE on the cluster)"),
+            Unready::Check(error) => write!(f, "readiness check failed: {error}"),
+        }
+    }
+}
+
 pub struct Readiness {
     ready: AtomicBool,
     worked: AtomicBool,
@@ -67,10 +105,10 @@ impl Readiness {
             .clone()
     }
 
-    fn set(&self, result: Result<(), String>, metrics: &Metrics) {
+    fn set(&self, result: Result<(), Unready>, metrics: &Metrics) {
         let ready = result.is_ok();
         let was = self.ready.swap(ready, Ordering::Relaxed);
-        let reason = result.err().unwrap_or_default();
+        let reason = result.err().map(|e| e.to_string()).unwrap_or_default();
         let mut held = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
         if ready && !self.worked.swap(true, Ordering::Relaxed) {
             tracing::info!("Kafka works with these settings: the cluster answers, every topic exists and the producer may write.");
@@ -107,7 +145,7 @@ impl Readiness {
                 let topics = topics.clone();
                 let result = tokio::task::spawn_blocking(move || check(&producer, &topics))
                     .await
-                    .unwrap_or_else(|e| Err(format!("readiness check failed: {e}")));
+                    .unwrap_or_else(|e| Err(Unready::Check(e)));
                 self.set(result, &metrics);
                 let (authentication, authorization) = forwarder.producer().context().refusing();
                 for (kind, now) in [
@@ -144,14 +182,13 @@ impl Readiness {
     }
 }
 
-fn check(producer: &KafkaProducer, topics: &[String]) -> Result<(), String> {
+fn check(producer: &KafkaProducer, topics: &[String]) -> Result<(), Unready> {
     let metadata = producer
         .client()
         .fetch_metadata(None, Duration::from_secs(5))
-        .map_err(|e| {
-            producer.context().problem().unwrap_or_else(|| {
-                format!("the Kafka cluster does not answer ({e}); check kafka.brokers")
-            })
+        .map_err(|because| match producer.context().problem() {
+            Some(problem) => Unready::Refused(problem),
+            None => Unready::NoAnswer { because },
         })?;
     producer.context().answered();
     let mut missing = Vec::new();
@@ -162,24 +199,19 @@ fn check(producer: &KafkaProducer, topics: &[String]) -> Result<(), String> {
                 if m.error().map(RDKafkaErrorCode::from)
                     == Some(RDKafkaErrorCode::TopicAuthorizationFailed) =>
             {
-                return Err(format!(
-                    "not authorized to describe {topic}; check the topic's ACLs (DESCRIBE and WRITE)"
-                ));
+                return Err(Unready::NotDescribable(topic.clone()));
             }
-            _ => missing.push(topic.as_str()),
+            _ => missing.push(topic.clone()),
         }
     }
     if !missing.is_empty() {
-        return Err(format!(
-            "missing topics (or not visible to the bridge's user): {}; create them (or set kafka.create_topics = true), check DESCRIBE ACLs, or correct {TOPIC_SETTINGS}",
-            missing.join(", ")
-        ));
+        return Err(Unready::Missing(missing));
     }
     if let Some(problem) = producer.context().problem() {
-        return Err(problem);
+        return Err(Unready::Refused(problem));
     }
     if !producer.context().has_producer_id() {
-        return Err("the idempotent producer has no producer id yet: Kafka has not let it write; check the ACLs (WRITE on the topics, or IDEMPOTENT_WRITE on the cluster)".into());
+        return Err(Unready::NoProducerId);
     }
     Ok(())
 }

@@ -226,7 +226,7 @@ impl SubscriptionFile {
                 ));
             }
             crate::outbound::client(Some(ca), Duration::from_secs(1), 1)
-                .map_err(|why| SettingsError::new(at("ca_file"), why))?;
+                .map_err(|why| SettingsError::new(at("ca_file"), why.to_string()))?;
         }
         let secret = match (self.secret, self.secret_file) {
             (Some(_), Some(_)) => {

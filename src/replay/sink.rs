@@ -85,7 +85,7 @@ impl Sink {
             ));
         }
         Ok(Sink::Url(Box::new(Endpoint {
-            client: crate::outbound::client(None, CONNECT_TIMEOUT, 8)?,
+            client: crate::outbound::client(None, CONNECT_TIMEOUT, 8).map_err(|e| e.to_string())?,
             url,
         })))
     }

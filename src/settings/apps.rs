@@ -108,31 +108,52 @@ pub(super) fn check(apps: &[App], allow_unsigned: bool, dev: bool) -> Result<(),
         }
         for token in &app.tokens {
             check_token(token.expose(), dev)
-                .map_err(|reason| SettingsError::new(&setting, reason))?;
+                .map_err(|problem| SettingsError::new(&setting, problem.to_string()))?;
         }
     }
     Ok(())
 }
 
-fn check_token(token: &str, dev: bool) -> Result<(), String> {
+/// What is wrong with a token, for the [`SettingsError`] that names its app.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenProblem {
+    Empty,
+    Placeholder,
+    DevToken,
+    Short(usize),
+}
+
+impl std::fmt::Display for TokenProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => f.write_str("a token is empty"),
+            Self::Placeholder => f.write_str(
+                "is the example's placeholder: set the callback token of the IM console",
+            ),
+            Self::DevToken => write!(
+                f,
+                "is `{DEV_TOKEN}`, the token of `serve --dev`, known to everyone: set the callback token of the IM console"
+            ),
+            Self::Short(bytes) => write!(
+                f,
+                "is {bytes} bytes; use at least {MIN_TOKEN_BYTES} (e.g. `openssl rand -hex 16`), here and in the IM console"
+            ),
+        }
+    }
+}
+
+fn check_token(token: &str, dev: bool) -> Result<(), TokenProblem> {
     if token.is_empty() {
-        return Err("a token is empty".into());
+        return Err(TokenProblem::Empty);
     }
     if token.starts_with("replace-with-") {
-        return Err(
-            "is the example's placeholder: set the callback token of the IM console".into(),
-        );
+        return Err(TokenProblem::Placeholder);
     }
     if token == DEV_TOKEN && !dev {
-        return Err(format!(
-            "is `{DEV_TOKEN}`, the token of `serve --dev`, known to everyone: set the callback token of the IM console"
-        ));
+        return Err(TokenProblem::DevToken);
     }
     if token.len() < MIN_TOKEN_BYTES && token != DEV_TOKEN {
-        return Err(format!(
-            "is {} bytes; use at least {MIN_TOKEN_BYTES} (e.g. `openssl rand -hex 16`), here and in the IM console",
-            token.len()
-        ));
+        return Err(TokenProblem::Short(token.len()));
     }
     Ok(())
 }
