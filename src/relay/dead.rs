@@ -2,6 +2,7 @@
 //! subscription's dead-letter topic, with headers saying why; `--redeliver-dead`
 //! sends them to the subscription again.
 
+use super::RelayError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,44 +78,43 @@ impl DeadLetters {
     }
 }
 
-pub fn producer(config: &RelayConfig) -> Result<FutureProducer, String> {
-    crate::kafka::client_config(&config.security, &config.brokers)
-        .map_err(|e| e.to_string())?
+pub fn producer(config: &RelayConfig) -> Result<FutureProducer, RelayError> {
+    crate::kafka::client_config(&config.security, &config.brokers)?
         .set("client.id", "tim-relay")
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create()
-        .map_err(|e| format!("cannot create the dead-letter producer: {e}"))
+        .map_err(RelayError::kafka("cannot create the dead-letter producer"))
 }
 
 /// Sends the subscription's dead letters to its receiver again, oldest first, from
 /// where the last redelivery stopped to the end as it is now. Each is retried for the
 /// subscription's `retry_for`; one still refused then stops the redelivery (it stays
 /// in the dead-letter topic, and the next run starts at it).
-pub async fn redeliver(config: &RelayConfig, subscription: Subscription) -> Result<u64, String> {
-    let topic = subscription.dead_letter_topic.clone().ok_or_else(|| {
-        format!(
-            "subscription `{}` has no dead_letter_topic",
-            subscription.name
-        )
-    })?;
+pub async fn redeliver(
+    config: &RelayConfig,
+    subscription: Subscription,
+) -> Result<u64, RelayError> {
+    let topic = subscription
+        .dead_letter_topic
+        .clone()
+        .ok_or_else(|| RelayError::NoDeadLetterTopic(subscription.name.clone()))?;
     let group = format!("{}.redeliver", subscription.group_id);
     let consumer: Arc<BaseConsumer> = Arc::new(
-        crate::kafka::client_config(&config.security, &config.brokers)
-            .map_err(|e| e.to_string())?
+        crate::kafka::client_config(&config.security, &config.brokers)?
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .create()
-            .map_err(|e| format!("cannot create a consumer: {e}"))?,
+            .map_err(RelayError::kafka("cannot create a consumer"))?,
     );
     let (assignment, ends) = {
         let (consumer, topic) = (Arc::clone(&consumer), topic.clone());
-        tokio::task::spawn_blocking(move || plan(&consumer, &topic))
-            .await
-            .map_err(|e| e.to_string())??
+        tokio::task::spawn_blocking(move || plan(&consumer, &topic)).await??
     };
-    consumer.assign(&assignment).map_err(|e| e.to_string())?;
+    consumer
+        .assign(&assignment)
+        .map_err(RelayError::kafka(format!("assigning {topic}")))?;
     let name = subscription.name.clone();
     let metrics = RelayMetrics::default().subscription(&name);
     let deliverer = Deliverer::new(Arc::new(subscription), metrics)?;
@@ -129,7 +129,7 @@ pub async fn redeliver(config: &RelayConfig, subscription: Subscription) -> Resu
         let Some(message) = poll(&consumer).await else {
             continue;
         };
-        let m = message.map_err(|e| format!("reading {topic}: {e}"))?;
+        let m = message.map_err(RelayError::kafka(format!("reading {topic}")))?;
         let (partition, offset) = (m.partition(), m.offset());
         if let Some((at, _)) = todo.get_mut(&partition) {
             *at = offset + 1;
@@ -158,19 +158,22 @@ pub async fn redeliver(config: &RelayConfig, subscription: Subscription) -> Resu
                 read_at: Instant::now(),
             };
             if let Fate::Failed { last, attempts } = deliverer.deliver(&event, false).await {
-                return Err(format!(
-                    "the receiver still refuses {} (offset {partition}/{offset}: {last} after {attempts} attempts); it stays a dead letter",
-                    event.id
-                ));
+                return Err(RelayError::StillRefused {
+                    id: event.id,
+                    partition,
+                    offset,
+                    last,
+                    attempts,
+                });
             }
             redelivered += 1;
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&topic, partition, Offset::Offset(offset + 1))
-            .map_err(|e| e.to_string())?;
+            .map_err(RelayError::kafka("commit"))?;
         consumer
             .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| format!("commit: {e}"))?;
+            .map_err(RelayError::kafka("commit"))?;
     }
     Ok(redelivered)
 }
@@ -193,18 +196,18 @@ async fn poll(
 /// and its end now.
 type Plan = (TopicPartitionList, Vec<(i32, i64, i64)>);
 
-fn plan(consumer: &BaseConsumer, topic: &str) -> Result<Plan, String> {
+fn plan(consumer: &BaseConsumer, topic: &str) -> Result<Plan, RelayError> {
     let timeout = Duration::from_secs(10);
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)
-        .map_err(|e| format!("metadata of {topic}: {e}"))?;
+        .map_err(RelayError::kafka(format!("metadata of {topic}")))?;
     let partitions: Vec<i32> = metadata
         .topics()
         .iter()
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect();
     if partitions.is_empty() {
-        return Err(format!("the dead-letter topic {topic} does not exist"));
+        return Err(RelayError::DeadLetterTopicMissing(topic.to_owned()));
     }
     let mut wanted = TopicPartitionList::new();
     for p in &partitions {
@@ -212,20 +215,20 @@ fn plan(consumer: &BaseConsumer, topic: &str) -> Result<Plan, String> {
     }
     let committed = consumer
         .committed_offsets(wanted, timeout)
-        .map_err(|e| format!("committed offsets: {e}"))?;
+        .map_err(RelayError::kafka("committed offsets"))?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = Vec::new();
     for p in partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, p, timeout)
-            .map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
+            .map_err(RelayError::kafka(format!("watermarks of {topic}/{p}")))?;
         let start = match committed.find_partition(topic, p).map(|e| e.offset()) {
             Some(Offset::Offset(o)) if o >= low => o,
             _ => low,
         };
         assignment
             .add_partition_offset(topic, p, Offset::Offset(start))
-            .map_err(|e| e.to_string())?;
+            .map_err(RelayError::kafka("assigning"))?;
         ends.push((p, start, high));
     }
     Ok((assignment, ends))

@@ -1,6 +1,7 @@
 //! One event to one receiver: signed POSTs, retried with capped, jittered backoff
 //! (or as `Retry-After` says) until a 2xx, then given up or dead-lettered.
 
+use super::RelayError;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -73,13 +74,16 @@ impl Deliverer {
     pub fn new(
         subscription: Arc<Subscription>,
         metrics: SubscriptionMetrics,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RelayError> {
         let client = crate::outbound::client(
             subscription.ca_file.as_deref(),
             subscription.timeout,
             subscription.max_in_flight,
         )
-        .map_err(|e| format!("subscriptions.{}: {e}", subscription.name))?;
+        .map_err(|source| RelayError::Client {
+            subscription: subscription.name.clone(),
+            source,
+        })?;
         Ok(Self {
             client,
             in_flight: Semaphore::new(subscription.max_in_flight),

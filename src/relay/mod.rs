@@ -4,6 +4,8 @@
 
 mod dead;
 mod deliver;
+mod error;
+pub use error::RelayError;
 mod metrics;
 pub mod settings;
 mod sign;
@@ -64,12 +66,12 @@ pub async fn run(args: RelayArgs) -> ExitCode {
     }
 }
 
-async fn redeliver(mut config: RelayConfig, name: &str) -> Result<(), String> {
+async fn redeliver(mut config: RelayConfig, name: &str) -> Result<(), RelayError> {
     let at = config
         .subscriptions
         .iter()
         .position(|s| s.name == name)
-        .ok_or_else(|| format!("no subscription is named `{name}`"))?;
+        .ok_or_else(|| RelayError::NoSubscription(name.to_owned()))?;
     let subscription = config.subscriptions.remove(at);
     let count = dead::redeliver(&config, subscription).await?;
     tracing::info!(subscription = name, count, "Dead letters redelivered.");
@@ -81,11 +83,14 @@ async fn redeliver(mut config: RelayConfig, name: &str) -> Result<(), String> {
 const MAX_CONNECTIONS: usize = 256;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn serve(config: RelayConfig) -> Result<(), String> {
+async fn serve(config: RelayConfig) -> Result<(), RelayError> {
     let metrics = Arc::new(RelayMetrics::default());
     let listener = TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        .map_err(|source| RelayError::Listen {
+            address: config.listen,
+            source,
+        })?;
     let needs_producer = config
         .subscriptions
         .iter()

@@ -3,6 +3,7 @@
 //! committed offset is its lowest offset not yet finished, so a crash re-delivers
 //! and never skips.
 
+use super::RelayError;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -179,7 +180,7 @@ impl Runner {
         subscription: Subscription,
         metrics: Arc<RelayMetrics>,
         producer: Option<FutureProducer>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RelayError> {
         let subscription = Arc::new(subscription);
         let shared = Arc::new(Shared {
             name: subscription.name.clone(),
@@ -188,8 +189,7 @@ impl Runner {
             state: Mutex::new(State::default()),
             metrics: Arc::clone(&metrics),
         });
-        let mut client = crate::kafka::client_config(&config.security, &config.brokers)
-            .map_err(|e| e.to_string())?;
+        let mut client = crate::kafka::client_config(&config.security, &config.brokers)?;
         client
             .set("group.id", &subscription.group_id)
             .set("client.id", format!("tim-relay.{}", subscription.name))
@@ -204,14 +204,17 @@ impl Runner {
             .create_with_context(RelayContext {
                 shared: Arc::clone(&shared),
             })
-            .map_err(|e| format!("cannot create the consumer of `{}`: {e}", subscription.name))?;
-        let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics).map_err(|e| {
-            format!(
-                "cannot subscribe `{}` to {topics:?}: {e}",
+            .map_err(RelayError::kafka(format!(
+                "cannot create the consumer of `{}`",
                 subscription.name
-            )
-        })?;
+            )))?;
+        let topics: Vec<&str> = subscription.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(RelayError::kafka(format!(
+                "cannot subscribe `{}` to {topics:?}",
+                subscription.name
+            )))?;
         shared.sub.set_joined(false);
         let dead = match (&subscription.dead_letter_topic, producer) {
             (Some(topic), Some(producer)) => {
