@@ -6,6 +6,7 @@
 //! only past what it has written or got a 2xx for. So an interrupted replay resumes
 //! where it stopped, and per-key order holds.
 
+mod error;
 mod position;
 mod sink;
 
@@ -22,6 +23,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::settings::KafkaSecurity;
+pub use error::ReplayError;
 pub use position::{parse_from, parse_until, From, PositionError, Until};
 use sink::Sink;
 
@@ -128,14 +130,14 @@ pub async fn run(args: ReplayArgs) -> ExitCode {
     }
 }
 
-async fn replay(args: ReplayArgs) -> Result<(), String> {
-    let from = parse_from(&args.from, SystemTime::now()).map_err(|e| e.to_string())?;
-    let until = parse_until(args.until.as_deref(), args.follow).map_err(|e| e.to_string())?;
+async fn replay(args: ReplayArgs) -> Result<(), ReplayError> {
+    let from = parse_from(&args.from, SystemTime::now())?;
+    let until = parse_until(args.until.as_deref(), args.follow)?;
     let conversation = match &args.conversation {
         None => None,
         Some(c) => match c.split_once(',') {
             Some((a, b)) if !a.is_empty() && !b.is_empty() => Some((a.to_owned(), b.to_owned())),
-            _ => return Err(format!("--conversation {c}: expected A,B")),
+            _ => return Err(ReplayError::Conversation(c.clone())),
         },
     };
     let filter = Filter {
@@ -153,11 +155,9 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
     let mut security = KafkaSecurity::default();
     security
         .apply_env(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-        .and_then(|()| security.validate())
-        .map_err(|e| e.to_string())?;
+        .and_then(|()| security.validate())?;
     let consumer: Arc<BaseConsumer> = Arc::new(
-        crate::kafka::client_config(&security, &args.brokers)
-            .map_err(|e| e.to_string())?
+        crate::kafka::client_config(&security, &args.brokers)?
             .set(
                 "group.id",
                 args.group
@@ -168,19 +168,17 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "error")
             .create()
-            .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?,
+            .map_err(ReplayError::kafka("cannot create a Kafka consumer"))?,
     );
     let plan = {
         let (consumer, topics, group) =
             (Arc::clone(&consumer), topics.clone(), args.group.is_some());
         let from = from.clone();
-        tokio::task::spawn_blocking(move || plan(&consumer, &topics, &from, group))
-            .await
-            .map_err(|e| e.to_string())??
+        tokio::task::spawn_blocking(move || plan(&consumer, &topics, &from, group)).await??
     };
     consumer
         .assign(&plan.assignment)
-        .map_err(|e| format!("cannot assign partitions: {e}"))?;
+        .map_err(ReplayError::kafka("cannot assign partitions"))?;
 
     let sink = Arc::new(match &args.to_url {
         Some(url) => Sink::url(url)?,
@@ -235,10 +233,9 @@ async fn replay(args: ReplayArgs) -> Result<(), String> {
         };
         poll(&consumer, bounds, &filter, &workers, &poll_stop)
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     for handle in handles {
-        handle.await.map_err(|e| e.to_string())??;
+        handle.await??;
     }
     stop.store(true, Ordering::Relaxed);
     if let Some(progress) = progress {
@@ -254,11 +251,11 @@ fn plan(
     topics: &[String],
     from: &From,
     group: bool,
-) -> Result<Plan, String> {
+) -> Result<Plan, ReplayError> {
     let timeout = Duration::from_secs(10);
     let metadata = consumer
         .fetch_metadata(None, timeout)
-        .map_err(|e| format!("the Kafka cluster does not answer: {e}"))?;
+        .map_err(ReplayError::kafka("the Kafka cluster does not answer"))?;
     let mut assignment = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for topic in topics {
@@ -268,12 +265,14 @@ fn plan(
             .find(|t| t.name() == topic && t.error().is_none())
             .map(|t| t.partitions().len() as i32)
             .filter(|n| *n > 0)
-            .ok_or_else(|| format!("topic {topic} does not exist"))?;
+            .ok_or_else(|| ReplayError::NoTopic(topic.clone()))?;
         if let From::Partitions(list) = from {
             if let Some((p, _)) = list.iter().find(|(p, _)| *p >= partitions) {
-                return Err(format!(
-                    "partition {p} of topic {topic} does not exist (it has {partitions})"
-                ));
+                return Err(ReplayError::NoPartition {
+                    topic: topic.clone(),
+                    partition: *p,
+                    partitions,
+                });
             }
         }
         let mut committed = HashMap::new();
@@ -284,7 +283,7 @@ fn plan(
             }
             let offsets = consumer
                 .committed_offsets(all, timeout)
-                .map_err(|e| format!("cannot read the group's offsets: {e}"))?;
+                .map_err(ReplayError::kafka("cannot read the group's offsets"))?;
             for e in offsets.elements() {
                 if let Offset::Offset(o) = e.offset() {
                     committed.insert(e.partition(), o);
@@ -293,9 +292,12 @@ fn plan(
         }
         let mut times = TopicPartitionList::new();
         for p in 0..partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p, timeout)
-                .map_err(|e| format!("cannot read the offsets of {topic}[{p}]: {e}"))?;
+            let (low, high) =
+                consumer
+                    .fetch_watermarks(topic, p, timeout)
+                    .map_err(ReplayError::kafka(format!(
+                        "cannot read the offsets of {topic}[{p}]"
+                    )))?;
             let start = match (committed.get(&p), from) {
                 (Some(o), _) => Some(*o),
                 (None, From::Beginning) => Some(low),
@@ -308,21 +310,21 @@ fn plan(
                 (None, From::Time(ms)) => {
                     times
                         .add_partition_offset(topic, p, Offset::Offset(*ms))
-                        .map_err(|e| e.to_string())?;
+                        .map_err(ReplayError::kafka("planning"))?;
                     None
                 }
             };
             if let Some(start) = start {
                 assignment
                     .add_partition_offset(topic, p, Offset::Offset(start))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ReplayError::kafka("planning"))?;
             }
             ends.insert((topic.clone(), p), high);
         }
         if times.count() > 0 {
             let found = consumer
                 .offsets_for_times(times, timeout)
-                .map_err(|e| format!("cannot find offsets for that time: {e}"))?;
+                .map_err(ReplayError::kafka("cannot find offsets for that time"))?;
             for e in found.elements() {
                 let end = ends[&(topic.clone(), e.partition())];
                 let start = match e.offset() {
@@ -331,7 +333,7 @@ fn plan(
                 };
                 assignment
                     .add_partition_offset(topic, e.partition(), Offset::Offset(start))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(ReplayError::kafka("planning"))?;
             }
         }
     }
@@ -344,13 +346,17 @@ fn check_range(
     offset: i64,
     low: i64,
     high: i64,
-) -> Result<i64, String> {
+) -> Result<i64, ReplayError> {
     if (low..=high).contains(&offset) {
         Ok(offset)
     } else {
-        Err(format!(
-            "offset {offset} is out of range for {topic}[{partition}] ({low} to {high})"
-        ))
+        Err(ReplayError::OutOfRange {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            low,
+            high,
+        })
     }
 }
 
@@ -378,7 +384,7 @@ fn poll(
     filter: &Filter,
     workers: &HashMap<(String, i32), mpsc::Sender<Item>>,
     stop: &AtomicBool,
-) -> Result<(), String> {
+) -> Result<(), ReplayError> {
     let Bounds {
         ends,
         until,
@@ -389,7 +395,7 @@ fn poll(
     let until = &until;
     let mut open: HashMap<(String, i32), i64> = consumer
         .assignment()
-        .map_err(|e| e.to_string())?
+        .map_err(ReplayError::kafka("reading the assignment"))?
         .elements()
         .iter()
         .filter_map(|e| {
@@ -403,7 +409,9 @@ fn poll(
         })
         .collect();
     if !matches!(until, Until::Follow) {
-        let positions = consumer.assignment().map_err(|e| e.to_string())?;
+        let positions = consumer
+            .assignment()
+            .map_err(ReplayError::kafka("reading the assignment"))?;
         let left: i64 = positions
             .elements()
             .iter()
@@ -421,7 +429,7 @@ fn poll(
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let m = message.map_err(|e| format!("cannot read from Kafka: {e}"))?;
+        let m = message.map_err(ReplayError::kafka("cannot read from Kafka"))?;
         let key = (m.topic().to_owned(), m.partition());
         let Some(&end) = open.get(&key) else { continue };
         if !matches!(until, Until::Follow) {
@@ -456,7 +464,7 @@ fn poll(
             line,
         };
         if workers[&key].blocking_send(item).is_err() {
-            return Err("a writer stopped".into());
+            return Err(ReplayError::WriterStopped);
         }
         if !matches!(until, Until::Follow) && m.offset() + 1 >= end {
             open.remove(&key);
@@ -471,7 +479,7 @@ async fn worker(
     consumer: Arc<BaseConsumer>,
     commit: bool,
     written: Arc<AtomicU64>,
-) -> Result<(), String> {
+) -> Result<(), ReplayError> {
     let mut since_commit = 0;
     while let Some(item) = items.recv().await {
         if let Some((meta, event)) = &item.line {
@@ -484,12 +492,11 @@ async fn worker(
             let mut position = TopicPartitionList::new();
             position
                 .add_partition_offset(&item.topic, item.partition, Offset::Offset(item.offset + 1))
-                .map_err(|e| e.to_string())?;
+                .map_err(ReplayError::kafka("cannot commit"))?;
             let consumer = Arc::clone(&consumer);
             tokio::task::spawn_blocking(move || consumer.commit(&position, CommitMode::Sync))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot commit: {e}"))?;
+                .await?
+                .map_err(ReplayError::kafka("cannot commit"))?;
             since_commit = 0;
         }
     }

@@ -87,7 +87,9 @@ pub fn parse_from(values: &[String], now: SystemTime) -> Result<From, PositionEr
             Some(("offset", n)) => {
                 From::Offset(n.parse().map_err(|_| form(value, "offset:<a number>"))?)
             }
-            Some(("time", t)) => From::Time(parse_time(t).map_err(|e| time(value, e))?),
+            Some(("time", t)) => From::Time(
+                parse_time(t).map_err(|e| time(value, format!("not an RFC 3339 time: {e}")))?,
+            ),
             Some(("ago", d)) => {
                 let ago = humantime::parse_duration(d).map_err(|e| time(value, e.to_string()))?;
                 From::Time(unix_ms(now.checked_sub(ago).unwrap_or(UNIX_EPOCH)))
@@ -124,11 +126,11 @@ pub fn parse_until(value: Option<&str>, follow: bool) -> Result<Until, PositionE
         (None, true) => Ok(Until::Follow),
         (None, false) | (Some("end"), false) => Ok(Until::End),
         (Some(v), false) => match v.strip_prefix("time:") {
-            Some(t) => Ok(Until::Time(parse_time(t).map_err(|reason| {
+            Some(t) => Ok(Until::Time(parse_time(t).map_err(|e| {
                 PositionError::Time {
                     option: "--until",
                     value: v.to_owned(),
-                    reason,
+                    reason: format!("not an RFC 3339 time: {e}"),
                 }
             })?)),
             None => Err(PositionError::Form {
@@ -140,11 +142,9 @@ pub fn parse_until(value: Option<&str>, follow: bool) -> Result<Until, PositionE
     }
 }
 
-/// Unix milliseconds of an RFC 3339 time; why not, as text for [`PositionError::Time`].
-fn parse_time(text: &str) -> Result<i64, String> {
-    humantime::parse_rfc3339_weak(text)
-        .map(unix_ms)
-        .map_err(|e| format!("not an RFC 3339 time: {e}"))
+/// Unix milliseconds of an RFC 3339 time.
+fn parse_time(text: &str) -> Result<i64, humantime::TimestampError> {
+    humantime::parse_rfc3339_weak(text).map(unix_ms)
 }
 
 pub fn unix_ms(t: SystemTime) -> i64 {

@@ -3,6 +3,7 @@
 use std::io::{BufWriter, Write};
 use std::time::Duration;
 
+use super::ReplayError;
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -33,7 +34,7 @@ pub struct Printer {
 enum Line {
     Text(Vec<u8>),
     /// Answered once every line before it is written and flushed (or with why not).
-    Flush(oneshot::Sender<Result<(), String>>),
+    Flush(oneshot::Sender<Result<(), ReplayError>>),
 }
 
 impl Printer {
@@ -61,7 +62,7 @@ impl Printer {
                     if let Some(done) = flushed {
                         let _ = done.send(match &failed {
                             None => Ok(()),
-                            Some(error) => Err(format!("cannot write to stdout: {error}")),
+                            Some(error) => Err(ReplayError::Stdout(error.clone())),
                         });
                     }
                 }
@@ -76,16 +77,19 @@ impl Sink {
         Sink::Stdout(Printer::start())
     }
 
-    pub fn url(url: &str) -> Result<Self, String> {
-        let url: Uri = url.parse().map_err(|e| format!("--to-url {url}: {e}"))?;
+    pub fn url(url: &str) -> Result<Self, ReplayError> {
+        let url: Uri = url
+            .parse()
+            .map_err(|e| ReplayError::Url(format!("{url}: {e}")))?;
         if !matches!(url.scheme_str(), Some("http" | "https")) {
-            return Err(format!(
-                "--to-url {}: an http:// or https:// URL",
+            return Err(ReplayError::Url(format!(
+                "{}: an http:// or https:// URL",
                 crate::outbound::redacted_url(&url)
-            ));
+            )));
         }
         Ok(Sink::Url(Box::new(Endpoint {
-            client: crate::outbound::client(None, CONNECT_TIMEOUT, 8).map_err(|e| e.to_string())?,
+            client: crate::outbound::client(None, CONNECT_TIMEOUT, 8)
+                .map_err(ReplayError::Client)?,
             url,
         })))
     }
@@ -97,7 +101,7 @@ impl Sink {
 
     /// Everything written so far is out: printed and flushed (posts are out once
     /// `write` returns). Call before committing past what was written.
-    pub async fn flush(&self) -> Result<(), String> {
+    pub async fn flush(&self) -> Result<(), ReplayError> {
         match self {
             Sink::Stdout(printer) => {
                 let (done, flushed) = oneshot::channel();
@@ -105,10 +109,8 @@ impl Sink {
                     .lines
                     .send(Line::Flush(done))
                     .await
-                    .map_err(|_| "the stdout writer stopped".to_owned())?;
-                flushed
-                    .await
-                    .map_err(|_| "the stdout writer stopped".to_owned())?
+                    .map_err(|_| ReplayError::WriterStopped)?;
+                flushed.await.map_err(|_| ReplayError::WriterStopped)?
             }
             Sink::Url(_) => Ok(()),
         }
@@ -116,7 +118,7 @@ impl Sink {
 
     /// Returns once the event is handed on: queued for stdout (see `flush`), or
     /// answered 2xx.
-    pub async fn write(&self, meta: &Value, event: &Value) -> Result<(), String> {
+    pub async fn write(&self, meta: &Value, event: &Value) -> Result<(), ReplayError> {
         match self {
             Sink::Stdout(printer) => {
                 let mut line = meta.clone();
@@ -127,7 +129,7 @@ impl Sink {
                     .lines
                     .send(Line::Text(text))
                     .await
-                    .map_err(|_| "the stdout writer stopped".to_owned())
+                    .map_err(|_| ReplayError::WriterStopped)
             }
             Sink::Url(endpoint) => {
                 let Endpoint { client, url } = endpoint.as_ref();
@@ -166,6 +168,7 @@ impl Sink {
                         tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "An event was not taken; retrying.")
                     })
                     .await
+                    .map_err(ReplayError::Post)
             }
         }
     }

@@ -495,7 +495,8 @@ impl Settings {
             ("TIM_BRIDGE_TRUSTED_PROXIES", &mut self.trusted_proxies),
         ] {
             if let Some(v) = var(name) {
-                *list = parse_networks(&v).map_err(|reason| SettingsError::new(name, reason))?;
+                *list = parse_networks(&v)
+                    .map_err(|reason| SettingsError::new(name, reason.to_string()))?;
             }
         }
         self.kafka.security.apply_env(var)?;

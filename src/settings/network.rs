@@ -107,10 +107,32 @@ impl Network {
     }
 }
 
-impl FromStr for Network {
-    type Err = String;
+/// Why a text is not a network: it names the text and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkError {
+    NotAnAddress(String),
+    Prefix { network: String, max: u8 },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl fmt::Display for NetworkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAnAddress(s) => {
+                write!(f, "`{s}` is not a network like 10.0.0.0/8 or an address")
+            }
+            Self::Prefix { network, max } => {
+                write!(f, "`{network}`: the prefix length must be 0 to {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NetworkError {}
+
+impl FromStr for Network {
+    type Err = NetworkError;
+
+    fn from_str(s: &str) -> Result<Self, NetworkError> {
         let s = s.trim();
         let (addr, prefix) = match s.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
@@ -118,17 +140,19 @@ impl FromStr for Network {
         };
         let addr: IpAddr = addr
             .parse()
-            .map_err(|_| format!("`{s}` is not a network like 10.0.0.0/8 or an address"))?;
+            .map_err(|_| NetworkError::NotAnAddress(s.to_owned()))?;
         let addr = addr.to_canonical();
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
-        };
+        let prefix =
+            match prefix {
+                None => max,
+                Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                    NetworkError::Prefix {
+                        network: s.to_owned(),
+                        max,
+                    }
+                })?,
+            };
         Ok(Self { addr, prefix })
     }
 }
@@ -160,7 +184,7 @@ impl Serialize for Network {
 }
 
 /// Parses a comma-separated list, as the environment gives it.
-pub fn parse_networks(list: &str) -> Result<Vec<Network>, String> {
+pub fn parse_networks(list: &str) -> Result<Vec<Network>, NetworkError> {
     list.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(str::parse)
@@ -217,14 +241,9 @@ mod tests {
 
     #[test]
     fn a_bad_network_says_what_is_wrong() {
-        assert!("10.0.0.0/33"
-            .parse::<Network>()
-            .unwrap_err()
-            .contains("0 to 32"));
-        assert!("example.com"
-            .parse::<Network>()
-            .unwrap_err()
-            .contains("not a network"));
+        let said = |text: &str| text.parse::<Network>().unwrap_err().to_string();
+        assert!(said("10.0.0.0/33").contains("0 to 32"));
+        assert!(said("example.com").contains("not a network"));
     }
 
     #[test]
