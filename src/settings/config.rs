@@ -11,7 +11,8 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{check_topic_name, Ack, App, KafkaSecurity, Network, Settings, SettingsError, Tls};
+use super::validate::check_topic_name;
+use super::{Ack, App, KafkaSecurity, Network, Settings, SettingsError, Tls};
 
 #[derive(Debug, Clone)]
 pub struct Config {
