@@ -14,7 +14,7 @@ use crate::delivery::{now_ms, Outcome};
 use crate::kafka::Forwarder;
 use crate::metrics::Metrics;
 use crate::ownership::{self, Claimed};
-use crate::settings::{KafkaConfig, Settings};
+use crate::settings::{BufferConfig, KafkaConfig};
 use crate::spool::{frame, read_watermark, segment_firsts, segment_path, DeadLetters};
 use crate::startup;
 
@@ -181,30 +181,34 @@ impl std::fmt::Display for Drained {
     }
 }
 
-/// Sends every record waiting in the spool at `settings.spool_dir` to Kafka in order
+/// Sends every record waiting in the spool at `buffer.spool_dir` to Kafka in order
 /// (the spool's own reader, under its lock), then, with `dead`, every dead letter.
 /// Gives up once `patience` passes with no confirmation.
-pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyhow::Result<Drained> {
-    let kafka = KafkaConfig::try_from(settings)?;
+pub async fn drain(
+    kafka: &KafkaConfig,
+    buffer: &BufferConfig,
+    dead: bool,
+    patience: Duration,
+) -> anyhow::Result<Drained> {
     let metrics = Arc::new(Metrics::default());
-    let forwarder = startup::start_forwarder(&kafka, &settings.spool_dir, &metrics)?;
+    let forwarder = startup::start_forwarder(kafka, &buffer.spool_dir, &metrics)?;
     let gate = Gate::closed(Arc::clone(&forwarder) as _);
     let spool = startup::open_spool(
-        &settings.spool_dir,
-        settings.spool_max_bytes,
-        settings.queue_capacity.max(1),
+        &buffer.spool_dir,
+        buffer.spool_max_bytes,
+        buffer.capacity.get(),
         Arc::clone(&gate) as _,
         &metrics,
     )?;
     spool.close_appends();
-    let holding = ownership::holding(&settings.spool_dir, spool.waiting());
+    let holding = ownership::holding(&buffer.spool_dir, spool.waiting());
     let wait = patience.min(Duration::from_secs(30));
     match ownership::claim(
-        &settings.spool_dir,
+        &buffer.spool_dir,
         &kafka.brokers,
         forwarder.producer(),
         holding,
-        settings.adopt_spool,
+        buffer.adopt_spool,
         wait,
     )
     .await?
@@ -219,7 +223,7 @@ pub async fn drain(settings: &Settings, dead: bool, patience: Duration) -> anyho
     let total = spool.waiting();
     eprintln!(
         "spool drain: {total} records waiting in {}",
-        settings.spool_dir.display()
+        buffer.spool_dir.display()
     );
     let mut last = (total, Instant::now());
     while spool.waiting() > 0 && last.1.elapsed() < patience {

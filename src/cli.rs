@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use crate::dev;
-use crate::settings::{Config, Settings, SettingsError};
+use crate::settings::{BufferConfig, Config, KafkaConfig, Settings, SettingsError};
 use crate::startup::Application;
 
 #[derive(Parser)]
@@ -175,15 +175,16 @@ async fn spool(command: SpoolCommand) -> ExitCode {
             patience,
         } => {
             init_logging(LogFormat::Text);
-            // Only what a drain uses is checked: no app needs to be configured.
-            let settings = match spool
-                .settings()
-                .and_then(|s| s.kafka.security.validate().map(|()| s))
-            {
-                Ok(s) => Settings { adopt_spool, ..s },
+            // Only what a drain uses is checked, once: no app needs to be configured.
+            let checked = spool.settings().and_then(|s| {
+                let s = Settings { adopt_spool, ..s };
+                Ok((KafkaConfig::try_from(&s)?, BufferConfig::try_from(&s)?))
+            });
+            let (kafka, buffer) = match checked {
+                Ok(checked) => checked,
                 Err(error) => return refuse(error),
             };
-            match admin::drain(&settings, dead, patience).await {
+            match admin::drain(&kafka, &buffer, dead, patience).await {
                 Ok(drained) => {
                     println!("{drained}");
                     if drained.complete() {

@@ -122,6 +122,7 @@ impl TryFrom<Settings> for Config {
     fn try_from(s: Settings) -> Result<Self, SettingsError> {
         s.validate()?;
         let kafka = KafkaConfig::try_from(&s)?;
+        let buffer = BufferConfig::try_from(&s)?;
         let nonzero = |value: usize| NonZeroUsize::new(value).expect("checked by validate");
         let ms = Duration::from_millis;
         Ok(Config {
@@ -151,16 +152,26 @@ impl TryFrom<Settings> for Config {
                     .then(|| Duration::from_secs(s.dedup_window_secs)),
                 max_bytes: s.dedup_max_bytes,
             },
-            buffer: BufferConfig {
-                ack: s.ack,
-                capacity: nonzero(s.queue_capacity),
-                enqueue_timeout: ms(s.enqueue_timeout_ms),
-                spool_dir: s.spool_dir,
-                spool_max_bytes: s.spool_max_bytes,
-                adopt_spool: s.adopt_spool,
-            },
+            buffer,
             kafka,
             shutdown_timeout: ms(s.shutdown_timeout_ms),
+        })
+    }
+}
+
+impl TryFrom<&Settings> for BufferConfig {
+    type Error = SettingsError;
+
+    /// Where events wait, alone, for what needs no app (`spool drain`).
+    fn try_from(s: &Settings) -> Result<Self, SettingsError> {
+        Ok(BufferConfig {
+            ack: s.ack,
+            capacity: NonZeroUsize::new(s.queue_capacity)
+                .ok_or_else(|| SettingsError::new("queue_capacity", "must be at least 1"))?,
+            enqueue_timeout: Duration::from_millis(s.enqueue_timeout_ms),
+            spool_dir: s.spool_dir.clone(),
+            spool_max_bytes: s.spool_max_bytes,
+            adopt_spool: s.adopt_spool,
         })
     }
 }
