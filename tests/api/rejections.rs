@@ -55,7 +55,7 @@ async fn each_bad_request_gets_its_status_and_tencents_fail_body_and_nothing_is_
             format!("/callback?SdkAppid={SIGNED_APP}&CallbackCommand={SENT}&RequestTime={stale}&Sign={stale_sign}"),
             GOOD,
             401,
-            "too far",
+            "at most 60 s either way is taken (request_time_skew_secs)",
         ),
         case("a body that is not JSON", signed(SENT), "{not json", 400, "not JSON"),
         case(
