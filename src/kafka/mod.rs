@@ -4,7 +4,6 @@
 mod forwarder;
 mod problems;
 mod readiness;
-mod stalls;
 mod statistics;
 
 use std::time::Duration;

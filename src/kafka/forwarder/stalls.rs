@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::forwarder::InFlight;
+use super::tracking::InFlight;
 
 pub(super) struct Stalls {
     /// Held (shared) around every hand-off to librdkafka, taken alone when a topic
