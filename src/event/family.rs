@@ -2,8 +2,8 @@
 //! extensions, and group messages.
 
 use super::{
-    body, common, conversation_key, event, group_message_key, occurred, seconds_rfc3339, types,
-    AllRead, Context, ConversationRead, ExtensionEntry, GroupMessageRecalled, GroupMessageSent,
+    body, common, conversation_key, event, group_message_key, occurred, seconds_rfc3339, AllRead,
+    Context, ConversationRead, EventType, ExtensionEntry, GroupMessageRecalled, GroupMessageSent,
     GroupReadUpTo, MessageExtensionChanged, MessageRead, Normalized,
 };
 use crate::tencent::family::*;
@@ -27,7 +27,7 @@ pub(super) fn read_receipts(ctx: &Context, receipt: AfterMsgReadReceipt) -> Vec<
             event(
                 ctx,
                 key.as_bytes(),
-                types::MESSAGE_READ,
+                EventType::MessageRead,
                 time.clone(),
                 Some(&key),
                 data,
@@ -51,7 +51,7 @@ pub(super) fn read_report(ctx: &Context, report: AfterMsgReport, raw_body: &[u8]
     event(
         ctx,
         raw_body,
-        types::CONVERSATION_READ,
+        EventType::ConversationRead,
         time,
         Some(&key),
         data,
@@ -77,7 +77,7 @@ pub(super) fn read_all(ctx: &Context, all: AfterMsgReadAll, raw_body: &[u8]) -> 
     event(
         ctx,
         raw_body,
-        types::ALL_READ,
+        EventType::AllRead,
         occurred(all.event_time, None),
         Some(&key),
         data,
@@ -108,7 +108,7 @@ pub(super) fn extension(ctx: &Context, ext: AfterC2CMsgExtension, raw_body: &[u8
     event(
         ctx,
         raw_body,
-        types::MESSAGE_EXTENSION,
+        EventType::MessageExtensionChanged,
         time,
         Some(&key),
         data,
@@ -139,7 +139,7 @@ pub(super) fn group_sent(ctx: &Context, g: GroupAfterSendMsg) -> Result<Normaliz
     Ok(event(
         ctx,
         key.as_bytes(),
-        types::GROUP_MESSAGE_SENT,
+        EventType::GroupMessageSent,
         time,
         Some(&key),
         data,
@@ -165,7 +165,7 @@ pub(super) fn group_recalled(ctx: &Context, g: GroupAfterRecallMsg) -> Vec<Norma
             event(
                 ctx,
                 key.as_bytes(),
-                types::GROUP_MESSAGE_RECALLED,
+                EventType::GroupMessageRecalled,
                 time.clone(),
                 Some(&key),
                 data,

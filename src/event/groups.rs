@@ -1,7 +1,7 @@
 //! Normalization of the group lifecycle (keyed `group:<GroupId>`, a topic's own events
 //! `group:<TopicId>`) and of group read receipts and extensions (keyed like the message).
 
-use super::{common, event, group_message_key, occurred, types, Context, Normalized};
+use super::{common, event, group_message_key, occurred, Context, EventType, Normalized};
 use crate::tencent::body::GroupKind;
 use crate::tencent::groups::{GroupChange, GroupMsgExtension, GroupReadReceipt, Member};
 use tim_event::{
@@ -25,9 +25,9 @@ pub(super) fn lifecycle(
         GroupKind::Created | GroupKind::TopicCreated => {
             let (event_type, key) = match (&kind, &g.topic_id) {
                 (GroupKind::TopicCreated, Some(topic)) => {
-                    (types::GROUP_TOPIC_CREATED, group_key(topic))
+                    (EventType::GroupTopicCreated, group_key(topic))
                 }
-                _ => (types::GROUP_CREATED, group.clone()),
+                _ => (EventType::GroupCreated, group.clone()),
             };
             let data = GroupCreated {
                 sdk_app_id: ctx.sdk_app_id,
@@ -55,9 +55,9 @@ pub(super) fn lifecycle(
         }
         GroupKind::MembersJoined | GroupKind::MembersExited => {
             let (event_type, members) = if kind == GroupKind::MembersJoined {
-                (types::GROUP_MEMBER_JOINED, g.new_member_list)
+                (EventType::GroupMemberJoined, g.new_member_list)
             } else {
-                (types::GROUP_MEMBER_EXITED, g.exit_member_list)
+                (EventType::GroupMemberExited, g.exit_member_list)
             };
             members
                 .unwrap_or_default()
@@ -81,12 +81,12 @@ pub(super) fn lifecycle(
         GroupKind::InfoChanged | GroupKind::TopicInfoChanged => {
             let (event_type, key) = match (&kind, &g.topic_id) {
                 (GroupKind::TopicInfoChanged, Some(topic)) => {
-                    (types::GROUP_TOPIC_INFO_CHANGED, group_key(topic))
+                    (EventType::GroupTopicInfoChanged, group_key(topic))
                 }
                 (GroupKind::TopicInfoChanged, None) => {
-                    (types::GROUP_TOPIC_INFO_CHANGED, group.clone())
+                    (EventType::GroupTopicInfoChanged, group.clone())
                 }
-                _ => (types::GROUP_INFO_CHANGED, group.clone()),
+                _ => (EventType::GroupInfoChanged, group.clone()),
             };
             let data = GroupInfoChanged {
                 sdk_app_id: ctx.sdk_app_id,
@@ -115,7 +115,7 @@ pub(super) fn lifecycle(
             vec![event(
                 ctx,
                 raw_body,
-                types::GROUP_OWNER_CHANGED,
+                EventType::GroupOwnerChanged,
                 time,
                 Some(&group),
                 data,
@@ -135,7 +135,7 @@ pub(super) fn lifecycle(
             vec![event(
                 ctx,
                 raw_body,
-                types::GROUP_DESTROYED,
+                EventType::GroupDestroyed,
                 time,
                 Some(&group),
                 data,
@@ -161,7 +161,7 @@ pub(super) fn lifecycle(
                 event(
                     ctx,
                     &identity,
-                    types::GROUP_TOPIC_DESTROYED,
+                    EventType::GroupTopicDestroyed,
                     time.clone(),
                     Some(&key),
                     data,
@@ -193,7 +193,7 @@ pub(super) fn read_receipt(ctx: &Context, r: GroupReadReceipt, raw_body: &[u8]) 
             event(
                 ctx,
                 &identity,
-                types::GROUP_MESSAGE_READ,
+                EventType::GroupMessageRead,
                 time.clone(),
                 Some(&key),
                 data,
@@ -227,7 +227,7 @@ pub(super) fn extension(ctx: &Context, e: GroupMsgExtension, raw_body: &[u8]) ->
     event(
         ctx,
         raw_body,
-        types::GROUP_MESSAGE_EXTENSION,
+        EventType::GroupMessageExtensionChanged,
         time,
         Some(&key),
         data,

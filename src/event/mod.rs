@@ -46,9 +46,13 @@ pub fn normalize(
     raw_body: &[u8],
 ) -> Result<Vec<Normalized>, Invalid> {
     Ok(match callback {
-        Callback::Sent(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_SENT)?],
-        Callback::Modified(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_MODIFIED)?],
-        Callback::PreSend(sent) => vec![sent_event(ctx, sent, raw_body, types::MESSAGE_PRE_SEND)?],
+        Callback::Sent(sent) => vec![sent_event(ctx, sent, raw_body, EventType::MessageSent)?],
+        Callback::Modified(sent) => {
+            vec![sent_event(ctx, sent, raw_body, EventType::MessageModified)?]
+        }
+        Callback::PreSend(sent) => {
+            vec![sent_event(ctx, sent, raw_body, EventType::MessagePreSend)?]
+        }
         Callback::Withdrawn(withdrawn) => vec![withdrawn_event(ctx, withdrawn)],
         Callback::ReadReceipt(r) => family::read_receipts(ctx, r),
         Callback::ReadReport(r) => vec![family::read_report(ctx, r, raw_body)],
@@ -93,7 +97,7 @@ pub fn normalize(
             vec![event(
                 ctx,
                 identity,
-                types::CALLBACK,
+                EventType::Callback,
                 None,
                 msg_key.as_deref(),
                 data,
@@ -107,7 +111,7 @@ pub fn normalize(
 fn event<D: Serialize>(
     ctx: &Context,
     identity: &[u8],
-    event_type: &str,
+    event_type: EventType,
     time: Option<String>,
     key: Option<&str>,
     data: D,
@@ -117,7 +121,7 @@ fn event<D: Serialize>(
         specversion: "1.0".into(),
         id: event_id(ctx.sdk_app_id, ctx.command, identity),
         source: format!("/tim/{}", ctx.sdk_app_id),
-        event_type: event_type.into(),
+        event_type: event_type.as_str().into(),
         time: time.unwrap_or_else(|| rfc3339_millis(ctx.received_at)),
         subject: key.clone(),
         datacontenttype: "application/json".into(),
@@ -158,12 +162,12 @@ fn sent_event(
     ctx: &Context,
     sent: AfterSendMsg,
     raw_body: &[u8],
-    event_type: &str,
+    event_type: EventType,
 ) -> Result<Normalized, Invalid> {
     let msg_key = sent.msg_key.clone().filter(|k| !k.is_empty());
     // An edit of a message happens more than once: its id comes from the whole body.
     let identity = match (&msg_key, event_type) {
-        (Some(k), types::MESSAGE_SENT | types::MESSAGE_PRE_SEND) => k.as_bytes(),
+        (Some(k), EventType::MessageSent | EventType::MessagePreSend) => k.as_bytes(),
         _ => raw_body,
     };
     let data = MessageSent {
@@ -208,7 +212,7 @@ fn withdrawn_event(ctx: &Context, withdrawn: AfterMsgWithdraw) -> Normalized {
     event(
         ctx,
         key.as_bytes(),
-        types::MESSAGE_WITHDRAWN,
+        EventType::MessageWithdrawn,
         time,
         Some(&key),
         data,

@@ -1,7 +1,7 @@
 //! Normalization of presence, profile and relationship callbacks: keyed by the user
 //! whose state or list changed.
 
-use super::{common, event, occurred, types, Context, Normalized};
+use super::{common, event, occurred, Context, EventType, Normalized};
 use crate::tencent::body::Relation;
 use crate::tencent::users::{PairList, PortraitSet, StateChange};
 use tim_event::{user_key, ProfileItem, UserProfileChanged, UserRelationChanged, UserStateChanged};
@@ -23,7 +23,7 @@ pub(super) fn state_changed(ctx: &Context, s: StateChange, raw_body: &[u8]) -> N
     event(
         ctx,
         raw_body,
-        types::USER_STATE_CHANGED,
+        EventType::UserStateChanged,
         time,
         Some(&key),
         data,
@@ -50,7 +50,7 @@ pub(super) fn profile_changed(ctx: &Context, p: PortraitSet, raw_body: &[u8]) ->
     event(
         ctx,
         raw_body,
-        types::USER_PROFILE_CHANGED,
+        EventType::UserProfileChanged,
         time,
         Some(&key),
         data,
@@ -65,10 +65,10 @@ pub(super) fn relation_changed(
     raw_body: &[u8],
 ) -> Vec<Normalized> {
     let event_type = match relation {
-        Relation::FriendAdded => types::USER_FRIEND_ADDED,
-        Relation::FriendDeleted => types::USER_FRIEND_DELETED,
-        Relation::BlocklistAdded => types::USER_BLOCKLIST_ADDED,
-        Relation::BlocklistRemoved => types::USER_BLOCKLIST_REMOVED,
+        Relation::FriendAdded => EventType::UserFriendAdded,
+        Relation::FriendDeleted => EventType::UserFriendDeleted,
+        Relation::BlocklistAdded => EventType::UserBlocklistAdded,
+        Relation::BlocklistRemoved => EventType::UserBlocklistRemoved,
     };
     let time = occurred(list.event_time, None);
     list.pairs

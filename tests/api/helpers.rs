@@ -500,6 +500,14 @@ pub fn assert_valid_event(event: &Value) {
         errors.is_empty(),
         "event not valid against the schema: {errors:?}\n{event:#}"
     );
+    // The contract's Rust types read it as the data of its own type, never as `Other`.
+    let decoded = tim_event::decode(&serde_json::to_vec(event).unwrap())
+        .unwrap_or_else(|e| panic!("tim_event::decode refuses it: {e}\n{event:#}"));
+    assert_eq!(
+        decoded.data.event_type().map(tim_event::EventType::as_str),
+        Some(decoded.event_type.as_str()),
+        "decoded as the data of another type: {event:#}"
+    );
 }
 
 pub async fn create_topic_on(brokers: &str, name: &str) {

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod element;
+mod event_type;
 mod family;
 mod groups;
 pub mod lenient;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 pub use element::Element;
+pub use event_type::EventType;
 pub use family::*;
 pub use groups::*;
 pub use users::*;
@@ -21,35 +23,38 @@ pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// Raised whenever an existing field changes meaning or shape.
 pub const DATA_SCHEMA: &str = "urn:tim-kafka-bridge:event:1";
 
+/// The event types' names, as constants (the same as [`EventType::as_str`]).
 pub mod types {
-    pub const MESSAGE_SENT: &str = "tim.c2c.message.sent";
-    pub const MESSAGE_WITHDRAWN: &str = "tim.c2c.message.withdrawn";
-    pub const MESSAGE_MODIFIED: &str = "tim.c2c.message.modified";
-    pub const MESSAGE_PRE_SEND: &str = "tim.c2c.message.pre_send";
-    pub const MESSAGE_READ: &str = "tim.c2c.message.read";
-    pub const MESSAGE_EXTENSION: &str = "tim.c2c.message.extension_changed";
-    pub const CONVERSATION_READ: &str = "tim.c2c.conversation.read";
-    pub const ALL_READ: &str = "tim.conversations.all_read";
-    pub const GROUP_MESSAGE_SENT: &str = "tim.group.message.sent";
-    pub const GROUP_MESSAGE_RECALLED: &str = "tim.group.message.recalled";
-    pub const GROUP_MESSAGE_READ: &str = "tim.group.message.read";
-    pub const GROUP_MESSAGE_EXTENSION: &str = "tim.group.message.extension_changed";
-    pub const USER_STATE_CHANGED: &str = "tim.user.state_changed";
-    pub const USER_PROFILE_CHANGED: &str = "tim.user.profile_changed";
-    pub const USER_FRIEND_ADDED: &str = "tim.user.friend_added";
-    pub const USER_FRIEND_DELETED: &str = "tim.user.friend_deleted";
-    pub const USER_BLOCKLIST_ADDED: &str = "tim.user.blocklist_added";
-    pub const USER_BLOCKLIST_REMOVED: &str = "tim.user.blocklist_removed";
-    pub const GROUP_CREATED: &str = "tim.group.created";
-    pub const GROUP_MEMBER_JOINED: &str = "tim.group.member_joined";
-    pub const GROUP_MEMBER_EXITED: &str = "tim.group.member_exited";
-    pub const GROUP_INFO_CHANGED: &str = "tim.group.info_changed";
-    pub const GROUP_OWNER_CHANGED: &str = "tim.group.owner_changed";
-    pub const GROUP_DESTROYED: &str = "tim.group.destroyed";
-    pub const GROUP_TOPIC_CREATED: &str = "tim.group.topic_created";
-    pub const GROUP_TOPIC_INFO_CHANGED: &str = "tim.group.topic_info_changed";
-    pub const GROUP_TOPIC_DESTROYED: &str = "tim.group.topic_destroyed";
-    pub const CALLBACK: &str = "tim.callback";
+    use super::EventType;
+
+    pub const MESSAGE_SENT: &str = EventType::MessageSent.as_str();
+    pub const MESSAGE_WITHDRAWN: &str = EventType::MessageWithdrawn.as_str();
+    pub const MESSAGE_MODIFIED: &str = EventType::MessageModified.as_str();
+    pub const MESSAGE_PRE_SEND: &str = EventType::MessagePreSend.as_str();
+    pub const MESSAGE_READ: &str = EventType::MessageRead.as_str();
+    pub const MESSAGE_EXTENSION: &str = EventType::MessageExtensionChanged.as_str();
+    pub const CONVERSATION_READ: &str = EventType::ConversationRead.as_str();
+    pub const ALL_READ: &str = EventType::AllRead.as_str();
+    pub const GROUP_MESSAGE_SENT: &str = EventType::GroupMessageSent.as_str();
+    pub const GROUP_MESSAGE_RECALLED: &str = EventType::GroupMessageRecalled.as_str();
+    pub const GROUP_MESSAGE_READ: &str = EventType::GroupMessageRead.as_str();
+    pub const GROUP_MESSAGE_EXTENSION: &str = EventType::GroupMessageExtensionChanged.as_str();
+    pub const USER_STATE_CHANGED: &str = EventType::UserStateChanged.as_str();
+    pub const USER_PROFILE_CHANGED: &str = EventType::UserProfileChanged.as_str();
+    pub const USER_FRIEND_ADDED: &str = EventType::UserFriendAdded.as_str();
+    pub const USER_FRIEND_DELETED: &str = EventType::UserFriendDeleted.as_str();
+    pub const USER_BLOCKLIST_ADDED: &str = EventType::UserBlocklistAdded.as_str();
+    pub const USER_BLOCKLIST_REMOVED: &str = EventType::UserBlocklistRemoved.as_str();
+    pub const GROUP_CREATED: &str = EventType::GroupCreated.as_str();
+    pub const GROUP_MEMBER_JOINED: &str = EventType::GroupMemberJoined.as_str();
+    pub const GROUP_MEMBER_EXITED: &str = EventType::GroupMemberExited.as_str();
+    pub const GROUP_INFO_CHANGED: &str = EventType::GroupInfoChanged.as_str();
+    pub const GROUP_OWNER_CHANGED: &str = EventType::GroupOwnerChanged.as_str();
+    pub const GROUP_DESTROYED: &str = EventType::GroupDestroyed.as_str();
+    pub const GROUP_TOPIC_CREATED: &str = EventType::GroupTopicCreated.as_str();
+    pub const GROUP_TOPIC_INFO_CHANGED: &str = EventType::GroupTopicInfoChanged.as_str();
+    pub const GROUP_TOPIC_DESTROYED: &str = EventType::GroupTopicDestroyed.as_str();
+    pub const CALLBACK: &str = EventType::Callback.as_str();
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,8 +156,10 @@ pub struct Common {
     pub received_at: String,
 }
 
-/// Any event's data, by its type.
-#[derive(Debug, Clone)]
+/// Any event's data, by its type: each variant is one type's data, so an event's
+/// `type` and `data` cannot disagree.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
 pub enum Data {
     Sent(MessageSent),
     Modified(MessageSent),
@@ -182,44 +189,56 @@ pub enum Data {
     TopicInfoChanged(GroupInfoChanged),
     TopicDestroyed(GroupDestroyed),
     Callback(CallbackReceived),
-    /// A type newer than this library.
+    /// A type newer than this library: [`decode`] gives it only for a name that is
+    /// not in [`EventType::ALL`].
     Other(serde_json::Value),
+}
+
+impl Data {
+    /// The event type this data is the data of; `None` for [`Data::Other`].
+    pub fn event_type(&self) -> Option<EventType> {
+        use EventType as T;
+        Some(match self {
+            Data::Sent(_) => T::MessageSent,
+            Data::Modified(_) => T::MessageModified,
+            Data::PreSend(_) => T::MessagePreSend,
+            Data::Withdrawn(_) => T::MessageWithdrawn,
+            Data::Read(_) => T::MessageRead,
+            Data::ConversationRead(_) => T::ConversationRead,
+            Data::AllRead(_) => T::AllRead,
+            Data::ExtensionChanged(_) => T::MessageExtensionChanged,
+            Data::GroupSent(_) => T::GroupMessageSent,
+            Data::GroupRecalled(_) => T::GroupMessageRecalled,
+            Data::GroupRead(_) => T::GroupMessageRead,
+            Data::GroupExtensionChanged(_) => T::GroupMessageExtensionChanged,
+            Data::UserStateChanged(_) => T::UserStateChanged,
+            Data::UserProfileChanged(_) => T::UserProfileChanged,
+            Data::FriendAdded(_) => T::UserFriendAdded,
+            Data::FriendDeleted(_) => T::UserFriendDeleted,
+            Data::BlocklistAdded(_) => T::UserBlocklistAdded,
+            Data::BlocklistRemoved(_) => T::UserBlocklistRemoved,
+            Data::GroupCreated(_) => T::GroupCreated,
+            Data::MemberJoined(_) => T::GroupMemberJoined,
+            Data::MemberExited(_) => T::GroupMemberExited,
+            Data::GroupInfoChanged(_) => T::GroupInfoChanged,
+            Data::GroupOwnerChanged(_) => T::GroupOwnerChanged,
+            Data::GroupDestroyed(_) => T::GroupDestroyed,
+            Data::TopicCreated(_) => T::GroupTopicCreated,
+            Data::TopicInfoChanged(_) => T::GroupTopicInfoChanged,
+            Data::TopicDestroyed(_) => T::GroupTopicDestroyed,
+            Data::Callback(_) => T::Callback,
+            Data::Other(_) => return None,
+        })
+    }
 }
 
 /// Decodes a record's value: `let event = tim_event::decode(payload)?;`
 pub fn decode(payload: &[u8]) -> Result<Envelope<Data>, serde_json::Error> {
     let raw: Envelope<Box<RawValue>> = serde_json::from_slice(payload)?;
     let json = raw.data.get();
-    let data = match raw.event_type.as_str() {
-        types::MESSAGE_SENT => Data::Sent(serde_json::from_str(json)?),
-        types::MESSAGE_MODIFIED => Data::Modified(serde_json::from_str(json)?),
-        types::MESSAGE_PRE_SEND => Data::PreSend(serde_json::from_str(json)?),
-        types::MESSAGE_WITHDRAWN => Data::Withdrawn(serde_json::from_str(json)?),
-        types::MESSAGE_READ => Data::Read(serde_json::from_str(json)?),
-        types::CONVERSATION_READ => Data::ConversationRead(serde_json::from_str(json)?),
-        types::ALL_READ => Data::AllRead(serde_json::from_str(json)?),
-        types::MESSAGE_EXTENSION => Data::ExtensionChanged(serde_json::from_str(json)?),
-        types::GROUP_MESSAGE_SENT => Data::GroupSent(serde_json::from_str(json)?),
-        types::GROUP_MESSAGE_RECALLED => Data::GroupRecalled(serde_json::from_str(json)?),
-        types::GROUP_MESSAGE_READ => Data::GroupRead(serde_json::from_str(json)?),
-        types::GROUP_MESSAGE_EXTENSION => Data::GroupExtensionChanged(serde_json::from_str(json)?),
-        types::USER_STATE_CHANGED => Data::UserStateChanged(serde_json::from_str(json)?),
-        types::USER_PROFILE_CHANGED => Data::UserProfileChanged(serde_json::from_str(json)?),
-        types::USER_FRIEND_ADDED => Data::FriendAdded(serde_json::from_str(json)?),
-        types::USER_FRIEND_DELETED => Data::FriendDeleted(serde_json::from_str(json)?),
-        types::USER_BLOCKLIST_ADDED => Data::BlocklistAdded(serde_json::from_str(json)?),
-        types::USER_BLOCKLIST_REMOVED => Data::BlocklistRemoved(serde_json::from_str(json)?),
-        types::GROUP_CREATED => Data::GroupCreated(serde_json::from_str(json)?),
-        types::GROUP_MEMBER_JOINED => Data::MemberJoined(serde_json::from_str(json)?),
-        types::GROUP_MEMBER_EXITED => Data::MemberExited(serde_json::from_str(json)?),
-        types::GROUP_INFO_CHANGED => Data::GroupInfoChanged(serde_json::from_str(json)?),
-        types::GROUP_OWNER_CHANGED => Data::GroupOwnerChanged(serde_json::from_str(json)?),
-        types::GROUP_DESTROYED => Data::GroupDestroyed(serde_json::from_str(json)?),
-        types::GROUP_TOPIC_CREATED => Data::TopicCreated(serde_json::from_str(json)?),
-        types::GROUP_TOPIC_INFO_CHANGED => Data::TopicInfoChanged(serde_json::from_str(json)?),
-        types::GROUP_TOPIC_DESTROYED => Data::TopicDestroyed(serde_json::from_str(json)?),
-        types::CALLBACK => Data::Callback(serde_json::from_str(json)?),
-        _ => Data::Other(serde_json::from_str(json)?),
+    let data = match EventType::parse(&raw.event_type) {
+        Some(known) => decode_data(known, json)?,
+        None => Data::Other(serde_json::from_str(json)?),
     };
     Ok(Envelope {
         specversion: raw.specversion,
@@ -231,6 +250,42 @@ pub fn decode(payload: &[u8]) -> Result<Envelope<Data>, serde_json::Error> {
         datacontenttype: raw.datacontenttype,
         dataschema: raw.dataschema,
         data,
+    })
+}
+
+/// The data of a known type: one branch per type, no wildcard, so a new type does not
+/// compile until its data is chosen here.
+fn decode_data(event_type: EventType, json: &str) -> Result<Data, serde_json::Error> {
+    use EventType as T;
+    Ok(match event_type {
+        T::MessageSent => Data::Sent(serde_json::from_str(json)?),
+        T::MessageModified => Data::Modified(serde_json::from_str(json)?),
+        T::MessagePreSend => Data::PreSend(serde_json::from_str(json)?),
+        T::MessageWithdrawn => Data::Withdrawn(serde_json::from_str(json)?),
+        T::MessageRead => Data::Read(serde_json::from_str(json)?),
+        T::ConversationRead => Data::ConversationRead(serde_json::from_str(json)?),
+        T::AllRead => Data::AllRead(serde_json::from_str(json)?),
+        T::MessageExtensionChanged => Data::ExtensionChanged(serde_json::from_str(json)?),
+        T::GroupMessageSent => Data::GroupSent(serde_json::from_str(json)?),
+        T::GroupMessageRecalled => Data::GroupRecalled(serde_json::from_str(json)?),
+        T::GroupMessageRead => Data::GroupRead(serde_json::from_str(json)?),
+        T::GroupMessageExtensionChanged => Data::GroupExtensionChanged(serde_json::from_str(json)?),
+        T::UserStateChanged => Data::UserStateChanged(serde_json::from_str(json)?),
+        T::UserProfileChanged => Data::UserProfileChanged(serde_json::from_str(json)?),
+        T::UserFriendAdded => Data::FriendAdded(serde_json::from_str(json)?),
+        T::UserFriendDeleted => Data::FriendDeleted(serde_json::from_str(json)?),
+        T::UserBlocklistAdded => Data::BlocklistAdded(serde_json::from_str(json)?),
+        T::UserBlocklistRemoved => Data::BlocklistRemoved(serde_json::from_str(json)?),
+        T::GroupCreated => Data::GroupCreated(serde_json::from_str(json)?),
+        T::GroupMemberJoined => Data::MemberJoined(serde_json::from_str(json)?),
+        T::GroupMemberExited => Data::MemberExited(serde_json::from_str(json)?),
+        T::GroupInfoChanged => Data::GroupInfoChanged(serde_json::from_str(json)?),
+        T::GroupOwnerChanged => Data::GroupOwnerChanged(serde_json::from_str(json)?),
+        T::GroupDestroyed => Data::GroupDestroyed(serde_json::from_str(json)?),
+        T::GroupTopicCreated => Data::TopicCreated(serde_json::from_str(json)?),
+        T::GroupTopicInfoChanged => Data::TopicInfoChanged(serde_json::from_str(json)?),
+        T::GroupTopicDestroyed => Data::TopicDestroyed(serde_json::from_str(json)?),
+        T::Callback => Data::Callback(serde_json::from_str(json)?),
     })
 }
 
