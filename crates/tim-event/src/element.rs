@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::lenient::{field, number};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Element {
     Text(Text),
@@ -22,6 +23,7 @@ pub enum Element {
     /// An element type the bridge does not know yet, kept as Tencent sent it.
     Unknown {
         msg_type: String,
+        /// `MsgContent` as Tencent sent it.
         content: Value,
     },
 }
@@ -29,6 +31,7 @@ pub enum Element {
 macro_rules! element {
     ($name:ident { $($field:ident : $ty:ty = $tencent:literal;)* }) => {
         #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
         pub struct $name {
             $(
                 #[serde(alias = $tencent, default, deserialize_with = "field", skip_serializing_if = "Option::is_none")]
@@ -84,6 +87,7 @@ element!(ImageInfo {
 });
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct Image {
     #[serde(alias = "UUID", default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
@@ -104,6 +108,7 @@ pub struct Image {
 
 /// A merged-forward message. Its nested messages are kept as Tencent sent them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct Relay {
     #[serde(alias = "Title", default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
@@ -126,6 +131,7 @@ pub struct Relay {
         skip_serializing_if = "Option::is_none"
     )]
     pub abstract_list: Option<Value>,
+    /// Nested messages, as Tencent sent them.
     #[serde(alias = "MsgList", default, skip_serializing_if = "Option::is_none")]
     pub msg_list: Option<Value>,
     #[serde(alias = "JsonMsgKey", default, skip_serializing_if = "Option::is_none")]

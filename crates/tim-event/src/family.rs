@@ -7,6 +7,7 @@ use super::{Common, Element};
 
 /// `tim.c2c.message.read`: one per message in a read receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct MessageRead {
     pub sdk_app_id: u64,
     pub msg_key: String,
@@ -20,10 +21,12 @@ pub struct MessageRead {
 
 /// `tim.c2c.conversation.read`: `reader` has read `peer`'s messages up to `last_read_time`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct ConversationRead {
     pub sdk_app_id: u64,
     pub reader: String,
     pub peer: String,
+    /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_read_time: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,6 +39,7 @@ pub struct ConversationRead {
 
 /// `tim.conversations.all_read`: `reader` cleared every unread message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct AllRead {
     pub sdk_app_id: u64,
     pub reader: String,
@@ -46,6 +50,7 @@ pub struct AllRead {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupReadUpTo {
     pub group_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,6 +59,7 @@ pub struct GroupReadUpTo {
 
 /// `tim.c2c.message.extension_changed`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct MessageExtensionChanged {
     pub sdk_app_id: u64,
     pub msg_key: String,
@@ -72,6 +78,7 @@ pub struct MessageExtensionChanged {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct ExtensionEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -83,9 +90,11 @@ pub struct ExtensionEntry {
 
 /// `tim.group.message.sent`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupMessageSent {
     pub sdk_app_id: u64,
-    /// Built by the bridge: see [`group_message_key`].
+    /// `group:<GroupId or TopicId>:<MsgSeq>`, built by the bridge: see [`group_message_key`].
+    #[cfg_attr(test, schemars(pattern(r"^group:.+:[0-9]+$")))]
     pub msg_key: String,
     pub group_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +108,7 @@ pub struct GroupMessageSent {
     pub msg_seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg_random: Option<u32>,
+    /// Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg_time: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,8 +127,11 @@ pub struct GroupMessageSent {
 
 /// `tim.group.message.recalled`: one per recalled message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupMessageRecalled {
     pub sdk_app_id: u64,
+    /// `group:<GroupId or TopicId>:<MsgSeq>`, built by the bridge: see [`group_message_key`].
+    #[cfg_attr(test, schemars(pattern(r"^group:.+:[0-9]+$")))]
     pub msg_key: String,
     pub group_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

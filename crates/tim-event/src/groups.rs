@@ -8,6 +8,7 @@ use super::{Common, ExtensionEntry};
 
 /// `tim.group.created`, and `tim.group.topic_created` with `topic_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupCreated {
     pub sdk_app_id: u64,
     pub group_id: String,
@@ -37,6 +38,7 @@ pub struct GroupCreated {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct UserDefinedData {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +47,7 @@ pub struct UserDefinedData {
 
 /// `tim.group.member_joined` and `tim.group.member_exited`: one event per member.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupMemberChanged {
     pub sdk_app_id: u64,
     pub group_id: String,
@@ -65,6 +68,7 @@ pub struct GroupMemberChanged {
 
 /// `tim.group.destroyed`, and `tim.group.topic_destroyed` (one per topic) with `topic_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupDestroyed {
     pub sdk_app_id: u64,
     pub group_id: String,
@@ -86,6 +90,7 @@ pub struct GroupDestroyed {
 /// `tim.group.info_changed`, and `tim.group.topic_info_changed`: the fields that
 /// changed, with their new values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupInfoChanged {
     pub sdk_app_id: u64,
     pub group_id: String,
@@ -109,6 +114,7 @@ pub struct GroupInfoChanged {
 
 /// `tim.group.owner_changed`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupOwnerChanged {
     pub sdk_app_id: u64,
     pub group_id: String,
@@ -126,8 +132,11 @@ pub struct GroupOwnerChanged {
 /// `tim.group.message.read`: one per message of a group read receipt, keyed like the
 /// message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupMessageRead {
     pub sdk_app_id: u64,
+    /// `group:<GroupId or TopicId>:<MsgSeq>`, built by the bridge: see [`group_message_key`].
+    #[cfg_attr(test, schemars(pattern(r"^group:.+:[0-9]+$")))]
     pub msg_key: String,
     pub group_id: String,
     pub msg_seq: u64,
@@ -146,8 +155,11 @@ pub struct GroupMessageRead {
 
 /// `tim.group.message.extension_changed`, keyed like the message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct GroupMessageExtensionChanged {
     pub sdk_app_id: u64,
+    /// `group:<GroupId or TopicId>:<MsgSeq>`, built by the bridge: see [`group_message_key`].
+    #[cfg_attr(test, schemars(pattern(r"^group:.+:[0-9]+$")))]
     pub msg_key: String,
     pub group_id: String,
     pub msg_seq: u64,

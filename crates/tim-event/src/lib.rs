@@ -58,6 +58,7 @@ pub mod types {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct Envelope<D> {
     pub specversion: String,
     pub id: String,
@@ -75,6 +76,7 @@ pub struct Envelope<D> {
 /// `tim.c2c.message.sent`, and with `operator` `tim.c2c.message.modified`; also
 /// `tim.c2c.message.pre_send`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct MessageSent {
     pub sdk_app_id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,10 +96,12 @@ pub struct MessageSent {
     pub msg_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online_only: Option<bool>,
+    /// 0: delivered; otherwise an IM error code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_result: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_info: Option<String>,
+    /// -1 when delivery failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +117,7 @@ pub struct MessageSent {
 
 /// `tim.c2c.message.withdrawn`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct MessageWithdrawn {
     pub sdk_app_id: u64,
     pub msg_key: String,
@@ -127,11 +132,14 @@ pub struct MessageWithdrawn {
 /// `tim.callback`: any other command, its body kept as Tencent sent it. (Its fields are
 /// not flattened from `Common`: serde cannot read a raw JSON value through `flatten`.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct CallbackReceived {
     pub sdk_app_id: u64,
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg_key: Option<String>,
+    /// The callback body exactly as Tencent sent it.
+    #[cfg_attr(test, schemars(with = "serde_json::Map<String, serde_json::Value>"))]
     pub body: Box<RawValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
@@ -142,6 +150,7 @@ pub struct CallbackReceived {
 
 /// Fields every event's data carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct Common {
     /// Tencent's `EventTime`, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -150,6 +159,7 @@ pub struct Common {
     pub event_time_rfc3339: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
+    /// Tencent's `OptPlatform`: RESTAPI, Web, Android, iOS, Windows, Mac, macOS, iPad, Unknown...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
     /// When the bridge received the callback.
@@ -295,3 +305,6 @@ pub fn conversation_key(a: &str, b: &str) -> String {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     format!("c2c:{lo}:{hi}")
 }
+
+#[cfg(test)]
+mod schema_tests;

@@ -8,6 +8,7 @@ use super::Common;
 
 /// `tim.user.state_changed`: a login, logout, disconnection or custom status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct UserStateChanged {
     pub sdk_app_id: u64,
     pub account: String,
@@ -27,6 +28,7 @@ pub struct UserStateChanged {
 
 /// `tim.user.profile_changed`: the profile fields set, with their new values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct UserProfileChanged {
     pub sdk_app_id: u64,
     pub account: String,
@@ -38,10 +40,12 @@ pub struct UserProfileChanged {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct ProfileItem {
     /// `Tag_Profile_IM_Nick`, `Tag_Profile_Custom_...`
     pub tag: String,
     /// A string or a number, as Tencent sent it.
+    #[cfg_attr(test, schemars(extend("type" = ["string", "number"])))]
     pub value: Value,
 }
 
@@ -49,9 +53,12 @@ pub struct ProfileItem {
 /// `tim.user.blocklist_removed`: `account`'s list gained or lost `peer`. One event per
 /// pair of the callback.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct UserRelationChanged {
     pub sdk_app_id: u64,
+    /// Whose list changed.
     pub account: String,
+    /// Who was added to or removed from it.
     pub peer: String,
     /// Who asked for the friendship (`friend_added`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
