@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper::Uri;
 use serde::Deserialize;
 
-use crate::settings::{KafkaSettings, Secret, SettingsError};
+use crate::settings::{millis_at_least, KafkaSettings, Overlay, Secret, SettingsError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,19 +134,11 @@ impl RelayFile {
         mut self,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<RelayConfig, SettingsError> {
-        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = var("TIM_BRIDGE_RELAY_LISTEN") {
-            self.listen = v.trim().parse().map_err(|_| {
-                SettingsError::new(
-                    "TIM_BRIDGE_RELAY_LISTEN",
-                    format!("`{v}` is not an address"),
-                )
-            })?;
+        let env = Overlay::new(env);
+        if let Some(listen) = env.address("TIM_BRIDGE_RELAY_LISTEN", "0.0.0.0:9090")? {
+            self.listen = listen;
         }
-        if let Some(v) = var("TIM_BRIDGE_KAFKA_BROKERS") {
-            self.kafka.brokers = Some(v.trim().to_owned());
-        }
-        self.kafka.security.apply_env(var)?;
+        self.kafka.apply_connection_env(&env)?;
         self.kafka.security.validate()?;
         let brokers = self
             .kafka
@@ -274,9 +266,7 @@ impl SubscriptionFile {
             })?;
             headers.push((header, value));
         }
-        if self.timeout_ms == 0 {
-            return Err(SettingsError::new(at("timeout_ms"), "must be at least 1"));
-        }
+        let timeout = millis_at_least(&at("timeout_ms"), self.timeout_ms, 1)?;
         if self.max_in_flight == 0 {
             return Err(SettingsError::new(
                 at("max_in_flight"),
@@ -289,6 +279,8 @@ impl SubscriptionFile {
                 format!("`{}`: {e} (e.g. 1h, 30m)", self.retry_for),
             )
         })?;
+        let retry_max_delay =
+            millis_at_least(&at("retry_max_delay_ms"), self.retry_max_delay_ms, 1)?;
         if let Some(topic) = &self.dead_letter_topic {
             if topic.trim().is_empty() || self.topics.contains(topic) {
                 return Err(SettingsError::new(
@@ -308,10 +300,10 @@ impl SubscriptionFile {
             ca_file: self.ca_file,
             key,
             headers,
-            timeout: Duration::from_millis(self.timeout_ms),
+            timeout,
             max_in_flight: self.max_in_flight,
             retry_for,
-            retry_max_delay: Duration::from_millis(self.retry_max_delay_ms.max(1)),
+            retry_max_delay,
             dead_letter_topic: self.dead_letter_topic,
             give_up_on_4xx: self.give_up_on_4xx,
         })
@@ -413,116 +405,5 @@ impl RelayConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(text: &str) -> Result<RelayConfig, SettingsError> {
-        RelayFile::from_toml(text)?.check(|_| None)
-    }
-
-    const GOOD: &str = r#"
-        [kafka]
-        brokers = "k:9092"
-        [[subscriptions]]
-        name = "search-indexer"
-        topics = ["tim.c2c.messages"]
-        url = "http://search.internal/events"
-        secret = "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF"
-    "#;
-
-    #[test]
-    fn a_good_file_gives_a_group_per_subscription_and_its_defaults() {
-        let config = check(GOOD).unwrap();
-        let s = &config.subscriptions[0];
-        assert_eq!(s.group_id, "tim-relay.search-indexer");
-        assert_eq!((s.max_in_flight, s.timeout), (64, Duration::from_secs(5)));
-        assert_eq!(s.retry_for, Duration::from_secs(3600));
-        assert!(s.key.is_some());
-    }
-
-    #[test]
-    fn each_bad_setting_is_named() {
-        let cases = [
-            (
-                GOOD.replace("http://search.internal/events", "ftp://x"),
-                "subscriptions[0].url",
-            ),
-            (
-                GOOD.replace("whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF", "plain"),
-                "subscriptions[0].secret",
-            ),
-            (
-                GOOD.replace("name = \"search-indexer\"", "name = \"a b\""),
-                "subscriptions[0].name",
-            ),
-            (GOOD.replace("brokers = \"k:9092\"", ""), "kafka.brokers"),
-            (
-                format!("{GOOD}\nretry_for = \"soon\""),
-                "subscriptions[0].retry_for",
-            ),
-            (
-                format!("{GOOD}\nmax_in_flight = 0"),
-                "subscriptions[0].max_in_flight",
-            ),
-            (
-                format!("{GOOD}\ndead_letter_topic = \"tim.c2c.messages\""),
-                "subscriptions[0].dead_letter_topic",
-            ),
-            (
-                format!(
-                    "{GOOD}\n{}",
-                    GOOD.split("[[subscriptions]]")
-                        .nth(1)
-                        .map(|s| format!("[[subscriptions]]{s}"))
-                        .unwrap()
-                ),
-                "subscriptions[1].name",
-            ),
-            (format!("{GOOD}\nunknown = 1"), "subscriptions[0].unknown"),
-            (
-                GOOD.replace(
-                    "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF",
-                    crate::relay::sign::SPECIFICATION_EXAMPLE,
-                ),
-                "subscriptions[0].secret",
-            ),
-            (
-                format!("{GOOD}\nca_file = \"/etc/ssl/ca.pem\""),
-                "subscriptions[0].ca_file",
-            ),
-            (
-                GOOD.replace("http://search", "https://search")
-                    + "\nca_file = \"/nonexistent/ca.pem\"",
-                "subscriptions[0].ca_file",
-            ),
-        ];
-        for (text, setting) in cases {
-            let error = check(&text).unwrap_err();
-            assert_eq!(error.setting, setting, "{error}");
-        }
-    }
-
-    #[test]
-    fn the_example_files_in_deploy_are_valid_but_their_placeholder_secret() {
-        let shipped = include_str!("../../deploy/relay.toml");
-        let refused = check(shipped).unwrap_err();
-        assert_eq!(refused.setting, "subscriptions[0].secret", "{refused}");
-        let example = check(&shipped.replace(
-            "whsec_replace-with-a-secret-of-your-own",
-            "whsec_VBuh8f42vH/u060x0wL2krkdh+w+sYhF",
-        ))
-        .unwrap();
-        assert_eq!(example.subscriptions.len(), 2);
-        let configmap = include_str!("../../deploy/k8s/relay/configmap.yaml");
-        let embedded: String = configmap
-            .split("relay.toml: |\n")
-            .nth(1)
-            .unwrap()
-            .lines()
-            .map(|l| l.strip_prefix("    ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let file = RelayFile::from_toml(&embedded).unwrap();
-        assert_eq!(file.subscriptions[0].name, "search-indexer");
-    }
-}
+#[path = "settings_tests.rs"]
+mod tests;

@@ -1,29 +1,92 @@
-//! The `TIM_BRIDGE_*` environment variables over the file's settings.
+//! The `TIM_BRIDGE_*` environment variables over a file's settings: the bridge's, and
+//! (through [`Overlay`] and [`KafkaSettings::apply_connection_env`]) the relay's.
+
+use std::time::Duration;
 
 use super::*;
+
+/// The environment as settings read it: a variable set to blanks is not set, and a
+/// value that does not parse names its variable.
+pub struct Overlay<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Overlay<F> {
+    pub fn new(env: F) -> Self {
+        Self(env)
+    }
+
+    /// The variable's value, trimmed, when it is set to something.
+    pub fn var(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The variable's value as it is, even empty.
+    pub fn raw(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    /// An address like `example`.
+    pub fn address(&self, name: &str, example: &str) -> Result<Option<SocketAddr>, SettingsError> {
+        self.var(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    SettingsError::new(
+                        name,
+                        format!("`{}` is not an address like {example}", printable(&v, 64)),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// A number of milliseconds.
+    pub fn millis(&self, name: &str) -> Result<Option<u64>, SettingsError> {
+        self.var(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    SettingsError::new(
+                        name,
+                        format!("`{}` is not a number of milliseconds", printable(&v, 32)),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
+impl KafkaSettings {
+    /// `TIM_BRIDGE_KAFKA_BROKERS` and `TIM_BRIDGE_KAFKA_SECURITY_*`: how to reach the
+    /// cluster, read alike by the bridge and the relay.
+    pub fn apply_connection_env(
+        &mut self,
+        env: &Overlay<impl Fn(&str) -> Option<String>>,
+    ) -> Result<(), SettingsError> {
+        if let Some(v) = env.var("TIM_BRIDGE_KAFKA_BROKERS") {
+            self.brokers = Some(v);
+        }
+        self.security.apply_env(|name| env.var(name))
+    }
+}
+
+/// `ms` milliseconds as a duration, refused below `min` naming the setting `at`.
+pub fn millis_at_least(at: &str, ms: u64, min: u64) -> Result<Duration, SettingsError> {
+    if ms < min {
+        return Err(SettingsError::new(at, format!("must be at least {min}")));
+    }
+    Ok(Duration::from_millis(ms))
+}
 
 impl Settings {
     /// Environment variables win over the file.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
-        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
-        if let Some(v) = var("TIM_BRIDGE_LISTEN") {
-            self.listen = v.trim().parse().map_err(|_| {
-                SettingsError::new(
-                    "TIM_BRIDGE_LISTEN",
-                    format!("`{v}` is not an address like 0.0.0.0:8080"),
-                )
-            })?;
+        let env = Overlay::new(env);
+        let var = |name: &str| env.var(name);
+        if let Some(listen) = env.address("TIM_BRIDGE_LISTEN", "0.0.0.0:8080")? {
+            self.listen = listen;
         }
-        if let Some(v) = var("TIM_BRIDGE_ADMIN_LISTEN") {
-            self.admin_listen = Some(v.trim().parse().map_err(|_| {
-                SettingsError::new(
-                    "TIM_BRIDGE_ADMIN_LISTEN",
-                    format!(
-                        "`{}` is not an address like 0.0.0.0:9091",
-                        printable(&v, 64)
-                    ),
-                )
-            })?);
+        if let Some(admin) = env.address("TIM_BRIDGE_ADMIN_LISTEN", "0.0.0.0:9091")? {
+            self.admin_listen = Some(admin);
         }
         if let Some(v) = var("TIM_BRIDGE_CALLBACK_PATH") {
             self.callback_path = v.trim().to_owned();
@@ -31,7 +94,7 @@ impl Settings {
         if let Some(v) = var("TIM_BRIDGE_SDKAPPID") {
             self.apps = apps::apps_from_env(&v, &self.apps)?;
         }
-        if let Some(v) = env("TIM_BRIDGE_TOKEN") {
+        if let Some(v) = env.raw("TIM_BRIDGE_TOKEN") {
             let tokens = apps::tokens_from_env(&v)?;
             for app in &mut self.apps {
                 app.tokens = tokens.clone();
@@ -64,16 +127,9 @@ impl Settings {
         if let Some(v) = var("TIM_BRIDGE_SPOOL_DIR") {
             self.spool_dir = v.trim().into();
         }
-        if let Some(v) = var("TIM_BRIDGE_KAFKA_BROKERS") {
-            self.kafka.brokers = Some(v.trim().to_owned());
-        }
-        if let Some(v) = var("TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS") {
-            self.kafka.startup_deadline_ms = v.trim().parse().map_err(|_| {
-                SettingsError::new(
-                    "TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS",
-                    format!("`{}` is not a number of milliseconds", v.trim()),
-                )
-            })?;
+        self.kafka.apply_connection_env(&env)?;
+        if let Some(ms) = env.millis("TIM_BRIDGE_KAFKA_STARTUP_DEADLINE_MS")? {
+            self.kafka.startup_deadline_ms = ms;
         }
         if let Some(v) = var("TIM_BRIDGE_TOPIC") {
             self.kafka.topic = v.trim().to_owned();
@@ -124,7 +180,6 @@ impl Settings {
                     .map_err(|reason| SettingsError::new(name, reason.to_string()))?;
             }
         }
-        self.kafka.security.apply_env(var)?;
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ pub use apps::{printable, App, DEV_TOKEN, MIN_TOKEN_BYTES};
 pub use config::{
     Admission, BufferConfig, Config, DedupConfig, HttpConfig, KafkaConfig, TopicName,
 };
+pub use env::{millis_at_least, Overlay};
 pub use kafka_security::{KafkaSecurity, Mechanism, Protocol};
 pub use network::{client_address, parse_networks, Limits, Network, Tls};
 

@@ -80,12 +80,11 @@ impl Settings {
                 "must be at least 1",
             ));
         }
-        if kafka.readiness_interval_ms == 0 {
-            return Err(SettingsError::new(
-                "kafka.readiness_interval_ms",
-                "must be above 0",
-            ));
-        }
+        millis_at_least(
+            "kafka.readiness_interval_ms",
+            kafka.readiness_interval_ms,
+            1,
+        )?;
         for key in kafka.producer.keys() {
             if key == "bootstrap.servers" {
                 return Err(SettingsError::new(

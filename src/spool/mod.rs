@@ -42,6 +42,7 @@
 //! 6. A record is fsynced before its callback is answered, and bytes whose write
 //!    or fsync failed are never written over (`writer.rs`; the full-disk tests).
 
+mod buffer;
 pub mod cluster;
 mod commit;
 mod dead;
@@ -69,7 +70,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::delivery::{now_ms, BoxFuture, Buffer, Record, Rejected, ShutdownReport, Sink};
+use crate::delivery::{now_ms, Record, Rejected, Sink};
 use crate::metrics::Metrics;
 use commit::Commit;
 use reader::Reader;
@@ -376,65 +377,6 @@ impl Spool {
     fn confirm(&self, seq: u64) {
         self.shared.tracker.locked().in_flight.remove(&seq);
         self.shared.waiting.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Buffer for Spool {
-    fn accept(&self, records: Vec<Record>) -> BoxFuture<'_, Result<(), Rejected>> {
-        Box::pin(self.append(records))
-    }
-
-    fn depth(&self) -> u64 {
-        self.waiting()
-    }
-
-    fn is_full(&self) -> bool {
-        Spool::is_full(self)
-    }
-
-    fn is_durable(&self) -> bool {
-        true
-    }
-
-    fn close(&self) {
-        self.close_appends();
-    }
-
-    fn broken(&self) -> Option<String> {
-        self.shared.broken.locked().clone()
-    }
-
-    fn trouble(&self) -> Option<String> {
-        Spool::trouble(self)
-    }
-
-    /// Everything appended is already durable: waits up to `bound` for Kafka to
-    /// confirm it, and leaves the rest for the next start.
-    fn shutdown(&self, bound: Duration) -> BoxFuture<'_, ShutdownReport> {
-        Box::pin(async move {
-            self.close_appends();
-            let deadline = tokio::time::Instant::now() + bound;
-            while self.waiting() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            self.stop_reading();
-            self.sink
-                .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
-                .await;
-            let left = self.finish().await;
-            if left > 0 {
-                tracing::warn!(
-                    records = left,
-                    "Events left in the spool; they are sent at the next start."
-                );
-            }
-            ShutdownReport {
-                delivered: self.sink.delivered(),
-                unconfirmed: Vec::new(),
-                left_in_spool: left,
-                broken: None,
-            }
-        })
     }
 }
 

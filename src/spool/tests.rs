@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::recovery::written_end;
 use super::*;
-use crate::delivery::{Done, Outcome};
+use crate::delivery::{BoxFuture, Buffer, Done, Outcome};
 
 /// Stands in for Kafka: records what it is sent, and confirms it or holds on to it.
 #[derive(Clone, Default)]
