@@ -391,9 +391,9 @@ impl Metrics {
         for kind in ["ok", "error"] {
             let _ = self.tls_reloads.get_or_create(&KindLabels { kind });
         }
-        for command in &crate::tencent::command::TYPED[..7] {
+        for typed in &crate::tencent::command::Typed::ALL[..7] {
             let _ = self.callbacks.get_or_create(&CallbackLabels {
-                command,
+                command: typed.as_str(),
                 outcome: "ok",
             });
         }

@@ -5,13 +5,14 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::before;
+use super::command::{self, Typed};
 use super::element::TencentElement;
 use super::family::*;
 use super::groups::{GroupChange, GroupMsgExtension, GroupReadReceipt};
 use super::invalid::{field_path, without_values, Invalid};
 use super::lenient::field;
 use super::users::{PairList, PortraitSet, StateChange};
-use super::{before, command};
 
 /// `C2C.CallbackAfterSendMsg`, and the same shape for `C2C.CallbackAfterModifyMsg`
 /// (with `Operator_Account`) and `C2C.CallbackBeforeSendMsg`.
@@ -181,25 +182,44 @@ impl Callback {
             }
         };
         let c = command.as_str();
-        let callback = match c {
-            command::AFTER_SEND_MSG | command::AFTER_MODIFY_MSG => {
+        if c == command::BEFORE_SEND_MSG && publish_before_callbacks {
+            let sent: AfterSendMsg = parse(c, body)?;
+            agree(c, &sent.command)?;
+            present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
+            return Ok(Callback::PreSend(sent));
+        }
+        if let Some(typed) = Typed::parse(c) {
+            return Self::parse_typed(typed, body);
+        }
+        let head: Head = parse(c, body)?;
+        agree(c, &head.command)?;
+        if before::is_before(c) && !publish_before_callbacks {
+            return Ok(Callback::Before(command));
+        }
+        let msg_key = match head.msg_key {
+            Some(Value::String(k)) if !k.is_empty() => Some(k),
+            _ => None,
+        };
+        Ok(Callback::Other { command, msg_key })
+    }
+
+    /// One branch per typed command, no wildcard.
+    fn parse_typed(typed: Typed, body: &[u8]) -> Result<Self, Invalid> {
+        use Typed as T;
+        let c = typed.as_str();
+        Ok(match typed {
+            T::AfterSendMsg | T::AfterModifyMsg => {
                 let sent: AfterSendMsg = parse(c, body)?;
                 agree(c, &sent.command)?;
                 present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
-                if c == command::AFTER_SEND_MSG {
+                if typed == T::AfterSendMsg {
                     Callback::Sent(sent)
                 } else {
                     present(&[("MsgKey", sent.msg_key.as_deref().unwrap_or(""))])?;
                     Callback::Modified(sent)
                 }
             }
-            command::BEFORE_SEND_MSG if publish_before_callbacks => {
-                let sent: AfterSendMsg = parse(c, body)?;
-                agree(c, &sent.command)?;
-                present(&[("From_Account", &sent.from), ("To_Account", &sent.to)])?;
-                Callback::PreSend(sent)
-            }
-            command::AFTER_MSG_WITHDRAW => {
+            T::AfterMsgWithdraw => {
                 let w: AfterMsgWithdraw = parse(c, body)?;
                 agree(c, &w.command)?;
                 present(&[
@@ -209,7 +229,7 @@ impl Callback {
                 ])?;
                 Callback::Withdrawn(w)
             }
-            command::AFTER_MSG_READ_RECEIPT => {
+            T::AfterMsgReadReceipt => {
                 let r: AfterMsgReadReceipt = parse(c, body)?;
                 agree(c, &r.command)?;
                 if r.infos.is_empty() {
@@ -221,19 +241,19 @@ impl Callback {
                 }
                 Callback::ReadReceipt(r)
             }
-            command::AFTER_MSG_REPORT => {
+            T::AfterMsgReport => {
                 let r: AfterMsgReport = parse(c, body)?;
                 agree(c, &r.command)?;
                 present(&[("Report_Account", &r.reporter), ("Peer_Account", &r.peer)])?;
                 Callback::ReadReport(r)
             }
-            command::AFTER_MSG_READ_ALL => {
+            T::AfterMsgReadAll => {
                 let r: AfterMsgReadAll = parse(c, body)?;
                 agree(c, &r.command)?;
                 present(&[("Report_Account", &r.reporter)])?;
                 Callback::ReadAll(r)
             }
-            command::AFTER_C2C_MSG_EXTENSION => {
+            T::AfterC2cMsgExtension => {
                 let e: AfterC2CMsgExtension = parse(c, body)?;
                 agree(c, &e.command)?;
                 present(&[
@@ -243,13 +263,13 @@ impl Callback {
                 ])?;
                 Callback::Extension(e)
             }
-            command::GROUP_AFTER_SEND_MSG => {
+            T::GroupAfterSendMsg => {
                 let g: GroupAfterSendMsg = parse(c, body)?;
                 agree(c, &g.command)?;
                 present(&[("GroupId", &g.group_id)])?;
                 Callback::GroupSent(g)
             }
-            command::GROUP_AFTER_RECALL_MSG => {
+            T::GroupAfterRecallMsg => {
                 let g: GroupAfterRecallMsg = parse(c, body)?;
                 agree(c, &g.command)?;
                 present(&[("GroupId", &g.group_id)])?;
@@ -258,7 +278,7 @@ impl Callback {
                 }
                 Callback::GroupRecalled(g)
             }
-            command::GROUP_AFTER_READ_RECEIPT => {
+            T::GroupAfterReadReceipt => {
                 let r: GroupReadReceipt = parse(c, body)?;
                 agree(c, &r.command)?;
                 present(&[("GroupId", &r.group_id)])?;
@@ -267,13 +287,13 @@ impl Callback {
                 }
                 Callback::GroupRead(r)
             }
-            command::GROUP_AFTER_MSG_EXTENSION => {
+            T::GroupAfterMsgExtension => {
                 let e: GroupMsgExtension = parse(c, body)?;
                 agree(c, &e.command)?;
                 present(&[("GroupId", &e.group_id)])?;
                 Callback::GroupExtension(e)
             }
-            command::STATE_CHANGE => {
+            T::StateChange => {
                 let s: StateChange = parse(c, body)?;
                 agree(c, &s.command)?;
                 present(&[
@@ -282,47 +302,47 @@ impl Callback {
                 ])?;
                 Callback::StateChanged(s)
             }
-            command::PORTRAIT_SET => {
+            T::PortraitSet => {
                 let p: PortraitSet = parse(c, body)?;
                 agree(c, &p.command)?;
                 present(&[("From_Account", &p.from)])?;
                 Callback::ProfileChanged(p)
             }
-            _ if Relation::of(c).is_some() => {
-                let p: PairList = parse(c, body)?;
-                agree(c, &p.command)?;
-                if p.pairs.is_empty() {
-                    return Err(Invalid::EmptyList("PairList"));
-                }
-                for (i, pair) in p.pairs.iter().enumerate() {
-                    present(&[("From_Account", &pair.from), ("To_Account", &pair.to)])
-                        .map_err(|e| e.within(&format!("PairList[{i}]")))?;
-                }
-                Callback::Relation(Relation::of(c).expect("checked"), p)
-            }
-            _ if GroupKind::of(c).is_some() => {
-                let kind = GroupKind::of(c).expect("checked");
-                let g: GroupChange = parse(c, body)?;
-                agree(c, &g.command)?;
-                present(&[("GroupId", &g.group_id)])?;
-                kind.check(&g)?;
-                Callback::Group(kind, g)
-            }
-            _ => {
-                let head: Head = parse(c, body)?;
-                agree(c, &head.command)?;
-                if before::is_before(c) && !publish_before_callbacks {
-                    Callback::Before(command)
-                } else {
-                    let msg_key = match head.msg_key {
-                        Some(Value::String(k)) if !k.is_empty() => Some(k),
-                        _ => None,
-                    };
-                    Callback::Other { command, msg_key }
-                }
-            }
-        };
-        Ok(callback)
+            T::FriendAdd => Self::relation(Relation::FriendAdded, c, body)?,
+            T::FriendDelete => Self::relation(Relation::FriendDeleted, c, body)?,
+            T::BlacklistAdd => Self::relation(Relation::BlocklistAdded, c, body)?,
+            T::BlacklistDelete => Self::relation(Relation::BlocklistRemoved, c, body)?,
+            T::GroupCreated => Self::group(GroupKind::Created, c, body)?,
+            T::GroupMemberJoin => Self::group(GroupKind::MembersJoined, c, body)?,
+            T::GroupMemberExit => Self::group(GroupKind::MembersExited, c, body)?,
+            T::GroupInfoChanged => Self::group(GroupKind::InfoChanged, c, body)?,
+            T::GroupOwnerChanged => Self::group(GroupKind::OwnerChanged, c, body)?,
+            T::GroupDestroyed => Self::group(GroupKind::Destroyed, c, body)?,
+            T::TopicCreated => Self::group(GroupKind::TopicCreated, c, body)?,
+            T::TopicInfoChanged => Self::group(GroupKind::TopicInfoChanged, c, body)?,
+            T::TopicDestroyed => Self::group(GroupKind::TopicsDestroyed, c, body)?,
+        })
+    }
+
+    fn relation(relation: Relation, c: &str, body: &[u8]) -> Result<Self, Invalid> {
+        let p: PairList = parse(c, body)?;
+        agree(c, &p.command)?;
+        if p.pairs.is_empty() {
+            return Err(Invalid::EmptyList("PairList"));
+        }
+        for (i, pair) in p.pairs.iter().enumerate() {
+            present(&[("From_Account", &pair.from), ("To_Account", &pair.to)])
+                .map_err(|e| e.within(&format!("PairList[{i}]")))?;
+        }
+        Ok(Callback::Relation(relation, p))
+    }
+
+    fn group(kind: GroupKind, c: &str, body: &[u8]) -> Result<Self, Invalid> {
+        let g: GroupChange = parse(c, body)?;
+        agree(c, &g.command)?;
+        present(&[("GroupId", &g.group_id)])?;
+        kind.check(&g)?;
+        Ok(Callback::Group(kind, g))
     }
 }
 
@@ -392,18 +412,6 @@ pub enum Relation {
     BlocklistRemoved,
 }
 
-impl Relation {
-    pub fn of(command: &str) -> Option<Self> {
-        Some(match command {
-            command::FRIEND_ADD => Relation::FriendAdded,
-            command::FRIEND_DELETE => Relation::FriendDeleted,
-            command::BLACKLIST_ADD => Relation::BlocklistAdded,
-            command::BLACKLIST_DELETE => Relation::BlocklistRemoved,
-            _ => return None,
-        })
-    }
-}
-
 /// The group lifecycle callbacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupKind {
@@ -419,21 +427,6 @@ pub enum GroupKind {
 }
 
 impl GroupKind {
-    pub fn of(command: &str) -> Option<Self> {
-        Some(match command {
-            command::GROUP_CREATED => GroupKind::Created,
-            command::GROUP_MEMBER_JOIN => GroupKind::MembersJoined,
-            command::GROUP_MEMBER_EXIT => GroupKind::MembersExited,
-            command::GROUP_INFO_CHANGED => GroupKind::InfoChanged,
-            command::GROUP_OWNER_CHANGED => GroupKind::OwnerChanged,
-            command::GROUP_DESTROYED => GroupKind::Destroyed,
-            command::TOPIC_CREATED => GroupKind::TopicCreated,
-            command::TOPIC_INFO_CHANGED => GroupKind::TopicInfoChanged,
-            command::TOPIC_DESTROYED => GroupKind::TopicsDestroyed,
-            _ => return None,
-        })
-    }
-
     /// The fields this command cannot do without.
     fn check(self, g: &GroupChange) -> Result<(), Invalid> {
         let members = |list: &Option<Vec<super::groups::Member>>, name: &'static str| {

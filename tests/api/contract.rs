@@ -108,3 +108,49 @@ async fn an_event_read_back_matches_its_asyncapi_message() {
         tim_kafka_bridge::event::Data::Sent(_)
     ));
 }
+
+/// docs/events.md describes the contract: it names every event type with the command it
+/// comes from, every envelope attribute and every field any type's data can carry.
+#[test]
+fn the_event_docs_name_every_type_command_attribute_and_field_the_schema_has() {
+    let doc = include_str!("../../docs/events.md");
+    for event_type in tim_event::EventType::ALL {
+        assert!(
+            doc.contains(&format!("`{event_type}`")),
+            "docs/events.md does not name the type {event_type}"
+        );
+    }
+    for typed in tim_kafka_bridge::tencent::command::Typed::ALL {
+        assert!(
+            doc.contains(&format!("`{}`", typed.as_str())),
+            "docs/events.md does not name the command {}",
+            typed.as_str()
+        );
+    }
+    let schema = schema();
+    let defs = &schema["$defs"];
+    let resolve = |s: &Value| match s["$ref"].as_str() {
+        Some(r) => defs[r.trim_start_matches("#/$defs/")].clone(),
+        None => s.clone(),
+    };
+    let mut named = BTreeSet::new();
+    for envelope in schema["oneOf"].as_array().unwrap().iter().map(resolve) {
+        let data = resolve(&envelope["properties"]["data"]);
+        for (field, _) in envelope["properties"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .chain(data["properties"].as_object().unwrap())
+        {
+            named.insert(field.clone());
+        }
+    }
+    let missing: Vec<&String> = named
+        .iter()
+        .filter(|field| !doc.contains(&format!("`{field}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/events.md does not describe {missing:?}"
+    );
+}
