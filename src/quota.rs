@@ -5,10 +5,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// One line per kind per interval, saying how many went unlogged since the last.
+/// One line per kind per interval, saying how many went unlogged since the last. The
+/// one limiter of the bridge's repeated lines: rejections, dead letters, Kafka's
+/// per-topic failures and client errors.
 pub struct LineQuota {
     interval: Duration,
-    kinds: Mutex<Vec<(&'static str, Option<Instant>, u64)>>,
+    /// Few kinds (a reason, a topic, a kind of client error): a list is enough.
+    kinds: Mutex<Vec<(String, Option<Instant>, u64)>>,
 }
 
 /// The before-callbacks whose body cannot be read (allowed all the same).
@@ -24,13 +27,13 @@ impl LineQuota {
 
     /// `Some(n)` when a line about `kind` may be written now, `n` being how many
     /// were not written since the last one; `None` otherwise.
-    pub fn take(&self, kind: &'static str) -> Option<u64> {
+    pub fn take(&self, kind: &str) -> Option<u64> {
         let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let index = match kinds.iter().position(|(k, ..)| *k == kind) {
+        let index = match kinds.iter().position(|(k, ..)| k == kind) {
             Some(index) => index,
             None => {
-                kinds.push((kind, None, 0));
+                kinds.push((kind.to_owned(), None, 0));
                 kinds.len() - 1
             }
         };

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::quota::LineQuota;
+
 /// What the cluster refuses us that an operator must fix, for `/readyz` to say.
-#[derive(Default)]
 pub(super) struct Problems {
     /// The last authentication or TLS failure librdkafka reported, and when.
     pub(super) credentials: Option<(Instant, String)>,
@@ -18,33 +19,34 @@ pub(super) struct Problems {
     pub(super) failing: HashMap<String, String>,
     /// Topics whose last delivery attempt Kafka refused as not authorized.
     pub(super) unauthorized: HashSet<String>,
-    /// Per topic (or `client: <error>`): when a line was last written, and the failures since.
-    pub(super) logged: HashMap<String, (Instant, u64)>,
+    /// Lines per topic (or `client: <error>`).
+    lines: LineQuota,
 }
 
 /// At most one line this often per topic about failed attempts, and per kind of
 /// client error.
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+impl Default for Problems {
+    fn default() -> Self {
+        Self::logging_every(FAILURE_LOG_INTERVAL)
+    }
+}
+
 impl Problems {
-    /// Counts a failure of `topic`; `Some(failures since the last line)` when one is due.
-    pub(super) fn quieted(&mut self, topic: &str) -> Option<u64> {
-        let now = Instant::now();
-        match self.logged.get_mut(topic) {
-            Some((at, count)) if now.duration_since(*at) < FAILURE_LOG_INTERVAL => {
-                *count += 1;
-                None
-            }
-            Some((at, count)) => {
-                let failures = *count + 1;
-                (*at, *count) = (now, 0);
-                Some(failures)
-            }
-            None => {
-                self.logged.insert(topic.to_owned(), (now, 0));
-                Some(1)
-            }
+    fn logging_every(interval: Duration) -> Self {
+        Self {
+            credentials: None,
+            failing: HashMap::new(),
+            unauthorized: HashSet::new(),
+            lines: LineQuota::new(interval),
         }
+    }
+
+    /// Counts a failure of `topic`; `Some(failures since the last line, this one
+    /// included)` when a line is due.
+    pub(super) fn quieted(&mut self, topic: &str) -> Option<u64> {
+        self.lines.take(topic).map(|unlogged| unlogged + 1)
     }
 }
 
@@ -97,7 +99,7 @@ mod tests {
 
     #[test]
     fn failures_of_a_topic_are_logged_once_per_interval_with_their_count() {
-        let mut problems = Problems::default();
+        let mut problems = Problems::logging_every(Duration::from_millis(250));
         assert_eq!(problems.quieted("t"), Some(1), "the first is logged");
         for _ in 0..9_999 {
             assert_eq!(problems.quieted("t"), None);
@@ -107,7 +109,7 @@ mod tests {
             Some(1),
             "another topic has its own line"
         );
-        problems.logged.get_mut("t").unwrap().0 -= FAILURE_LOG_INTERVAL;
+        std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
             problems.quieted("t"),
             Some(10_000),
