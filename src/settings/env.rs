@@ -28,27 +28,24 @@ impl<F: Fn(&str) -> Option<String>> Overlay<F> {
 
     /// An address like `example`.
     pub fn address(&self, name: &str, example: &str) -> Result<Option<SocketAddr>, SettingsError> {
-        self.var(name)
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    SettingsError::new(
-                        name,
-                        format!("`{}` is not an address like {example}", printable(&v, 64)),
-                    )
-                })
-            })
-            .transpose()
+        self.parsed(name, &format!("an address like {example}"))
     }
 
     /// A number of milliseconds.
     pub fn millis(&self, name: &str) -> Result<Option<u64>, SettingsError> {
+        self.parsed(name, "a number of milliseconds")
+    }
+
+    /// The value read as a `T`; refused naming the variable and saying it is not `what`.
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<Option<T>, SettingsError> {
         self.var(name)
             .map(|v| {
                 v.parse().map_err(|_| {
-                    SettingsError::new(
-                        name,
-                        format!("`{}` is not a number of milliseconds", printable(&v, 32)),
-                    )
+                    SettingsError::new(name, format!("`{}` is not {what}", printable(&v, 64)))
                 })
             })
             .transpose()
