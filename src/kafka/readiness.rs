@@ -16,6 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 use super::{Forwarder, KafkaProducer};
 use crate::metrics::{KindLabels, Metrics};
+use crate::quota::LineQuota;
 
 /// The settings that name topics, for a reason that says where a missing one came from.
 const TOPIC_SETTINGS: &str = "kafka.topic, kafka.group_topic, kafka.user_topic, kafka.group_events_topic, kafka.other_topic, kafka.command_topics";
@@ -38,6 +39,24 @@ enum Unready {
     /// The check itself did not finish.
     Check(tokio::task::JoinError),
 }
+
+impl Unready {
+    /// What sort of reason it is: a log line is written when the sort changes (or once a
+    /// minute while it lasts), not each time the text does (a count, a duration).
+    fn kind(&self) -> &'static str {
+        match self {
+            Unready::NoAnswer { .. } => "no_answer",
+            Unready::Refused(_) => "refused",
+            Unready::NotDescribable(_) => "not_describable",
+            Unready::Missing(_) => "missing",
+            Unready::NoProducerId => "no_producer_id",
+            Unready::Check(_) => "check",
+        }
+    }
+}
+
+/// How often a reason that lasts is logged again.
+const STILL_UNREADY_LINE_INTERVAL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Display for Unready {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +86,9 @@ pub struct Readiness {
     /// Set when `kafka.startup_deadline_ms` passed without Kafka ever working.
     gave_up: Mutex<Option<String>>,
     reason: Mutex<String>,
+    /// The sort of the last reason (`Unready::kind`), `None` while ready.
+    kind: Mutex<Option<&'static str>>,
+    still: LineQuota,
 }
 
 impl Default for Readiness {
@@ -76,6 +98,8 @@ impl Default for Readiness {
             worked: AtomicBool::new(false),
             gave_up: Mutex::new(None),
             reason: Mutex::new("Kafka has not been checked yet".into()),
+            kind: Mutex::new(None),
+            still: LineQuota::new(STILL_UNREADY_LINE_INTERVAL),
         }
     }
 }
@@ -108,11 +132,18 @@ impl Readiness {
     fn set(&self, result: Result<(), Unready>, metrics: &Metrics) {
         let ready = result.is_ok();
         let was = self.ready.swap(ready, Ordering::Relaxed);
+        let kind = result.as_ref().err().map(Unready::kind);
         let reason = result.err().map(|e| e.to_string()).unwrap_or_default();
         let mut held = self.reason.lock().unwrap_or_else(PoisonError::into_inner);
+        let changed = {
+            let mut held_kind = self.kind.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *held_kind, kind) != kind
+        };
+        // A new sort of reason is logged at once; one that lasts, once a minute.
+        let due = kind.and_then(|kind| self.still.take(kind)).is_some();
         if ready && !self.worked.swap(true, Ordering::Relaxed) {
             tracing::info!("Kafka works with these settings: the cluster answers, every topic exists and the producer may write.");
-        } else if was != ready || *held != reason {
+        } else if was != ready || changed || due {
             if ready {
                 tracing::info!("Kafka is ready again.");
             } else if self.has_worked() {
