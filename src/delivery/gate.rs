@@ -2,6 +2,7 @@
 //! in dispatch order: the spool's records wait here until the bridge knows the Kafka
 //! cluster is the one they were written for.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ pub struct Gate {
     sink: Arc<dyn Sink>,
     /// `Some` while closed: what waits, in dispatch order.
     held: Mutex<Option<Vec<(Record, Done)>>>,
+    /// Set once what was held has gone: from then on a record passes without the lock.
+    open: AtomicBool,
 }
 
 impl Gate {
@@ -18,6 +21,7 @@ impl Gate {
         Arc::new(Self {
             sink,
             held: Mutex::new(Some(Vec::new())),
+            open: AtomicBool::new(false),
         })
     }
 
@@ -28,11 +32,15 @@ impl Gate {
         for (record, done) in held.take().unwrap_or_default() {
             self.sink.dispatch(record, done);
         }
+        self.open.store(true, Ordering::Release);
     }
 }
 
 impl Sink for Gate {
     fn dispatch(&self, record: Record, done: Done) {
+        if self.open.load(Ordering::Acquire) {
+            return self.sink.dispatch(record, done);
+        }
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         match held.as_mut() {
             Some(waiting) => waiting.push((record, done)),
