@@ -21,6 +21,9 @@ use crate::route::Routes;
 use crate::settings::{Ack, BufferConfig, Config, KafkaConfig};
 use crate::spool::{DeadLetters, Spool};
 
+/// How often topics are tried again when they could not be created at start.
+const TOPIC_CREATION_RETRY: Duration = Duration::from_secs(5);
+
 pub struct Application {
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
@@ -62,7 +65,13 @@ impl Application {
         let forwarder = start_forwarder(&kafka, &buffer.spool_dir, &metrics)?;
         if kafka.create_topics {
             if let Err(error) = kafka::create_topics(&kafka, routes.topics()).await {
-                tracing::error!(error = %error, "Could not create the topics; readiness will say what is missing.");
+                tracing::error!(error = %error, "Could not create the topics; trying again in the background, and readiness says what is missing.");
+                tokio::spawn(kafka::keep_creating_topics(
+                    kafka.clone(),
+                    routes.topics().to_vec(),
+                    TOPIC_CREATION_RETRY,
+                    stop_monitor.clone(),
+                ));
             }
         }
         let waiting: Arc<dyn Buffer> = match buffer.ack {

@@ -59,6 +59,12 @@ pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, SettingsErro
             "statistics.interval.ms",
             kafka.statistics_interval.as_millis().to_string(),
         );
+    if kafka.create_topics {
+        // The bridge makes its topics with kafka.partitions: the broker must not make
+        // one first, with its own default, because the producer asked for it before the
+        // bridge could (Kafka down at start, then up).
+        config.set("allow.auto.create.topics", "false");
+    }
     for (key, value) in &kafka.producer {
         config.set(key, value);
     }
@@ -118,6 +124,26 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// After `create_topics` failed (the cluster down at start): tries again every `every`
+/// until it works or `stop` is cancelled. Events for the topics wait meanwhile.
+pub async fn keep_creating_topics(
+    kafka: KafkaConfig,
+    topics: Vec<String>,
+    every: Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match create_topics(&kafka, &topics).await {
+            Ok(()) => return tracing::info!("The topics exist now."),
+            Err(error) => tracing::debug!(error = %error, "Still cannot create the topics."),
+        }
+    }
 }
 
 /// Why the configured topics could not be created.

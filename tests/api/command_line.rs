@@ -96,7 +96,7 @@ fn serve_dev_prints_a_curl_that_publishes_an_event_it_then_prints() {
         sign_hex(tim_kafka_bridge::dev::TOKEN, &t)
     );
     let body = r#"{"CallbackCommand":"C2C.CallbackAfterSendMsg","From_Account":"jared","To_Account":"Jonh","MsgKey":"dev-1","MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"红包 🧧"}}]}"#;
-    let answer = post(port, &url, body);
+    let answer = crate::helpers::bare_post(port, &url, body);
     let event_line = lines
         .map(Result::unwrap)
         .find(|l| l.starts_with('{'))
@@ -113,24 +113,6 @@ fn serve_dev_prints_a_curl_that_publishes_an_event_it_then_prints() {
     crate::helpers::assert_valid_event(&event);
     assert_eq!(event["subject"], "dev-1");
     assert_eq!(event["data"]["body"][0]["text"], "红包 🧧");
-}
-
-/// A bare HTTP/1.1 POST, so this test needs no runtime.
-fn post(port: u16, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
 }
 
 #[test]
@@ -275,7 +257,7 @@ async fn with_a_startup_deadline_serve_exits_1_when_kafka_never_worked_and_keeps
         "/callback?SdkAppid=1400000000&CallbackCommand=C2C.CallbackAfterSendMsg&RequestTime={t}&Sign={}",
         sign_hex(token, &t)
     );
-    let answer = post(
+    let answer = crate::helpers::bare_post(
         port,
         &url,
         &crate::helpers::sent_body("kept-by-the-deadline"),

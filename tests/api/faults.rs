@@ -192,3 +192,46 @@ async fn a_producer_librdkafka_made_fatal_is_replaced_and_every_event_arrives_in
         );
     }
 }
+
+/// Kafka down when the bridge starts, in both ack modes: callbacks are taken (durable)
+/// or wait for room (memory answers once Kafka is back), the topics are created when
+/// Kafka comes up, with kafka.partitions (not by the broker with its own default), and
+/// every event answered 200 is read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_started_while_kafka_is_down_creates_its_topics_when_it_comes_up() {
+    let mut broker = tokio::task::block_in_place(|| Kafka::start(Layout::default()));
+    tokio::task::block_in_place(|| broker.kill());
+    let app = spawn_app_with(|s| {
+        s.kafka.brokers = Some(broker.bootstrap());
+        s.ack = Ack::Durable;
+    })
+    .await;
+    for n in 0..5 {
+        let key = format!("taken-with-kafka-down-{n}");
+        assert_eq!(app.callback(SENT, &sent_body(&key)).await.status, 200);
+    }
+    tokio::task::block_in_place(|| {
+        broker.restart();
+        broker.wait_ready();
+    });
+    let records = read_records_from(&broker.bootstrap(), &app.topic, 5).await;
+    assert_eq!(records.len(), 5);
+    let partitions = {
+        let (bootstrap, topic) = (broker.bootstrap(), app.topic.clone());
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::consumer::{BaseConsumer, Consumer};
+            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()
+                .unwrap();
+            let metadata = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .unwrap();
+            metadata.topics()[0].partitions().len() as i32
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(partitions, PARTITIONS, "made by the bridge, as configured");
+    assert_eq!(app.shutdown().await.left_in_spool, 0);
+}
