@@ -1,0 +1,3 @@
+//! Tencent's REST API: the client the reconciler pulls message history with.
+
+pub mod usersig;
