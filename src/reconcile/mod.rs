@@ -3,3 +3,4 @@
 //! published as the callback path would have published them.
 
 pub mod archive;
+pub mod events;
