@@ -43,10 +43,7 @@ pub struct Found {
 
 /// Reads the messages of `lines`, handing each to `each`; an unreadable line is noted
 /// and the rest goes on.
-pub fn messages(
-    lines: impl BufRead,
-    mut each: impl FnMut(Archived),
-) -> std::io::Result<Found> {
+pub fn messages(lines: impl BufRead, mut each: impl FnMut(Archived)) -> std::io::Result<Found> {
     let mut found = Found::default();
     for (number, line) in lines.split(b'\n').enumerate() {
         let line = line?;
@@ -148,7 +145,10 @@ impl std::fmt::Display for FileProblem {
                 what,
                 expected,
                 found,
-            } => write!(f, "{what} do not match: get_history said {expected}, the file has {found}"),
+            } => write!(
+                f,
+                "{what} do not match: get_history said {expected}, the file has {found}"
+            ),
         }
     }
 }

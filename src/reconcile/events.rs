@@ -130,7 +130,9 @@ mod tests {
                 platform: Some("iOS"),
                 received_at: now,
             };
-            event::normalize(&ctx, callback, seed.as_bytes()).unwrap().remove(0)
+            event::normalize(&ctx, callback, seed.as_bytes())
+                .unwrap()
+                .remove(0)
         };
         let message = archived(
             r#"{"From_Account":"jared","To_Account":"Jonh","MsgTimestamp":1557481126,"MsgSeq":48374,"MsgRandom":2837546,"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"red packet"}}]}"#,

@@ -62,7 +62,11 @@ pub fn decode(user_sig: &str) -> Option<serde_json::Value> {
         .collect();
     let compressed = STANDARD.decode(standard).ok()?;
     let mut json = Vec::new();
-    std::io::copy(&mut flate2::read::ZlibDecoder::new(&compressed[..]), &mut json).ok()?;
+    std::io::copy(
+        &mut flate2::read::ZlibDecoder::new(&compressed[..]),
+        &mut json,
+    )
+    .ok()?;
     serde_json::from_slice(&json).ok()
 }
 
