@@ -420,3 +420,43 @@ async fn a_wrong_secret_key_stops_reconcile_naming_the_setting() {
         0
     );
 }
+
+/// Tencent's own `tls-sig-api-v2` (PyPI 1.1, installed by scripts/test) makes a UserSig
+/// for the same app, identifier, key and time: both decode to the same document, HMAC
+/// included (the strings differ: JSON spacing and zlib level are each package's own).
+#[test]
+fn a_user_sig_is_the_one_tencents_own_package_makes() {
+    let python = std::env::var("TIM_BRIDGE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    for (app, identifier, key, time, expire) in [
+        (1400000000u64, "xiaojun", KEY, 1700000000u64, 15552000u64),
+        (
+            1600012345,
+            "administrator",
+            "another secret key of 64 characters, with spaces!!",
+            now(),
+            604800,
+        ),
+        (20000001, "管理员", KEY, 1234567890, 86400),
+    ] {
+        let script = format!(
+            "import time\ntime.time = lambda: {time}\nimport TLSSigAPIv2\nprint(TLSSigAPIv2.TLSSigAPIv2({app}, {key:?}).gen_sig({identifier:?}, {expire}))"
+        );
+        let output = Command::new(&python)
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let theirs = String::from_utf8(output.stdout).unwrap();
+        let ours = usersig::user_sig(app, identifier, key, time, expire);
+        let (theirs, ours) = (
+            usersig::decode(theirs.trim()).unwrap(),
+            usersig::decode(&ours).unwrap(),
+        );
+        assert_eq!(ours, theirs, "{identifier}");
+        assert_eq!(ours["TLS.time"], time);
+    }
+}
