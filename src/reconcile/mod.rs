@@ -155,25 +155,46 @@ async fn reconcile_hour(
     let mut events = Vec::new();
     for (n, file) in files.iter().enumerate() {
         let path = download.path().join(format!("{n}.gz"));
-        rest.download(file, &path).await?;
-        let now = SystemTime::now();
-        let found = tokio::task::block_in_place(|| {
-            archive::read_file(
-                &path,
-                (file.gzip_size, &file.gzip_md5),
-                (file.file_size, &file.file_md5),
-                |message| match events::normalize(sdk_app_id, chat, &message, now) {
-                    Ok((family, normalized)) => {
-                        let topic = routes.topic_for(family, chat.command()).to_owned();
-                        events.extend(normalized.into_iter().map(|n| (topic.clone(), n)));
-                    }
-                    Err(why) => {
-                        report.refused += 1;
-                        tracing::warn!(reason = %why, "An archived message the normalizer refuses.");
-                    }
-                },
-            )
-        });
+        // A file that does not match what get_history said is fetched once more.
+        let mut tries = 0;
+        let found = loop {
+            tries += 1;
+            rest.download(file, &path).await?;
+            let now = SystemTime::now();
+            let mut read_events = Vec::new();
+            let mut refused = 0;
+            let found = tokio::task::block_in_place(|| {
+                archive::read_file(
+                    &path,
+                    (file.gzip_size, &file.gzip_md5),
+                    (file.file_size, &file.file_md5),
+                    |message| match events::normalize(sdk_app_id, chat, &message, now) {
+                        Ok((family, normalized)) => {
+                            let topic = routes.topic_for(family, chat.command()).to_owned();
+                            read_events.extend(normalized.into_iter().map(|n| (topic.clone(), n)));
+                        }
+                        Err(why) => {
+                            refused += 1;
+                            tracing::warn!(reason = %why, "An archived message the normalizer refuses.");
+                        }
+                    },
+                )
+            });
+            match found {
+                Err(archive::FileProblem::Mismatch { .. }) if tries < 2 => {
+                    tracing::warn!(
+                        file = n,
+                        "An archive file does not match its checksums; fetching it again."
+                    );
+                }
+                Ok(found) => {
+                    events.extend(read_events);
+                    report.refused += refused;
+                    break Ok(found);
+                }
+                Err(problem) => break Err(problem),
+            }
+        };
         match found {
             Ok(found) => {
                 report.archived += found.messages;

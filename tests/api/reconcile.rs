@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -36,6 +37,19 @@ struct StandIn {
     /// `(ChatType, MsgTime)` → the hour's file, before gzip.
     hours: Arc<Mutex<HashMap<(String, String), String>>>,
     calls: Arc<Mutex<Vec<String>>>,
+    /// Answer the next `get_history` with 60018 ("too frequent, retry later").
+    busy: Arc<AtomicBool>,
+    /// Serve files with a byte changed after gzip: their GzipMD5 does not match.
+    corrupt: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+struct Served {
+    hours: Arc<Mutex<HashMap<(String, String), String>>>,
+    calls: Arc<Mutex<Vec<String>>>,
+    busy: Arc<AtomicBool>,
+    corrupt: Arc<AtomicBool>,
+    base: String,
 }
 
 fn tencent_error(code: i64, info: &str) -> Value {
@@ -63,27 +77,30 @@ impl StandIn {
             "https://localhost:{}",
             listener.local_addr().unwrap().port()
         );
-        let hours: Arc<Mutex<HashMap<(String, String), String>>> = Arc::default();
-        let calls: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (served_hours, served_calls, base) =
-            (Arc::clone(&hours), Arc::clone(&calls), url.clone());
+        let served = Served {
+            hours: Arc::default(),
+            calls: Arc::default(),
+            busy: Arc::new(AtomicBool::new(true)),
+            corrupt: Arc::default(),
+            base: url.clone(),
+        };
+        let (hours, calls, busy, corrupt) = (
+            Arc::clone(&served.hours),
+            Arc::clone(&served.calls),
+            Arc::clone(&served.busy),
+            Arc::clone(&served.corrupt),
+        );
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (acceptor, hours, calls, base) = (
-                    acceptor.clone(),
-                    Arc::clone(&served_hours),
-                    Arc::clone(&served_calls),
-                    base.clone(),
-                );
+                let (acceptor, served) = (acceptor.clone(), served.clone());
                 tokio::spawn(async move {
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
                     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                        let (hours, calls, base) =
-                            (Arc::clone(&hours), Arc::clone(&calls), base.clone());
+                        let served = served.clone();
                         async move {
-                            let answer = answer(request, &hours, &calls, &base).await;
+                            let answer = answer(request, &served).await;
                             Ok::<_, Infallible>(Response::new(Full::new(answer)))
                         }
                     });
@@ -93,7 +110,13 @@ impl StandIn {
                 });
             }
         });
-        Self { url, hours, calls }
+        Self {
+            url,
+            hours,
+            calls,
+            busy,
+            corrupt,
+        }
     }
 
     fn hold(&self, chat_type: &str, msg_time: &str, file: String) {
@@ -104,12 +127,8 @@ impl StandIn {
     }
 }
 
-async fn answer(
-    request: Request<hyper::body::Incoming>,
-    hours: &Mutex<HashMap<(String, String), String>>,
-    calls: &Mutex<Vec<String>>,
-    base: &str,
-) -> Bytes {
+async fn answer(request: Request<hyper::body::Incoming>, served: &Served) -> Bytes {
+    let (hours, calls, base) = (&served.hours, &served.calls, &served.base);
     let path = request.uri().path().to_owned();
     let query: HashMap<String, String> =
         form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
@@ -119,7 +138,12 @@ async fn answer(
     if let Some(name) = path.strip_prefix("/files/") {
         let (chat, hour) = name.split_once('-').unwrap();
         let file = hours.lock().unwrap()[&(chat.to_owned(), hour.to_owned())].clone();
-        return Bytes::from(gzip(&file));
+        let mut gzipped = gzip(&file);
+        if served.corrupt.load(Ordering::SeqCst) {
+            let middle = gzipped.len() / 2;
+            gzipped[middle] ^= 0xff;
+        }
+        return Bytes::from(gzipped);
     }
     calls.lock().unwrap().push(path.clone());
     // The common rules (intl.cloud.tencent.com/document/product/1047/34620).
@@ -147,6 +171,9 @@ async fn answer(
         return Bytes::from(tencent_error(60004, "usersig invalid").to_string());
     }
     assert_eq!(path, "/v4/open_msg_svc/get_history");
+    if served.busy.swap(false, Ordering::SeqCst) {
+        return Bytes::from(tencent_error(60018, "too frequent").to_string());
+    }
     let asked: Value = serde_json::from_slice(&body).unwrap();
     let (chat, hour) = (
         asked["ChatType"].as_str().unwrap().to_owned(),
@@ -256,11 +283,13 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
     );
     let c2c_messages: Vec<Value> = (0..5).map(|n| c2c(n, hour_start + 60 * n + 1)).collect();
     let group_messages: Vec<Value> = (0..3).map(|n| group(n, hour_start + 60 * n + 2)).collect();
-    tencent.hold(
-        "C2C",
-        &hour.beijing(),
-        archive_file("C2C", &hour.beijing(), &c2c_messages),
+    // One line a writer broke, between two messages: counted, and the rest goes on.
+    let c2c_file = archive_file("C2C", &hour.beijing(), &c2c_messages).replacen(
+        "},\n",
+        "},\nnot a message, a line the writer broke,\n",
+        1,
     );
+    tencent.hold("C2C", &hour.beijing(), c2c_file);
     tencent.hold(
         "Group",
         &hour.beijing(),
@@ -302,7 +331,7 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
     let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        hour_line(&out, "C2C").contains("archived 5 already 2 published 3 unreadable 0"),
+        hour_line(&out, "C2C").contains("archived 5 already 2 published 3 unreadable 1"),
         "{out}"
     );
     assert!(
@@ -384,7 +413,58 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
         hour_line(&out, "C2C").contains("NOT DONE") && out.contains("1004"),
         "{out}"
     );
-    assert!(tencent.calls.lock().unwrap().len() >= 6);
+    assert!(
+        err_said_retry(&tencent),
+        "the first get_history was answered 60018 and tried again"
+    );
+}
+
+fn err_said_retry(tencent: &StandIn) -> bool {
+    !tencent.busy.load(Ordering::SeqCst) && tencent.calls.lock().unwrap().len() >= 7
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_does_not_match_its_checksums_is_fetched_again_then_reported_and_nothing_published(
+) {
+    let app = spawn_app().await;
+    let ca = TestCa::new();
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), ca.pem()).unwrap();
+    let tencent = StandIn::start(&ca).await;
+    tencent.corrupt.store(true, Ordering::SeqCst);
+    let hour_start = (now() / 3600 - 1) * 3600;
+    let hour = tim_kafka_bridge::reconcile::Hour::starting(hour_start);
+    let messages: Vec<Value> = (0..3).map(|n| c2c(n, hour_start + n + 1)).collect();
+    tencent.hold(
+        "C2C",
+        &hour.beijing(),
+        archive_file("C2C", &hour.beijing(), &messages),
+    );
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "[[apps]]\nsdk_app_id = 1400000001\ntokens = [\"{TOKEN}\"]\nadmin = \"{ADMIN}\"\nsecret_key = \"{KEY}\"\nrest_url = \"{}\"\nrest_ca_file = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic = \"{}\"\n",
+            tencent.url,
+            ca_file.path().display(),
+            crate::broker::brokers(),
+            app.topic,
+        ),
+    )
+    .unwrap();
+    let to = tim_kafka_bridge::reconcile::Hour::starting(hour_start + 3600).utc();
+    let (code, out, err) =
+        tokio::task::block_in_place(|| run_reconcile(config.path(), &hour.utc(), &to));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        hour_line(&out, "C2C").contains("NOT DONE: file 0: GzipSize/GzipMD5 do not match"),
+        "{out}"
+    );
+    assert!(err.contains("fetching it again"), "{err}");
+    assert_eq!(
+        record_count_on(crate::broker::brokers(), &app.topic).await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
