@@ -50,6 +50,8 @@ pub struct ReconcileArgs {
 pub struct HourReport {
     pub archived: u64,
     pub already: u64,
+    /// Not in the topics: published, unless `--dry-run`.
+    pub missing: u64,
     pub published: u64,
     pub unreadable: u64,
     /// Messages the normalizer refused.
@@ -108,12 +110,13 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<bool> {
                 .await?;
                 all_done &= report.pending.is_none();
                 println!(
-                    "{} (Beijing {}) {:<5} archived {} already {} published {} unreadable {} refused {}{}",
+                    "{} (Beijing {}) {:<5} archived {} already {} missing {} published {} unreadable {} refused {}{}",
                     hour.utc(),
                     hour.beijing(),
                     chat.as_str(),
                     report.archived,
                     report.already,
+                    report.missing,
                     report.published,
                     report.unreadable,
                     report.refused,
@@ -223,7 +226,8 @@ async fn reconcile_hour(
         .into_iter()
         .filter(|(_, event)| !already.contains(&event.id))
         .collect();
-    report.already = report.archived - report.refused - missing.len() as u64;
+    report.missing = missing.len() as u64;
+    report.already = report.archived - report.refused - report.missing;
     if !dry_run {
         report.published =
             kafka::publish(kafka_config, sdk_app_id, chat.command(), missing).await?;

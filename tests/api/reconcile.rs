@@ -245,10 +245,20 @@ fn as_callback(message: &Value, command: &str) -> String {
 }
 
 fn run_reconcile(config: &std::path::Path, from: &str, to: &str) -> (i32, String, String) {
+    run_reconcile_with(config, from, to, &[])
+}
+
+fn run_reconcile_with(
+    config: &std::path::Path,
+    from: &str,
+    to: &str,
+    extra: &[&str],
+) -> (i32, String, String) {
     let output = Command::new(BINARY)
         .args(["reconcile", "--config"])
         .arg(config)
         .args(["--from", from, "--to", to])
+        .args(extra)
         .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
         .output()
         .unwrap();
@@ -328,14 +338,29 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
     )
     .unwrap();
 
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run_reconcile_with(config.path(), &from, &to, &["--dry-run"])
+    });
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        hour_line(&out, "C2C").contains("already 2 missing 3 published 0"),
+        "{out}"
+    );
+    assert_eq!(
+        record_count_on(crate::broker::brokers(), &app.topic).await,
+        2,
+        "a dry run publishes nothing"
+    );
+
     let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        hour_line(&out, "C2C").contains("archived 5 already 2 published 3 unreadable 1"),
+        hour_line(&out, "C2C").contains("archived 5 already 2 missing 3 published 3 unreadable 1"),
         "{out}"
     );
     assert!(
-        hour_line(&out, "Group").contains("archived 3 already 1 published 2 unreadable 0"),
+        hour_line(&out, "Group")
+            .contains("archived 3 already 1 missing 2 published 2 unreadable 0"),
         "{out}"
     );
     let c2c_records = read_records(&app.topic, 5).await;
@@ -377,11 +402,11 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
     let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        hour_line(&out, "C2C").contains("already 5 published 0"),
+        hour_line(&out, "C2C").contains("already 5 missing 0 published 0"),
         "{out}"
     );
     assert!(
-        hour_line(&out, "Group").contains("already 3 published 0"),
+        hour_line(&out, "Group").contains("already 3 missing 0 published 0"),
         "{out}"
     );
 
