@@ -105,26 +105,27 @@ pub fn read_file(
 ) -> Result<Found, FileProblem> {
     let mut whole = Checked::new(std::fs::File::open(path).map_err(FileProblem::Io)?);
     std::io::copy(&mut whole, &mut std::io::sink()).map_err(FileProblem::Io)?;
-    let (size, md5) = whole.finish();
-    if size != gzip.0 || !md5.eq_ignore_ascii_case(gzip.1) {
-        return Err(FileProblem::Mismatch {
-            what: "GzipSize/GzipMD5",
-            expected: format!("{} bytes, {}", gzip.0, gzip.1),
-            found: format!("{size} bytes, {md5}"),
-        });
-    }
+    matches("GzipSize/GzipMD5", gzip, whole.finish())?;
     let file = std::fs::File::open(path).map_err(FileProblem::Io)?;
     let mut content = Checked::new(flate2::read::GzDecoder::new(BufReader::new(file)));
     let found = messages(BufReader::new(&mut content), each).map_err(FileProblem::Io)?;
-    let (size, md5) = content.finish();
-    if size != plain.0 || !md5.eq_ignore_ascii_case(plain.1) {
-        return Err(FileProblem::Mismatch {
-            what: "FileSize/FileMD5",
-            expected: format!("{} bytes, {}", plain.0, plain.1),
-            found: format!("{size} bytes, {md5}"),
-        });
-    }
+    matches("FileSize/FileMD5", plain, content.finish())?;
     Ok(found)
+}
+
+fn matches(
+    what: &'static str,
+    expected: (u64, &str),
+    found: (u64, String),
+) -> Result<(), FileProblem> {
+    if found.0 == expected.0 && found.1.eq_ignore_ascii_case(expected.1) {
+        return Ok(());
+    }
+    Err(FileProblem::Mismatch {
+        what,
+        expected: format!("{} bytes, {}", expected.0, expected.1),
+        found: format!("{} bytes, {}", found.0, found.1),
+    })
 }
 
 #[derive(Debug)]

@@ -15,8 +15,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use md5::{Digest, Md5};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
 use tim_kafka_bridge::rest::usersig;
 
@@ -58,20 +56,7 @@ fn tencent_error(code: i64, info: &str) -> Value {
 
 impl StandIn {
     async fn start(ca: &TestCa) -> Self {
-        let issued = ca.issue("tencent-stand-in");
-        let certs = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = ca.acceptor("tencent-stand-in");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
             "https://localhost:{}",
@@ -275,14 +260,54 @@ fn hour_line<'a>(out: &'a str, chat: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {chat} line in {out}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topics_as_their_callbacks_would(
-) {
+/// A bridge, the stand-in for Tencent with a CA of the test's, and a reconcile config
+/// file for both, with the app's secret key `key`.
+struct SetUp {
+    app: TestApp,
+    tencent: StandIn,
+    config: tempfile::NamedTempFile,
+    _ca_file: tempfile::NamedTempFile,
+}
+
+async fn set_up(key: &str) -> SetUp {
     let app = spawn_app().await;
     let ca = TestCa::new();
     let ca_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ca_file.path(), ca.pem()).unwrap();
     let tencent = StandIn::start(&ca).await;
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "[[apps]]\nsdk_app_id = 1400000001\ntokens = [\"{TOKEN}\"]\nadmin = \"{ADMIN}\"\nsecret_key = \"{key}\"\nrest_url = \"{}\"\nrest_ca_file = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic = \"{}\"\ngroup_topic = \"{}\"\nuser_topic = \"{}\"\ngroup_events_topic = \"{}\"\nother_topic = \"{}\"\n",
+            tencent.url,
+            ca_file.path().display(),
+            crate::broker::brokers(),
+            app.topic,
+            app.group_topic,
+            app.user_topic,
+            app.group_events_topic,
+            app.other_topic,
+        ),
+    )
+    .unwrap();
+    SetUp {
+        app,
+        tencent,
+        config,
+        _ca_file: ca_file,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topics_as_their_callbacks_would(
+) {
+    let SetUp {
+        app,
+        tencent,
+        config,
+        _ca_file: _ca,
+    } = set_up(KEY).await;
 
     // The previous hour, in UTC and as Tencent names it (Beijing time).
     let hour_start = (now() / 3600 - 1) * 3600;
@@ -320,23 +345,6 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
     );
     read_records(&app.topic, 2).await;
     read_records(&app.group_topic, 1).await;
-
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        format!(
-            "[[apps]]\nsdk_app_id = 1400000001\ntokens = [\"{TOKEN}\"]\nadmin = \"{ADMIN}\"\nsecret_key = \"{KEY}\"\nrest_url = \"{}\"\nrest_ca_file = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic = \"{}\"\ngroup_topic = \"{}\"\nuser_topic = \"{}\"\ngroup_events_topic = \"{}\"\nother_topic = \"{}\"\n",
-            tencent.url,
-            ca_file.path().display(),
-            crate::broker::brokers(),
-            app.topic,
-            app.group_topic,
-            app.user_topic,
-            app.group_events_topic,
-            app.other_topic,
-        ),
-    )
-    .unwrap();
 
     let (code, out, err) = tokio::task::block_in_place(|| {
         run_reconcile_with(config.path(), &from, &to, &["--dry-run"])
@@ -451,11 +459,12 @@ fn err_said_retry(tencent: &StandIn) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_does_not_match_its_checksums_is_fetched_again_then_reported_and_nothing_published(
 ) {
-    let app = spawn_app().await;
-    let ca = TestCa::new();
-    let ca_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(ca_file.path(), ca.pem()).unwrap();
-    let tencent = StandIn::start(&ca).await;
+    let SetUp {
+        app,
+        tencent,
+        config,
+        _ca_file: _ca,
+    } = set_up(KEY).await;
     tencent.corrupt.store(true, Ordering::SeqCst);
     let hour_start = (now() / 3600 - 1) * 3600;
     let hour = tim_kafka_bridge::reconcile::Hour::starting(hour_start);
@@ -465,18 +474,6 @@ async fn a_file_that_does_not_match_its_checksums_is_fetched_again_then_reported
         &hour.beijing(),
         archive_file("C2C", &hour.beijing(), &messages),
     );
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        format!(
-            "[[apps]]\nsdk_app_id = 1400000001\ntokens = [\"{TOKEN}\"]\nadmin = \"{ADMIN}\"\nsecret_key = \"{KEY}\"\nrest_url = \"{}\"\nrest_ca_file = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic = \"{}\"\n",
-            tencent.url,
-            ca_file.path().display(),
-            crate::broker::brokers(),
-            app.topic,
-        ),
-    )
-    .unwrap();
     let to = tim_kafka_bridge::reconcile::Hour::starting(hour_start + 3600).utc();
     let (code, out, err) =
         tokio::task::block_in_place(|| run_reconcile(config.path(), &hour.utc(), &to));
@@ -494,23 +491,12 @@ async fn a_file_that_does_not_match_its_checksums_is_fetched_again_then_reported
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_key_stops_reconcile_naming_the_setting() {
-    let app = spawn_app().await;
-    let ca = TestCa::new();
-    let ca_file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(ca_file.path(), ca.pem()).unwrap();
-    let tencent = StandIn::start(&ca).await;
-    let config = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        config.path(),
-        format!(
-            "[[apps]]\nsdk_app_id = 1400000001\ntokens = [\"{TOKEN}\"]\nadmin = \"{ADMIN}\"\nsecret_key = \"not-the-key\"\nrest_url = \"{}\"\nrest_ca_file = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic = \"{}\"\n",
-            tencent.url,
-            ca_file.path().display(),
-            crate::broker::brokers(),
-            app.topic,
-        ),
-    )
-    .unwrap();
+    let SetUp {
+        app,
+        config,
+        _ca_file: _ca,
+        ..
+    } = set_up("not-the-key").await;
     let (code, out, err) = tokio::task::block_in_place(|| {
         run_reconcile(
             config.path(),
