@@ -45,6 +45,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         address: String,
     },
+    /// Publish the messages Tencent archived that never reached the topics (from its
+    /// hourly history files), as their callbacks would have; the rest is left alone.
+    Reconcile(crate::reconcile::ReconcileArgs),
     /// Look inside a spool directory, or send what it holds to Kafka without a bridge.
     #[command(subcommand)]
     Spool(SpoolCommand),
@@ -138,6 +141,10 @@ pub async fn run() -> ExitCode {
             crate::replay::run(*args).await
         }
         Command::Spool(command) => spool(command).await,
+        Command::Reconcile(args) => {
+            init_logging(LogFormat::Text);
+            crate::reconcile::run(args).await
+        }
         Command::Relay(args) => {
             init_logging(LogFormat::Text);
             crate::relay::run(args).await

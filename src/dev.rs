@@ -38,6 +38,7 @@ pub fn prepare(settings: &mut Settings) -> anyhow::Result<Option<DevCluster>> {
         settings.apps.push(App {
             sdk_app_id: SDKAPPID,
             tokens: vec![Secret::new(TOKEN)],
+            ..App::default()
         });
     }
     if settings.kafka.brokers.is_some() {

@@ -12,7 +12,7 @@ pub const MIN_TOKEN_BYTES: usize = 16;
 /// The token `serve --dev` prints; refused anywhere else.
 pub const DEV_TOKEN: &str = "dev-token";
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct App {
     pub sdk_app_id: u64,
@@ -20,6 +20,19 @@ pub struct App {
     /// are taken, which needs `allow_unsigned = true`.
     #[serde(default)]
     pub tokens: Vec<Secret>,
+    /// Tencent's REST API, for `reconcile`: an App admin account of the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
+    /// The app's secret key (the IM console's 密钥), which UserSigs are made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<Secret>,
+    /// The REST API's base URL: `https://console.tim.qq.com` (China, the default),
+    /// another region's domain (`https://adminapisgp.im.qcloud.com`, ...) or a gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_url: Option<String>,
+    /// A private CA for `rest_url` (a gateway), trusted instead of the public roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_ca_file: Option<std::path::PathBuf>,
 }
 
 /// `TIM_BRIDGE_SDKAPPID` over the file's `[[apps]]`: the apps it names keep the
@@ -57,7 +70,7 @@ pub(super) fn apps_from_env(value: &str, from_file: &[App]) -> Result<Vec<App>, 
                 .cloned()
                 .unwrap_or(App {
                     sdk_app_id,
-                    tokens: Vec::new(),
+                    ..App::default()
                 })
         })
         .collect())
@@ -210,6 +223,7 @@ mod tests {
         App {
             sdk_app_id: id,
             tokens: tokens.iter().map(|t| Secret::new(*t)).collect(),
+            ..App::default()
         }
     }
 

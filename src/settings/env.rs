@@ -97,6 +97,18 @@ impl Settings {
                 app.tokens = tokens.clone();
             }
         }
+        // Tencent's REST API, for `reconcile`: set on every app, as the token is.
+        for app in &mut self.apps {
+            if let Some(admin) = var("TIM_BRIDGE_REST_ADMIN") {
+                app.admin = Some(admin);
+            }
+            if let Some(key) = var("TIM_BRIDGE_SECRET_KEY") {
+                app.secret_key = Some(Secret::new(key));
+            }
+            if let Some(url) = var("TIM_BRIDGE_REST_URL") {
+                app.rest_url = Some(url);
+            }
+        }
         if let Some(v) = var("TIM_BRIDGE_ALLOW_UNSIGNED") {
             self.allow_unsigned = match v.trim() {
                 "true" => true,

@@ -201,6 +201,7 @@ fn secrets_never_print() {
     let app = App {
         sdk_app_id: 1,
         tokens: vec![Secret::new("hunter2")],
+        ..App::default()
     };
     assert!(!format!("{app:?}").contains("hunter2"));
     assert!(!toml::to_string(&app).unwrap().contains("hunter2"));

@@ -89,10 +89,12 @@ pub fn test_settings(customize: impl FnOnce(&mut Settings)) -> Settings {
             App {
                 sdk_app_id: SIGNED_APP,
                 tokens: vec![Secret::new(PREVIOUS_TOKEN), Secret::new(TOKEN)],
+                ..App::default()
             },
             App {
                 sdk_app_id: UNSIGNED_APP,
                 tokens: vec![],
+                ..App::default()
             },
         ],
         allow_unsigned: true,

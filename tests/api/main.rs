@@ -22,6 +22,7 @@ mod load;
 mod ordering;
 mod queue;
 mod readiness;
+mod reconcile;
 mod refusals;
 mod rejections;
 mod relay;

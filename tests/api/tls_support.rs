@@ -52,6 +52,26 @@ impl TestCa {
         }
     }
 
+    /// A TLS acceptor with a certificate of this CA for localhost.
+    pub fn acceptor(&self, common_name: &str) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject;
+        let issued = self.issue(common_name);
+        let certs = CertificateDer::pem_slice_iter(issued.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
     pub fn connector(&self) -> TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.issuer.der().clone()).unwrap();
