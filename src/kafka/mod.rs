@@ -71,6 +71,26 @@ pub fn producer_config(kafka: &KafkaConfig) -> Result<ClientConfig, SettingsErro
     Ok(config)
 }
 
+/// The headers of every record the bridge writes: the content type, the callback
+/// command and the app.
+pub fn record_headers(command: &str, sdk_app_id: u64) -> rdkafka::message::OwnedHeaders {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let mut app_id = itoa::Buffer::new();
+    OwnedHeaders::new_with_capacity(4)
+        .insert(Header {
+            key: "content-type",
+            value: Some(crate::event::CONTENT_TYPE),
+        })
+        .insert(Header {
+            key: "tim-command",
+            value: Some(command),
+        })
+        .insert(Header {
+            key: "tim-sdkappid",
+            value: Some(app_id.format(sdk_app_id)),
+        })
+}
+
 /// Has librdkafka build a producer from exactly what `serve` would give it, without
 /// connecting: an unknown property, a codec not built in or an unreadable key or CA
 /// file is refused here, naming the property where librdkafka does.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
@@ -122,26 +122,12 @@ pub async fn publish(
     let producer: FutureProducer = crate::kafka::producer_config(kafka)?
         .create()
         .context("cannot create the Kafka producer")?;
-    let app = sdk_app_id.to_string();
     let mut waiting = Vec::with_capacity(events.len());
     for (topic, event) in &events {
-        let headers = OwnedHeaders::new_with_capacity(4)
-            .insert(Header {
-                key: "content-type",
-                value: Some(crate::event::CONTENT_TYPE),
-            })
-            .insert(Header {
-                key: "tim-command",
-                value: Some(command),
-            })
-            .insert(Header {
-                key: "tim-sdkappid",
-                value: Some(&app),
-            })
-            .insert(Header {
-                key: "tim-origin",
-                value: Some("history"),
-            });
+        let headers = crate::kafka::record_headers(command, sdk_app_id).insert(Header {
+            key: "tim-origin",
+            value: Some("history"),
+        });
         let mut record = FutureRecord::to(topic)
             .payload(&event.payload)
             .headers(headers);

@@ -227,7 +227,10 @@ async fn reconcile_hour(
         .filter(|(_, event)| !already.contains(&event.id))
         .collect();
     report.missing = missing.len() as u64;
-    report.already = report.archived - report.refused - report.missing;
+    // One event per message here (a sent message), so this is what the topics had.
+    report.already = report
+        .archived
+        .saturating_sub(report.refused + report.missing);
     if !dry_run {
         report.published =
             kafka::publish(kafka_config, sdk_app_id, chat.command(), missing).await?;

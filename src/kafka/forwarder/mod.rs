@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
 use rdkafka::util::Timeout;
 use tokio::sync::Notify;
@@ -44,7 +43,6 @@ use tracking::{InFlight, Tracking};
 
 use super::problems::Problems;
 use crate::delivery::{BoxFuture, Done, Outcome, Record, Sink};
-use crate::event;
 use crate::metrics::Metrics;
 use crate::spool::DeadLetters;
 
@@ -230,21 +228,7 @@ impl Shared {
         let of_topic = self.stalls.outstanding(&in_flight.record.topic);
         of_topic.fetch_add(1, Ordering::SeqCst);
         let record = Arc::clone(&in_flight.record);
-        let mut app_id = itoa::Buffer::new();
-        let sdk_app_id = app_id.format(record.sdk_app_id);
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header {
-                key: "content-type",
-                value: Some(event::CONTENT_TYPE),
-            })
-            .insert(Header {
-                key: "tim-command",
-                value: Some(&record.command),
-            })
-            .insert(Header {
-                key: "tim-sdkappid",
-                value: Some(sdk_app_id),
-            });
+        let headers = super::record_headers(&record.command, record.sdk_app_id);
         let mut kafka_record = BaseRecord::with_opaque_to(&record.topic, in_flight)
             .payload(&record.payload)
             .headers(headers);
