@@ -113,10 +113,6 @@ pub fn check_producer(kafka: &KafkaConfig) -> Result<(), SettingsError> {
 /// Creates the configured topics that do not exist yet (the test broker, like many
 /// production clusters, does not create topics on first use).
 pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(), TopicsError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(&kafka.security, &kafka.brokers)
-        .map_err(TopicsError::Settings)?
-        .create()
-        .map_err(TopicsError::Client)?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
@@ -127,13 +123,28 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(),
             )
         })
         .collect();
+    create(kafka, &new_topics).await
+}
+
+/// A compacted topic of one partition (`reconcile`'s state), unless it exists.
+pub async fn create_compacted_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), TopicsError> {
+    let new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(kafka.replication_factor))
+        .set("cleanup.policy", "compact");
+    create(kafka, &[new_topic]).await
+}
+
+async fn create(kafka: &KafkaConfig, new_topics: &[NewTopic<'_>]) -> Result<(), TopicsError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(&kafka.security, &kafka.brokers)
+        .map_err(TopicsError::Settings)?
+        .create()
+        .map_err(TopicsError::Client)?;
     // Bounded on our side too: an unreachable or refusing cluster must not hold up
     // start-up for librdkafka's default minute.
     let options = AdminOptions::new()
         .operation_timeout(Some(Duration::from_secs(10)))
         .request_timeout(Some(Duration::from_secs(15)));
     let results = admin
-        .create_topics(&new_topics, &options)
+        .create_topics(new_topics, &options)
         .await
         .map_err(TopicsError::Request)?;
     for result in results {

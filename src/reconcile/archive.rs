@@ -5,7 +5,9 @@
 //! by line, so a file of hundreds of MB is never whole in memory; the sizes and MD5s
 //! `get_history` gave are checked on the way.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 
 use md5::{Digest, Md5};
 use serde::Deserialize;
@@ -95,22 +97,24 @@ impl<R: Read> Read for Checked<R> {
     }
 }
 
-/// Reads a downloaded gzip file: checks it against `gzip` (size, MD5) before reading,
-/// then its content against `plain` while its messages go to `each`.
-pub fn read_file(
-    path: &std::path::Path,
-    gzip: (u64, &str),
-    plain: (u64, &str),
-    each: impl FnMut(Archived),
-) -> Result<Found, FileProblem> {
-    let mut whole = Checked::new(std::fs::File::open(path).map_err(FileProblem::Io)?);
+/// Checks a downloaded gzip file against `gzip` (size, MD5), then what it holds
+/// against `plain`, before anything of it is used: a file that differs from what
+/// `get_history` said publishes nothing.
+pub fn verify(path: &Path, gzip: (u64, &str), plain: (u64, &str)) -> Result<(), FileProblem> {
+    let mut whole = Checked::new(File::open(path).map_err(FileProblem::Io)?);
     std::io::copy(&mut whole, &mut std::io::sink()).map_err(FileProblem::Io)?;
     matches("GzipSize/GzipMD5", gzip, whole.finish())?;
-    let file = std::fs::File::open(path).map_err(FileProblem::Io)?;
+    let file = File::open(path).map_err(FileProblem::Io)?;
     let mut content = Checked::new(flate2::read::GzDecoder::new(BufReader::new(file)));
-    let found = messages(BufReader::new(&mut content), each).map_err(FileProblem::Io)?;
-    matches("FileSize/FileMD5", plain, content.finish())?;
-    Ok(found)
+    std::io::copy(&mut content, &mut std::io::sink()).map_err(FileProblem::Io)?;
+    matches("FileSize/FileMD5", plain, content.finish())
+}
+
+/// Reads the messages of a verified gzip file, handing each to `each`.
+pub fn read_file(path: &Path, each: impl FnMut(Archived)) -> Result<Found, FileProblem> {
+    let file = File::open(path).map_err(FileProblem::Io)?;
+    let content = flate2::read::GzDecoder::new(BufReader::new(file));
+    messages(BufReader::with_capacity(1 << 16, content), each).map_err(FileProblem::Io)
 }
 
 fn matches(
@@ -194,11 +198,11 @@ mod tests {
         let plain_md5 = hex::encode(Md5::digest(C2C.as_bytes()));
         let gzip = (gzipped.len() as u64, gzip_md5.as_str());
         let plain = (C2C.len() as u64, plain_md5.as_str());
-        let found = read_file(&path, gzip, plain, |_| {}).unwrap();
-        assert_eq!(found.messages, 2);
-        let wrong = read_file(&path, (gzip.0, "00"), plain, |_| {}).unwrap_err();
+        verify(&path, gzip, plain).unwrap();
+        assert_eq!(read_file(&path, |_| {}).unwrap().messages, 2);
+        let wrong = verify(&path, (gzip.0, "00"), plain).unwrap_err();
         assert!(wrong.to_string().contains("GzipSize/GzipMD5"), "{wrong}");
-        let wrong = read_file(&path, gzip, (plain.0 + 1, plain.1), |_| {}).unwrap_err();
+        let wrong = verify(&path, gzip, (plain.0 + 1, plain.1)).unwrap_err();
         assert!(wrong.to_string().contains("FileSize/FileMD5"), "{wrong}");
     }
 }

@@ -18,8 +18,9 @@ use crate::tencent::command::{AFTER_SEND_MSG, GROUP_AFTER_SEND_MSG};
 use crate::tencent::{Callback, Family, Invalid};
 
 /// `C2C` or `Group`, as `get_history` names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChatType {
+    #[serde(rename = "C2C")]
     C2c,
     Group,
 }
@@ -29,6 +30,14 @@ impl ChatType {
         match self {
             ChatType::C2c => "C2C",
             ChatType::Group => "Group",
+        }
+    }
+
+    /// The family of its events, which names their topic.
+    pub fn family(self) -> Family {
+        match self {
+            ChatType::C2c => Family::C2c,
+            ChatType::Group => Family::Group,
         }
     }
 

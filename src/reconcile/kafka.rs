@@ -1,40 +1,48 @@
 //! What the topics already hold, and publishing what they lack.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context;
+use md5::{Digest, Md5};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Message};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::message::{BorrowedMessage, Header, Message};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use crate::event::Normalized;
 use crate::settings::KafkaConfig;
 
-/// How long before its hour a message's event may have reached Kafka: the record's
-/// time is when the bridge took the callback, which can precede the message's own
-/// time by the clocks' skew.
-pub const EARLY_MARGIN_MS: i64 = 10 * 60 * 1000;
-
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize)]
-struct IdOnly {
-    id: String,
+/// Event ids, each kept as 16 bytes of its MD5: a million take ~30 MB rather than the
+/// ~100 MB of the strings. Two ids sharing an MD5 is out of reach (2^-64 for 2^32 ids).
+#[derive(Default)]
+pub struct Ids(HashSet<u128>);
+
+impl Ids {
+    fn digest(id: &str) -> u128 {
+        u128::from_le_bytes(Md5::digest(id.as_bytes()).into())
+    }
+
+    /// Whether `id` was not held yet.
+    pub fn insert(&mut self, id: &str) -> bool {
+        self.0.insert(Self::digest(id))
+    }
 }
 
-/// The ids of every event in `topics` whose record time is `since_ms` or later, up to
-/// the end of each partition as it is now. An event spooled during an outage and sent
-/// hours later is found too: reading goes on to the end.
-pub fn ids_since(
-    kafka: &KafkaConfig,
-    topics: &HashSet<&str>,
-    since_ms: i64,
-) -> anyhow::Result<HashSet<String>> {
-    let consumer: BaseConsumer = crate::kafka::client_config(&kafka.security, &kafka.brokers)?
+#[derive(Deserialize)]
+struct IdOnly<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+}
+
+fn consumer(kafka: &KafkaConfig) -> anyhow::Result<BaseConsumer> {
+    crate::kafka::client_config(&kafka.security, &kafka.brokers)?
         .set(
             "group.id",
             format!("tim-kafka-bridge-reconcile-{}", std::process::id()),
@@ -42,51 +50,117 @@ pub fn ids_since(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .create()
-        .context("cannot create a Kafka consumer")?;
-    let mut ids = HashSet::new();
-    let mut times = TopicPartitionList::new();
-    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
+        .context("cannot create a Kafka consumer")
+}
+
+/// The ids of every event in `topics` whose record time is from `since_ms` up to
+/// `until_ms`: records are read from the first at or after `since_ms` to the first
+/// after `until_ms` (or the end of the partition, when that time has not come yet).
+pub fn ids_between(
+    kafka: &KafkaConfig,
+    topics: &HashSet<&str>,
+    since_ms: i64,
+    until_ms: i64,
+) -> anyhow::Result<Ids> {
+    let consumer = consumer(kafka)?;
+    let mut starts = TopicPartitionList::new();
+    let mut stops = TopicPartitionList::new();
+    let mut highs: HashMap<(String, i32), i64> = HashMap::new();
     for topic in topics {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), TIMEOUT)
-            .with_context(|| format!("cannot read the metadata of {topic}"))?;
-        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        for partition in partitions(&consumer, topic)? {
             let (_, high) = consumer
-                .fetch_watermarks(topic, partition.id(), TIMEOUT)
+                .fetch_watermarks(topic, partition, TIMEOUT)
                 .with_context(|| format!("cannot read the offsets of {topic}"))?;
-            ends.insert((topic.to_string(), partition.id()), high);
-            times.add_partition_offset(topic, partition.id(), Offset::Offset(since_ms))?;
+            highs.insert((topic.to_string(), partition), high);
+            starts.add_partition_offset(topic, partition, Offset::Offset(since_ms))?;
+            stops.add_partition_offset(topic, partition, Offset::Offset(until_ms))?;
         }
     }
-    if ends.is_empty() {
-        return Ok(ids);
+    let mut ranges = Vec::new();
+    if !highs.is_empty() {
+        let starts = consumer
+            .offsets_for_times(starts, TIMEOUT)
+            .context("cannot find the offsets of the hour's start")?;
+        let stops = consumer
+            .offsets_for_times(stops, TIMEOUT)
+            .context("cannot find the offsets of the hour's end")?;
+        for start in starts.elements() {
+            let at = (start.topic().to_owned(), start.partition());
+            let high = highs[&at];
+            let stop = match stops.find_partition(&at.0, at.1).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) if o >= 0 => o.min(high),
+                _ => high,
+            };
+            let start = match start.offset() {
+                Offset::Offset(o) if o >= 0 => o,
+                _ => high,
+            };
+            ranges.push((at.0, at.1, start, stop));
+        }
     }
-    let starts = consumer
-        .offsets_for_times(times, TIMEOUT)
-        .context("cannot find the offsets for the hour")?;
+    let mut ids = Ids::default();
+    read_ranges(&consumer, ranges, |message| {
+        if let Some(id) = message
+            .payload()
+            .and_then(|p| serde_json::from_slice::<IdOnly>(p).ok())
+        {
+            ids.insert(&id.id);
+        }
+    })?;
+    Ok(ids)
+}
+
+/// Every record of `topic` from its start to its end as it is now.
+pub fn read_whole(
+    kafka: &KafkaConfig,
+    topic: &str,
+    each: impl FnMut(&BorrowedMessage),
+) -> anyhow::Result<()> {
+    let consumer = consumer(kafka)?;
+    let mut ranges = Vec::new();
+    for partition in partitions(&consumer, topic)? {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, TIMEOUT)
+            .with_context(|| format!("cannot read the offsets of {topic}"))?;
+        ranges.push((topic.to_owned(), partition, low, high));
+    }
+    read_ranges(&consumer, ranges, each)
+}
+
+fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), TIMEOUT)
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let found = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .filter(|t| t.error().is_none());
+    let Some(found) = found else {
+        anyhow::bail!("the topic {topic} does not exist (or this principal may not describe it)");
+    };
+    Ok(found.partitions().iter().map(|p| p.id()).collect())
+}
+
+/// Reads each `(topic, partition, from, to)` range, `to` excluded.
+fn read_ranges(
+    consumer: &BaseConsumer,
+    ranges: Vec<(String, i32, i64, i64)>,
+    mut each: impl FnMut(&BorrowedMessage),
+) -> anyhow::Result<()> {
     let mut assignment = TopicPartitionList::new();
-    let mut left = 0;
-    for element in starts.elements() {
-        let end = ends[&(element.topic().to_owned(), element.partition())];
-        let start = match element.offset() {
-            Offset::Offset(o) if o >= 0 => o,
-            _ => end,
-        };
-        if start < end {
-            assignment.add_partition_offset(
-                element.topic(),
-                element.partition(),
-                Offset::Offset(start),
-            )?;
-            left += 1;
+    let mut stops = HashMap::new();
+    for (topic, partition, from, to) in ranges {
+        if from < to {
+            assignment.add_partition_offset(&topic, partition, Offset::Offset(from))?;
+            stops.insert((topic, partition), to);
         }
     }
-    if left == 0 {
-        return Ok(ids);
+    if stops.is_empty() {
+        return Ok(());
     }
     consumer.assign(&assignment)?;
-    let mut done: HashSet<(String, i32)> = HashSet::new();
-    while done.len() < left {
+    while !stops.is_empty() {
         let Some(message) = consumer.poll(TIMEOUT) else {
             anyhow::bail!(
                 "Kafka sent nothing for {} s while reading the topics",
@@ -94,59 +168,141 @@ pub fn ids_since(
             );
         };
         let message = message.context("cannot read the topics")?;
-        if let Some(id) = message
-            .payload()
-            .and_then(|p| serde_json::from_slice::<IdOnly>(p).ok())
-        {
-            ids.insert(id.id);
-        }
         let at = (message.topic().to_owned(), message.partition());
-        if message.offset() + 1 >= ends[&at] {
-            done.insert(at);
+        let Some(&stop) = stops.get(&at) else {
+            continue;
+        };
+        if message.offset() < stop {
+            each(&message);
+        }
+        if message.offset() + 1 >= stop {
+            stops.remove(&at);
+            consumer.incremental_unassign(&{
+                let mut done = TopicPartitionList::new();
+                done.add_partition(&at.0, at.1);
+                done
+            })?;
         }
     }
-    Ok(ids)
+    Ok(())
 }
 
-/// Publishes `events` with the bridge's producer settings, headers as the bridge sets
-/// them plus `tim-origin: history`; returns how many Kafka confirmed.
-pub async fn publish(
-    kafka: &KafkaConfig,
-    sdk_app_id: u64,
-    command: &str,
-    events: Vec<(String, Normalized)>,
-) -> anyhow::Result<u64> {
-    if events.is_empty() {
-        return Ok(0);
+/// Counts what Kafka confirmed and what it did not.
+#[derive(Default)]
+pub struct Deliveries {
+    confirmed: AtomicU64,
+    failed: AtomicU64,
+    first_failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => self.confirmed.fetch_add(1, Ordering::Relaxed),
+            Err((error, _)) => {
+                let mut first = self.first_failure.lock().expect("not poisoned");
+                first.get_or_insert_with(|| error.to_string());
+                self.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
     }
-    let producer: FutureProducer = crate::kafka::producer_config(kafka)?
-        .create()
-        .context("cannot create the Kafka producer")?;
-    let mut waiting = Vec::with_capacity(events.len());
-    for (topic, event) in &events {
+}
+
+/// What Kafka answered for the events sent since the last [`Publisher::settle`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub confirmed: u64,
+    pub failed: u64,
+    pub first_failure: Option<String>,
+}
+
+/// The bridge's producer settings (idempotence, `acks=all`), with a bound on how long
+/// an event may wait for Kafka: a run must end, and the next one does the hour again.
+pub struct Publisher {
+    producer: ThreadedProducer<Deliveries>,
+    timeout: Duration,
+    taken: (u64, u64),
+}
+
+impl Publisher {
+    pub fn new(kafka: &KafkaConfig, timeout: Duration) -> anyhow::Result<Self> {
+        let producer = crate::kafka::producer_config(kafka)?
+            .set("client.id", "tim-kafka-bridge-reconcile")
+            .set("message.timeout.ms", timeout.as_millis().to_string())
+            .create_with_context(Deliveries::default())
+            .context("cannot create the Kafka producer")?;
+        Ok(Self {
+            producer,
+            timeout,
+            taken: (0, 0),
+        })
+    }
+
+    /// Queues one record, waiting while librdkafka's queue is full.
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+        headers: rdkafka::message::OwnedHeaders,
+    ) -> anyhow::Result<()> {
+        let mut record = BaseRecord::to(topic).payload(payload).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((error, back))
+                    if error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+                {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((error, _)) => anyhow::bail!("Kafka refused an event: {error}"),
+            }
+        }
+    }
+
+    /// Queues one event as the bridge would, with `tim-origin: history`.
+    pub fn send_event(
+        &self,
+        topic: &str,
+        command: &str,
+        sdk_app_id: u64,
+        event: &Normalized,
+    ) -> anyhow::Result<()> {
         let headers = crate::kafka::record_headers(command, sdk_app_id).insert(Header {
             key: "tim-origin",
             value: Some("history"),
         });
-        let mut record = FutureRecord::to(topic)
-            .payload(&event.payload)
-            .headers(headers);
-        if let Some(key) = &event.key {
-            record = record.key(key);
-        }
-        let delivery = producer
-            .send_result(record)
-            .map_err(|(error, _)| anyhow::anyhow!("Kafka refused an event: {error}"))?;
-        waiting.push(delivery);
+        self.send(topic, event.key.as_deref(), &event.payload, headers)
     }
-    let mut confirmed = 0;
-    for delivery in waiting {
-        match delivery.await {
-            Ok(Ok(_)) => confirmed += 1,
-            Ok(Err((error, _))) => anyhow::bail!("Kafka did not take an event: {error}"),
-            Err(_) => anyhow::bail!("the producer went away"),
+
+    /// Waits until Kafka answered every event sent, or the timeout; counts what it
+    /// answered since the last call.
+    pub fn settle(&mut self) -> Settled {
+        let waited = self.producer.flush(self.timeout + Duration::from_secs(5));
+        let context = self.producer.context();
+        let confirmed = context.confirmed.load(Ordering::Relaxed);
+        let failed = context.failed.load(Ordering::Relaxed);
+        let mut settled = Settled {
+            confirmed: confirmed - self.taken.0,
+            failed: failed - self.taken.1,
+            first_failure: context.first_failure.lock().expect("not poisoned").take(),
+        };
+        self.taken = (confirmed, failed);
+        if let Err(error) = waited {
+            let unanswered = self.producer.in_flight_count().max(0) as u64;
+            settled.failed += unanswered;
+            settled
+                .first_failure
+                .get_or_insert_with(|| format!("{unanswered} not answered by Kafka: {error}"));
         }
+        settled
     }
-    producer.flush(Timeout::After(TIMEOUT))?;
-    Ok(confirmed)
 }

@@ -10,25 +10,30 @@
 
 pub mod archive;
 pub mod events;
+mod hour;
 mod kafka;
+mod report;
+pub mod state;
 mod window;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::rest::client::Rest;
-use crate::rest::history::History;
 use crate::route::Routes;
 use crate::settings::{KafkaConfig, Settings};
 use events::ChatType;
+use state::{HourReport, Outcome};
 pub use window::Hour;
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ReconcileArgs {
-    /// The bridge's TOML file: its Kafka settings, topics and [[apps]] (with `admin`
-    /// and `secret_key`). TIM_BRIDGE_* variables win over it.
+    #[command(subcommand)]
+    command: Option<ReconcileCommand>,
+    /// The bridge's TOML file: its Kafka settings, topics, [[apps]] (with `admin` and
+    /// `secret_key`) and [reconcile]. TIM_BRIDGE_* variables win over it.
     #[arg(long, env = "TIM_BRIDGE_CONFIG")]
     config: Option<PathBuf>,
     /// The first hour to reconcile (RFC 3339 in UTC, e.g. 2026-12-06T03:00:00Z).
@@ -37,31 +42,39 @@ pub struct ReconcileArgs {
     /// The end of the window (RFC 3339), exclusive.
     #[arg(long, value_parser = window::parse_time)]
     to: Option<SystemTime>,
-    /// The window ending at the last full hour, for example 24h.
+    /// This long, ending with the newest hour Tencent should have finished
+    /// (reconcile.ready_after_secs past its end), for example 24h.
     #[arg(long, value_parser = humantime::parse_duration)]
-    last: Option<std::time::Duration>,
-    /// Count only; publish nothing.
+    last: Option<Duration>,
+    /// Count only; publish nothing, record nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Do again the hours the state topic says are done.
+    #[arg(long)]
+    force: bool,
+    /// One JSON document on standard output instead of the table (progress lines go
+    /// to standard error).
+    #[arg(long)]
+    json: bool,
 }
 
-/// What one hour of one chat type held.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct HourReport {
-    pub archived: u64,
-    pub already: u64,
-    /// Not in the topics: published, unless `--dry-run`.
-    pub missing: u64,
-    pub published: u64,
-    pub unreadable: u64,
-    /// Messages the normalizer refused.
-    pub refused: u64,
-    /// `None` when the hour is done; else why not.
-    pub pending: Option<String>,
+#[derive(clap::Subcommand, Debug)]
+enum ReconcileCommand {
+    /// Print what the state topic holds: every hour reconciled, and how it ended.
+    Status {
+        #[arg(long, env = "TIM_BRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(args: ReconcileArgs) -> ExitCode {
-    match reconcile(args).await {
+    let outcome = match args.command {
+        Some(ReconcileCommand::Status { ref config, json }) => status(config.clone(), json),
+        None => reconcile(args).await,
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) => {
@@ -71,13 +84,42 @@ pub async fn run(args: ReconcileArgs) -> ExitCode {
     }
 }
 
+fn read_settings(config: Option<&std::path::Path>) -> anyhow::Result<(Settings, KafkaConfig)> {
+    let settings = Settings::read(config)?;
+    let kafka = KafkaConfig::try_from(&settings)?;
+    Ok((settings, kafka))
+}
+
 /// Whether every hour asked for was reconciled (or empty).
 async fn reconcile(args: ReconcileArgs) -> anyhow::Result<bool> {
-    let settings = Settings::read(args.config.as_deref())?;
-    let kafka = KafkaConfig::try_from(&settings)?;
-    let hours = window::hours(args.from, args.to, args.last, SystemTime::now())?;
+    let (settings, kafka) = read_settings(args.config.as_deref())?;
+    let ready_after = Duration::from_secs(settings.reconcile.ready_after_secs);
+    let hours = window::hours(
+        args.from,
+        args.to,
+        args.last,
+        SystemTime::now(),
+        ready_after,
+    )?;
     let routes = Routes::new(&kafka);
-    let mut all_done = true;
+    let state_topic = settings.reconcile.state_topic.clone();
+    if kafka.create_topics {
+        crate::kafka::create_topics(&kafka, routes.topics()).await?;
+        crate::kafka::create_compacted_topic(&kafka, &state_topic).await?;
+    }
+    let state = tokio::task::block_in_place(|| state::read(&kafka, &state_topic))?;
+    let mut publisher = kafka::Publisher::new(
+        &kafka,
+        Duration::from_millis(settings.reconcile.publish_timeout_ms),
+    )?;
+    let progress = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let mut reports = Vec::new();
     for app in &settings.apps {
         let (Some(admin), Some(key)) = (&app.admin, &app.secret_key) else {
             anyhow::bail!(
@@ -85,155 +127,98 @@ async fn reconcile(args: ReconcileArgs) -> anyhow::Result<bool> {
                 app.sdk_app_id
             );
         };
-        let base = app
-            .rest_url
-            .as_deref()
-            .unwrap_or("https://console.tim.qq.com");
         let rest = Rest::new(
-            base,
+            app.rest_base(),
             app.sdk_app_id,
             admin,
             key.clone(),
             app.rest_ca_file.as_deref(),
         )?;
+        let run = hour::AppRun {
+            rest: &rest,
+            kafka: &kafka,
+            routes: &routes,
+            settings: &settings.reconcile,
+            sdk_app_id: app.sdk_app_id,
+            dry_run: args.dry_run,
+        };
         for hour in &hours {
             for chat in [ChatType::C2c, ChatType::Group] {
-                let report = reconcile_hour(
-                    &rest,
-                    &kafka,
-                    &routes,
-                    app.sdk_app_id,
-                    *hour,
-                    chat,
-                    args.dry_run,
-                )
-                .await?;
-                all_done &= report.pending.is_none();
-                println!(
-                    "{} (Beijing {}) {:<5} archived {} already {} missing {} published {} unreadable {} refused {}{}",
-                    hour.utc(),
-                    hour.beijing(),
-                    chat.as_str(),
-                    report.archived,
-                    report.already,
-                    report.missing,
-                    report.published,
-                    report.unreadable,
-                    report.refused,
-                    report
-                        .pending
-                        .as_deref()
-                        .map(|why| format!(" NOT DONE: {why}"))
-                        .unwrap_or_default(),
-                );
+                let earlier = state.get(&state::key(app.sdk_app_id, chat, &hour.beijing()));
+                if let Some(done) = earlier.filter(|r| r.outcome == Outcome::Done && !args.force) {
+                    progress(report::line(done, true));
+                    reports.push(done.clone());
+                    continue;
+                }
+                let report = run.hour(&mut publisher, *hour, chat).await?;
+                if report.outcome == Outcome::Lost {
+                    tracing::error!(
+                        hour = %report.hour,
+                        chat = chat.as_str(),
+                        app = app.sdk_app_id,
+                        "LOST FOR GOOD: Tencent no longer keeps this hour's messages and it was never reconciled; any of them that did not reach the bridge will never be in the topics."
+                    );
+                }
+                if !args.dry_run {
+                    tokio::task::block_in_place(|| {
+                        state::write(&mut publisher, &state_topic, &report)
+                    })?;
+                }
+                progress(report::line(&report, false));
+                reports.push(report);
             }
         }
     }
-    Ok(all_done)
+    let complete = reports.iter().all(|r| r.outcome.settled());
+    if args.json {
+        println!("{}", report::json(&reports, complete));
+    } else {
+        println!();
+        report::table(&reports, &mut std::io::stdout())?;
+        if !complete {
+            println!(
+                "NOT DONE: some hours are not reconciled (see their outcome); run again later."
+            );
+        }
+    }
+    Ok(complete)
 }
 
-async fn reconcile_hour(
-    rest: &Rest,
-    kafka_config: &KafkaConfig,
-    routes: &Routes,
-    sdk_app_id: u64,
-    hour: Hour,
-    chat: ChatType,
-    dry_run: bool,
-) -> anyhow::Result<HourReport> {
-    let mut report = HourReport::default();
-    let files = match rest.get_history(chat.as_str(), &hour.beijing()).await? {
-        History::Files(files) => files,
-        History::NotReady => {
-            report.pending = Some("Tencent has not made this hour's file yet (1004), or it had no message; tried again next run".into());
-            return Ok(report);
-        }
-        History::Expired => {
-            report.pending =
-                Some("older than Tencent keeps files (1005): what it held is lost for good".into());
-            return Ok(report);
-        }
-    };
-    let download = tempfile::tempdir()?;
-    let mut events = Vec::new();
-    for (n, file) in files.iter().enumerate() {
-        let path = download.path().join(format!("{n}.gz"));
-        // A file that does not match what get_history said is fetched once more.
-        let mut tries = 0;
-        let found = loop {
-            tries += 1;
-            rest.download(file, &path).await?;
-            let now = SystemTime::now();
-            let mut read_events = Vec::new();
-            let mut refused = 0;
-            let found = tokio::task::block_in_place(|| {
-                archive::read_file(
-                    &path,
-                    (file.gzip_size, &file.gzip_md5),
-                    (file.file_size, &file.file_md5),
-                    |message| match events::normalize(sdk_app_id, chat, &message, now) {
-                        Ok((family, normalized)) => {
-                            let topic = routes.topic_for(family, chat.command()).to_owned();
-                            read_events.extend(normalized.into_iter().map(|n| (topic.clone(), n)));
-                        }
-                        Err(why) => {
-                            refused += 1;
-                            tracing::warn!(reason = %why, "An archived message the normalizer refuses.");
-                        }
-                    },
+/// `reconcile status`: the state topic's table. An hour not done whose files Tencent
+/// has deleted since is shown LOST. Whether every hour it holds is settled.
+fn status(config: Option<PathBuf>, json: bool) -> anyhow::Result<bool> {
+    let (settings, kafka) = read_settings(config.as_deref())?;
+    let now = SystemTime::now();
+    let mut reports: Vec<HourReport> =
+        tokio::task::block_in_place(|| state::read(&kafka, &settings.reconcile.state_topic))?
+            .into_values()
+            .collect();
+    for report in &mut reports {
+        let expired = window::parse_time(&report.hour)
+            .map(|t| {
+                Hour::starting(
+                    t.duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
                 )
-            });
-            match found {
-                Err(archive::FileProblem::Mismatch { .. }) if tries < 2 => {
-                    tracing::warn!(
-                        file = n,
-                        "An archive file does not match its checksums; fetching it again."
-                    );
-                }
-                Ok(found) => {
-                    events.extend(read_events);
-                    report.refused += refused;
-                    break Ok(found);
-                }
-                Err(problem) => break Err(problem),
-            }
-        };
-        match found {
-            Ok(found) => {
-                report.archived += found.messages;
-                report.unreadable += found.unreadable.len() as u64;
-                for line in found.unreadable.iter().take(10) {
-                    tracing::warn!(
-                        file = n,
-                        line,
-                        "An unreadable line in the archive file; the rest goes on."
-                    );
-                }
-            }
-            Err(problem) => {
-                report.pending = Some(format!("file {n}: {problem}"));
-                return Ok(report);
-            }
+                .is_expired(now)
+            })
+            .unwrap_or(false);
+        if expired && !report.outcome.settled() {
+            report.outcome = Outcome::Lost;
         }
     }
-    let topics: HashSet<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
-    let already = kafka::ids_since(
-        kafka_config,
-        &topics,
-        hour.start_ms() - kafka::EARLY_MARGIN_MS,
-    )?;
-    let missing: Vec<_> = events
-        .into_iter()
-        .filter(|(_, event)| !already.contains(&event.id))
-        .collect();
-    report.missing = missing.len() as u64;
-    // One event per message here (a sent message), so this is what the topics had.
-    report.already = report
-        .archived
-        .saturating_sub(report.refused + report.missing);
-    if !dry_run {
-        report.published =
-            kafka::publish(kafka_config, sdk_app_id, chat.command(), missing).await?;
+    reports.sort_by(|a, b| {
+        (&a.hour, a.sdk_app_id, a.chat_type.as_str()).cmp(&(
+            &b.hour,
+            b.sdk_app_id,
+            b.chat_type.as_str(),
+        ))
+    });
+    let complete = reports.iter().all(|r| r.outcome.settled());
+    if json {
+        println!("{}", report::json(&reports, complete));
+    } else {
+        report::table(&reports, &mut std::io::stdout())?;
     }
-    Ok(report)
+    Ok(complete)
 }

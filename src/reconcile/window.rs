@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const HOUR: u64 = 3600;
 const BEIJING_OFFSET: u64 = 8 * HOUR;
+/// How long Tencent keeps an hour's files: "文件有效期7天" (cloud.tencent.com/document/product/269/1650).
+pub const KEPT: Duration = Duration::from_secs(7 * 24 * HOUR);
 
 /// One hour, by its start in unix seconds (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,20 @@ impl Hour {
 
     pub fn start_ms(self) -> i64 {
         (self.0 * 1000) as i64
+    }
+
+    pub fn end_ms(self) -> i64 {
+        ((self.0 + HOUR) * 1000) as i64
+    }
+
+    /// Whether Tencent should have finished this hour's files by `now`.
+    pub fn is_due(self, now: SystemTime, ready_after: Duration) -> bool {
+        unix(now) >= self.0 + HOUR + ready_after.as_secs()
+    }
+
+    /// Whether Tencent has deleted this hour's files by `now` (it keeps them 7 days).
+    pub fn is_expired(self, now: SystemTime) -> bool {
+        unix(now) >= self.0 + HOUR + KEPT.as_secs()
     }
 
     /// `2026-12-06T03:00:00Z`
@@ -46,17 +62,18 @@ fn unix(t: SystemTime) -> u64 {
 }
 
 /// The hours from `from` to `to` (the hour `to` falls in is not included), or the
-/// `last` ones before the current hour.
+/// `last` ones ending with the newest hour that is due (`ready_after` past its end).
 pub fn hours(
     from: Option<SystemTime>,
     to: Option<SystemTime>,
     last: Option<Duration>,
     now: SystemTime,
+    ready_after: Duration,
 ) -> anyhow::Result<Vec<Hour>> {
     let (start, end) = match (from, to, last) {
         (Some(from), to, None) => (unix(from), to.map_or(Hour::starting(unix(now)).0, unix)),
         (None, None, Some(last)) => {
-            let end = Hour::starting(unix(now)).0;
+            let end = Hour::starting(unix(now).saturating_sub(ready_after.as_secs())).0;
             (end.saturating_sub(last.as_secs()), end)
         }
         _ => anyhow::bail!("give --from (and optionally --to), or --last"),
@@ -87,9 +104,10 @@ mod tests {
     }
 
     #[test]
-    fn the_window_is_whole_hours_and_last_ends_before_the_current_one() {
-        let now = parse_time("2026-12-06T10:30:00Z").unwrap();
-        let last = hours(None, None, Some(Duration::from_secs(3 * HOUR)), now).unwrap();
+    fn the_window_is_whole_hours_and_last_ends_with_the_newest_due_hour() {
+        let now = parse_time("2026-12-06T11:30:00Z").unwrap();
+        let ready = Duration::from_secs(HOUR);
+        let last = hours(None, None, Some(Duration::from_secs(3 * HOUR)), now, ready).unwrap();
         let shown: Vec<String> = last.iter().map(|h| h.utc()).collect();
         assert_eq!(
             shown,
@@ -101,7 +119,15 @@ mod tests {
         );
         let from = parse_time("2026-12-06T01:00:00Z").unwrap();
         let to = parse_time("2026-12-06T03:00:00Z").unwrap();
-        assert_eq!(hours(Some(from), Some(to), None, now).unwrap().len(), 2);
-        assert!(hours(None, None, None, now).is_err());
+        assert!(last[2].is_due(now, ready));
+        assert!(
+            !Hour(last[2].0 + HOUR).is_due(now, ready),
+            "10:00 ended 30 min ago"
+        );
+        assert_eq!(
+            hours(Some(from), Some(to), None, now, ready).unwrap().len(),
+            2
+        );
+        assert!(hours(None, None, None, now, ready).is_err());
     }
 }

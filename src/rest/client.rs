@@ -81,6 +81,12 @@ impl RestError {
         }
     }
 
+    /// An error no retry fixes and no later hour gets past (the app's credentials,
+    /// edition or allowlist).
+    pub fn is_fatal(&self) -> bool {
+        self.setting().is_some()
+    }
+
     /// What to check for an error no retry fixes.
     fn setting(&self) -> Option<&'static str> {
         match self {

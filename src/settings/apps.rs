@@ -26,13 +26,54 @@ pub struct App {
     /// The app's secret key (the IM console's 密钥), which UserSigs are made with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<Secret>,
-    /// The REST API's base URL: `https://console.tim.qq.com` (China, the default),
-    /// another region's domain (`https://adminapisgp.im.qcloud.com`, ...) or a gateway.
+    /// Where the app's data is kept, which names the REST API's domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+    /// The REST API's base URL instead of the region's (a private gateway, tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest_url: Option<String>,
     /// A private CA for `rest_url` (a gateway), trusted instead of the public roots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rest_ca_file: Option<std::path::PathBuf>,
+}
+
+/// The regions Tencent's REST pages list, each with its domain
+/// (../shared/tencent-rest.md §1, cloud.tencent.com/document/product/269/1519).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Region {
+    China,
+    Singapore,
+    Seoul,
+    Frankfurt,
+    SiliconValley,
+    Jakarta,
+    Tokyo,
+    Mumbai,
+}
+
+impl Region {
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Region::China => "https://console.tim.qq.com",
+            Region::Singapore => "https://adminapisgp.im.qcloud.com",
+            Region::Seoul => "https://adminapikr.im.qcloud.com",
+            Region::Frankfurt => "https://adminapiger.im.qcloud.com",
+            Region::SiliconValley => "https://adminapiusa.im.qcloud.com",
+            Region::Jakarta => "https://adminapiidn.im.qcloud.com",
+            Region::Tokyo => "https://adminapijpn.im.qcloud.com",
+            Region::Mumbai => "https://adminapiind.im.qcloud.com",
+        }
+    }
+}
+
+impl App {
+    /// The REST API's base URL: `rest_url`, else the region's, else China's.
+    pub fn rest_base(&self) -> &str {
+        self.rest_url
+            .as_deref()
+            .unwrap_or_else(|| self.region.unwrap_or(Region::China).base_url())
+    }
 }
 
 /// `TIM_BRIDGE_SDKAPPID` over the file's `[[apps]]`: the apps it names keep the
@@ -123,6 +164,62 @@ pub(super) fn check(apps: &[App], allow_unsigned: bool, dev: bool) -> Result<(),
             check_token(token.expose(), dev)
                 .map_err(|problem| SettingsError::new(&setting, problem.to_string()))?;
         }
+        check_rest(app)?;
+    }
+    Ok(())
+}
+
+/// The REST settings `reconcile` uses: checked wherever the settings are, so that
+/// `check-config` finds them wrong before the first hourly run does.
+fn check_rest(app: &App) -> Result<(), SettingsError> {
+    let at = |name: &str| format!("apps[{}].{name}", app.sdk_app_id);
+    match (&app.admin, &app.secret_key) {
+        (Some(_), None) => {
+            return Err(SettingsError::new(
+                at("secret_key"),
+                "is needed with `admin` (or TIM_BRIDGE_SECRET_KEY): UserSigs are made with it",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(SettingsError::new(
+                at("admin"),
+                "is needed with `secret_key` (or TIM_BRIDGE_REST_ADMIN): an App admin account of the app",
+            ))
+        }
+        (Some(admin), _) if admin.is_empty() => {
+            return Err(SettingsError::new(at("admin"), "is empty"))
+        }
+        _ => {}
+    }
+    if let Some(key) = &app.secret_key {
+        if key.expose().is_empty() {
+            return Err(SettingsError::new(at("secret_key"), "is empty"));
+        }
+    }
+    if let Some(url) = &app.rest_url {
+        if app.region.is_some() {
+            return Err(SettingsError::new(
+                at("rest_url"),
+                "and `region` both name the REST API: keep one",
+            ));
+        }
+        let uri: hyper::Uri = url.parse().map_err(|e| {
+            SettingsError::new(at("rest_url"), format!("`{url}` is not a URL: {e}"))
+        })?;
+        if uri.scheme_str() != Some("https") || uri.host().is_none() {
+            return Err(SettingsError::new(
+                at("rest_url"),
+                format!("`{url}` must be an https:// URL: the UserSig travels in it"),
+            ));
+        }
+    }
+    if let Some(path) = &app.rest_ca_file {
+        std::fs::metadata(path).map_err(|e| {
+            SettingsError::new(
+                at("rest_ca_file"),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
     }
     Ok(())
 }

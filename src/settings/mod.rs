@@ -166,6 +166,58 @@ pub struct Settings {
     pub adopt_spool: bool,
     #[serde(default)]
     pub kafka: KafkaSettings,
+    #[serde(default)]
+    pub reconcile: ReconcileSettings,
+}
+
+/// `reconcile`'s own settings (its Kafka and apps are the bridge's).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSettings {
+    /// The compacted topic where each hour's outcome is kept, so that the next run,
+    /// anywhere, continues where the last one stopped.
+    #[serde(default = "default_state_topic")]
+    pub state_topic: String,
+    /// How long before its hour an event may have reached Kafka (the clocks' skew):
+    /// an hour's records are read from its start less this.
+    #[serde(default = "default_early_margin_secs")]
+    pub early_margin_secs: u64,
+    /// How long after its hour an event may have reached Kafka and still be found
+    /// (a spool drained after an outage): records are read up to the hour's end plus
+    /// this. One that reached Kafka later is published again, with the same id.
+    #[serde(default = "default_late_margin_secs")]
+    pub late_margin_secs: u64,
+    /// How long after its end Tencent should have finished an hour's files (its pages:
+    /// "一般1小时内处理完毕"). `--last` asks only for hours this old; for such an hour
+    /// 1004 means it had no message, before that that it is not ready yet.
+    #[serde(default = "default_ready_after_secs")]
+    pub ready_after_secs: u64,
+    /// How long Kafka may take to confirm a published event before the hour is
+    /// reported not done (the run then exits 1, and the next run does the hour again).
+    #[serde(default = "default_publish_timeout_ms")]
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        toml::from_str("").expect("empty reconcile settings take their defaults")
+    }
+}
+
+fn default_state_topic() -> String {
+    "tim.reconcile.state".into()
+}
+fn default_early_margin_secs() -> u64 {
+    600
+}
+fn default_late_margin_secs() -> u64 {
+    6 * 3600
+}
+fn default_ready_after_secs() -> u64 {
+    3600
+}
+fn default_publish_timeout_ms() -> u64 {
+    120_000
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

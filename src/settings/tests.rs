@@ -218,3 +218,62 @@ fn a_body_limit_whose_events_the_producer_would_refuse_is_warned_of() {
     assert_eq!(s.event_size_warning(), None);
     assert_eq!(Settings::default().event_size_warning(), None);
 }
+
+#[test]
+fn the_rest_settings_reconcile_needs_are_checked_at_start_naming_each() {
+    let app = |extra: &str| {
+        let file =
+            format!("[[apps]]\nsdk_app_id = 7\ntokens = [\"a-token-of-16-bytes\"]\n{extra}\n");
+        Settings::from_toml(&file).and_then(|s| s.validate().map(|()| s))
+    };
+    let refused = |extra: &str| app(extra).unwrap_err().setting;
+    assert_eq!(refused("admin = \"administrator\""), "apps[7].secret_key");
+    assert_eq!(refused("secret_key = \"k\""), "apps[7].admin");
+    let both = "admin = \"administrator\"\nsecret_key = \"k\"\n";
+    assert_eq!(
+        refused(&format!("{both}rest_url = \"http://gateway.example\"")),
+        "apps[7].rest_url",
+        "the UserSig would travel in the clear"
+    );
+    assert_eq!(
+        refused(&format!(
+            "{both}region = \"singapore\"\nrest_url = \"https://gateway.example\""
+        )),
+        "apps[7].rest_url"
+    );
+    assert_eq!(
+        refused(&format!("{both}rest_ca_file = \"/no/such/ca.pem\"")),
+        "apps[7].rest_ca_file"
+    );
+    assert_eq!(
+        refused(&format!("{both}region = \"mars\"")),
+        "apps[0].region"
+    );
+    let singapore = app(&format!("{both}region = \"singapore\"")).unwrap();
+    assert_eq!(
+        singapore.apps[0].rest_base(),
+        "https://adminapisgp.im.qcloud.com"
+    );
+    let china = app(both).unwrap();
+    assert_eq!(china.apps[0].rest_base(), "https://console.tim.qq.com");
+}
+
+#[test]
+fn reconciles_state_topic_and_publish_timeout_are_checked() {
+    let base = "[[apps]]\nsdk_app_id = 7\ntokens = [\"a-token-of-16-bytes\"]\n";
+    let refused = |extra: &str| {
+        Settings::from_toml(&format!("{base}[reconcile]\n{extra}\n"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .setting
+    };
+    assert_eq!(
+        refused("state_topic = \"no spaces\""),
+        "reconcile.state_topic"
+    );
+    assert_eq!(
+        refused("publish_timeout_ms = 5"),
+        "reconcile.publish_timeout_ms"
+    );
+}

@@ -80,6 +80,12 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        check_topic_name("reconcile.state_topic", &self.reconcile.state_topic)?;
+        millis_at_least(
+            "reconcile.publish_timeout_ms",
+            self.reconcile.publish_timeout_ms,
+            1_000,
+        )?;
         millis_at_least(
             "kafka.readiness_interval_ms",
             kafka.readiness_interval_ms,

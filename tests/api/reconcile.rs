@@ -16,6 +16,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
+use tim_kafka_bridge::reconcile::Hour;
 use tim_kafka_bridge::rest::usersig;
 
 use crate::helpers::*;
@@ -32,21 +33,23 @@ const KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93
 /// `identifier`, `random` and UserSig checked (HMAC and expiry) as Tencent does.
 struct StandIn {
     url: String,
-    /// `(ChatType, MsgTime)` → the hour's file, before gzip.
-    hours: Arc<Mutex<HashMap<(String, String), String>>>,
+    served: Served,
+}
+
+/// `(ChatType, MsgTime)` → the hour's files, before gzip.
+type Archive = HashMap<(String, String), Vec<String>>;
+
+/// What the stand-in holds and how it behaves, shared with its connections.
+#[derive(Clone)]
+struct Served {
+    hours: Arc<Mutex<Archive>>,
     calls: Arc<Mutex<Vec<String>>>,
     /// Answer the next `get_history` with 60018 ("too frequent, retry later").
     busy: Arc<AtomicBool>,
     /// Serve files with a byte changed after gzip: their GzipMD5 does not match.
     corrupt: Arc<AtomicBool>,
-}
-
-#[derive(Clone)]
-struct Served {
-    hours: Arc<Mutex<HashMap<(String, String), String>>>,
-    calls: Arc<Mutex<Vec<String>>>,
-    busy: Arc<AtomicBool>,
-    corrupt: Arc<AtomicBool>,
+    /// Files after the first of an hour are not served while this is set.
+    hold_back: Arc<AtomicBool>,
     base: String,
 }
 
@@ -67,14 +70,10 @@ impl StandIn {
             calls: Arc::default(),
             busy: Arc::new(AtomicBool::new(true)),
             corrupt: Arc::default(),
+            hold_back: Arc::default(),
             base: url.clone(),
         };
-        let (hours, calls, busy, corrupt) = (
-            Arc::clone(&served.hours),
-            Arc::clone(&served.calls),
-            Arc::clone(&served.busy),
-            Arc::clone(&served.corrupt),
-        );
+        let kept = served.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let (acceptor, served) = (acceptor.clone(), served.clone());
@@ -95,20 +94,15 @@ impl StandIn {
                 });
             }
         });
-        Self {
-            url,
-            hours,
-            calls,
-            busy,
-            corrupt,
-        }
+        Self { url, served: kept }
     }
 
-    fn hold(&self, chat_type: &str, msg_time: &str, file: String) {
-        self.hours
+    fn hold(&self, chat_type: &str, msg_time: &str, files: Vec<String>) {
+        self.served
+            .hours
             .lock()
             .unwrap()
-            .insert((chat_type.to_owned(), msg_time.to_owned()), file);
+            .insert((chat_type.to_owned(), msg_time.to_owned()), files);
     }
 }
 
@@ -121,8 +115,12 @@ async fn answer(request: Request<hyper::body::Incoming>, served: &Served) -> Byt
             .collect();
     let body = request.into_body().collect().await.unwrap().to_bytes();
     if let Some(name) = path.strip_prefix("/files/") {
-        let (chat, hour) = name.split_once('-').unwrap();
-        let file = hours.lock().unwrap()[&(chat.to_owned(), hour.to_owned())].clone();
+        let parts: Vec<&str> = name.split('-').collect();
+        let n: usize = parts[2].parse().unwrap();
+        while n > 0 && served.hold_back.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let file = hours.lock().unwrap()[&(parts[0].to_owned(), parts[1].to_owned())][n].clone();
         let mut gzipped = gzip(&file);
         if served.corrupt.load(Ordering::SeqCst) {
             let middle = gzipped.len() / 2;
@@ -164,7 +162,12 @@ async fn answer(request: Request<hyper::body::Incoming>, served: &Served) -> Byt
         asked["ChatType"].as_str().unwrap().to_owned(),
         asked["MsgTime"].as_str().unwrap().to_owned(),
     );
-    let Some(file) = hours
+    // Files are kept 7 days: "文件有效期7天" (the same page).
+    let kept_since = tim_kafka_bridge::reconcile::Hour::starting(now() - 7 * 86_400).beijing();
+    if hour < kept_since {
+        return Bytes::from(tencent_error(1005, "file expired").to_string());
+    }
+    let Some(files) = hours
         .lock()
         .unwrap()
         .get(&(chat.clone(), hour.clone()))
@@ -172,18 +175,22 @@ async fn answer(request: Request<hyper::body::Incoming>, served: &Served) -> Byt
     else {
         return Bytes::from(tencent_error(1004, "Err_File_Not_Ready").to_string());
     };
-    let gzipped = gzip(&file);
-    Bytes::from(
-        json!({
-            "ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0,
-            "File": [{
-                "URL": format!("{base}/files/{chat}-{hour}"),
+    let listed: Vec<Value> = files
+        .iter()
+        .enumerate()
+        .map(|(n, file)| {
+            let gzipped = gzip(file);
+            json!({
+                "URL": format!("{base}/files/{chat}-{hour}-{n}"),
                 "ExpireTime": "2030-01-01 00:00:00",
                 "FileSize": file.len(), "FileMD5": hex::encode(Md5::digest(file.as_bytes())),
                 "GzipSize": gzipped.len(), "GzipMD5": hex::encode(Md5::digest(&gzipped)),
-            }],
+            })
         })
-        .to_string(),
+        .collect();
+    Bytes::from(
+        json!({ "ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "File": listed })
+            .to_string(),
     )
 }
 
@@ -279,9 +286,10 @@ async fn set_up(key: &str) -> SetUp {
     std::fs::write(
         config.path(),
         format!(
-            "[[apps]]\nsdk_app_id = 1400000001\ntokens = [\"{TOKEN}\"]\nadmin = \"{ADMIN}\"\nsecret_key = \"{key}\"\nrest_url = \"{}\"\nrest_ca_file = \"{}\"\n[kafka]\nbrokers = \"{}\"\ntopic = \"{}\"\ngroup_topic = \"{}\"\nuser_topic = \"{}\"\ngroup_events_topic = \"{}\"\nother_topic = \"{}\"\n",
+            "[[apps]]\nsdk_app_id = 1400000001\ntokens = [\"{TOKEN}\"]\nadmin = \"{ADMIN}\"\nsecret_key = \"{key}\"\nrest_url = \"{}\"\nrest_ca_file = \"{}\"\n[reconcile]\nstate_topic = \"{}.reconcile-state\"\n[kafka]\ncreate_topics = true\nbrokers = \"{}\"\ntopic = \"{}\"\ngroup_topic = \"{}\"\nuser_topic = \"{}\"\ngroup_events_topic = \"{}\"\nother_topic = \"{}\"\n",
             tencent.url,
             ca_file.path().display(),
+            app.topic,
             crate::broker::brokers(),
             app.topic,
             app.group_topic,
@@ -299,6 +307,39 @@ async fn set_up(key: &str) -> SetUp {
     }
 }
 
+fn hour_range(hour_start: u64) -> (Hour, String, String) {
+    let hour = Hour::starting(hour_start);
+    (hour, hour.utc(), Hour::starting(hour_start + 3600).utc())
+}
+
+fn status_json(config: &std::path::Path) -> Value {
+    let output = Command::new(BINARY)
+        .args(["reconcile", "status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn keys_of(records: &[Record]) -> Vec<String> {
+    let mut keys: Vec<String> = records.iter().map(|r| r.key.clone().unwrap()).collect();
+    keys.sort();
+    keys
+}
+
+fn c2c_key(message: &Value) -> String {
+    format!(
+        "{}_{}_{}",
+        message["MsgSeq"], message["MsgRandom"], message["MsgTimestamp"]
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topics_as_their_callbacks_would(
 ) {
@@ -309,141 +350,170 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
         _ca_file: _ca,
     } = set_up(KEY).await;
 
-    // The previous hour, in UTC and as Tencent names it (Beijing time).
+    // The previous hour, in UTC and as Tencent names it (Beijing time): 1,000 one-to-one
+    // messages in two files, 300 group messages in one.
     let hour_start = (now() / 3600 - 1) * 3600;
-    let hour = tim_kafka_bridge::reconcile::Hour::starting(hour_start);
-    let (from, to) = (
-        hour.utc(),
-        tim_kafka_bridge::reconcile::Hour::starting(hour_start + 3600).utc(),
-    );
-    let c2c_messages: Vec<Value> = (0..5).map(|n| c2c(n, hour_start + 60 * n + 1)).collect();
-    let group_messages: Vec<Value> = (0..3).map(|n| group(n, hour_start + 60 * n + 2)).collect();
+    let (hour, from, to) = hour_range(hour_start);
+    let c2c_messages: Vec<Value> = (0..1000).map(|n| c2c(n, hour_start + n % 3600)).collect();
+    let group_messages: Vec<Value> = (0..300).map(|n| group(n, hour_start + n * 7)).collect();
     // One line a writer broke, between two messages: counted, and the rest goes on.
-    let c2c_file = archive_file("C2C", &hour.beijing(), &c2c_messages).replacen(
+    let first_file = archive_file("C2C", &hour.beijing(), &c2c_messages[..500]).replacen(
         "},\n",
         "},\nnot a message, a line the writer broke,\n",
         1,
     );
-    tencent.hold("C2C", &hour.beijing(), c2c_file);
+    let second_file = archive_file("C2C", &hour.beijing(), &c2c_messages[500..]);
+    tencent.hold("C2C", &hour.beijing(), vec![first_file, second_file]);
     tencent.hold(
         "Group",
         &hour.beijing(),
-        archive_file("Group", &hour.beijing(), &group_messages),
+        vec![archive_file("Group", &hour.beijing(), &group_messages)],
     );
 
-    // Some callbacks reached the bridge; the others were lost.
-    for message in [&c2c_messages[0], &c2c_messages[3]] {
-        let answer = app.callback(SENT, &as_callback(message, SENT)).await;
-        assert_eq!(answer.status, 200);
-    }
+    // 700 and 200 of them reached the bridge as callbacks; the others were lost.
     let group_sent = "Group.CallbackAfterSendMsg";
-    assert_eq!(
-        app.callback(group_sent, &as_callback(&group_messages[1], group_sent))
-            .await
-            .status,
-        200
-    );
-    read_records(&app.topic, 2).await;
-    read_records(&app.group_topic, 1).await;
+    let reached = |n: usize, every: usize, of: usize| n % every < of;
+    for (n, message) in c2c_messages.iter().enumerate() {
+        if reached(n, 10, 7) {
+            let answer = app.callback(SENT, &as_callback(message, SENT)).await;
+            assert_eq!(answer.status, 200);
+        }
+    }
+    for (n, message) in group_messages.iter().enumerate() {
+        if reached(n, 3, 2) {
+            let answer = app
+                .callback(group_sent, &as_callback(message, group_sent))
+                .await;
+            assert_eq!(answer.status, 200);
+        }
+    }
+    read_records(&app.topic, 700).await;
+    read_records(&app.group_topic, 200).await;
 
     let (code, out, err) = tokio::task::block_in_place(|| {
         run_reconcile_with(config.path(), &from, &to, &["--dry-run"])
     });
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        hour_line(&out, "C2C").contains("already 2 missing 3 published 0"),
+        hour_line(&out, "C2C").contains("archived 1000 already 700 missing 300 published 0"),
         "{out}"
     );
     assert_eq!(
         record_count_on(crate::broker::brokers(), &app.topic).await,
-        2,
+        700,
         "a dry run publishes nothing"
     );
 
     let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        hour_line(&out, "C2C").contains("archived 5 already 2 missing 3 published 3 unreadable 1"),
+        hour_line(&out, "C2C")
+            .contains("done      archived 1000 already 700 missing 300 published 300 unreadable 1"),
         "{out}"
     );
     assert!(
         hour_line(&out, "Group")
-            .contains("archived 3 already 1 missing 2 published 2 unreadable 0"),
+            .contains("archived 300 already 200 missing 100 published 100 unreadable 0"),
         "{out}"
     );
-    let c2c_records = read_records(&app.topic, 5).await;
-    let group_records = read_records(&app.group_topic, 3).await;
+    assert!(out.contains("hour (UTC)"), "the summary table: {out}");
+    let c2c_records = read_records(&app.topic, 1000).await;
+    let group_records = read_records(&app.group_topic, 300).await;
     assert_eq!(
         record_count_on(crate::broker::brokers(), &app.topic).await,
-        5
+        1000
     );
     assert_eq!(
         record_count_on(crate::broker::brokers(), &app.group_topic).await,
-        3
+        300
     );
-    let mut keys: Vec<String> = c2c_records.iter().map(|r| r.key.clone().unwrap()).collect();
-    keys.sort();
-    let expected: Vec<String> = (0..5u64)
-        .map(|n| format!("{}_{}_{}", 1000 + n, 5000 + n, hour_start + 60 * n + 1))
-        .collect();
+    let mut expected: Vec<String> = c2c_messages.iter().map(c2c_key).collect();
+    expected.sort();
     assert_eq!(
-        keys, expected,
+        keys_of(&c2c_records),
+        expected,
         "every archived message once, keyed by its rebuilt MsgKey"
     );
-    let published = c2c_records
+    let from_history = c2c_records
         .iter()
-        .find(|r| r.key.as_deref() == Some(expected[1].as_str()))
-        .unwrap();
-    assert_eq!(published.headers["tim-origin"], "history");
-    let group_keys: Vec<String> = group_records
-        .iter()
-        .map(|r| r.key.clone().unwrap())
+        .filter(|r| r.headers.get("tim-origin").map(String::as_str) == Some("history"))
+        .count();
+    assert_eq!(from_history, 300);
+    let mut expected_groups: Vec<String> = (0..300)
+        .map(|n| format!("group:@TGS#reconcile:{}", 100 + n))
         .collect();
-    for n in 0..3 {
-        assert!(
-            group_keys.contains(&format!("group:@TGS#reconcile:{}", 100 + n)),
-            "{group_keys:?}"
-        );
-    }
+    expected_groups.sort();
+    assert_eq!(keys_of(&group_records), expected_groups);
 
-    // A second run finds everything there.
+    // The state topic says the hour is done: the next run leaves it alone, `--force`
+    // does it again and finds everything there, `reconcile status` shows it.
     let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
     assert_eq!(code, 0, "{out}\n{err}");
+    assert!(hour_line(&out, "C2C").contains("done earlier"), "{out}");
+    let (code, out, err) =
+        tokio::task::block_in_place(|| run_reconcile_with(config.path(), &from, &to, &["--force"]));
+    assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        hour_line(&out, "C2C").contains("already 5 missing 0 published 0"),
+        hour_line(&out, "C2C").contains("already 1000 missing 0 published 0"),
         "{out}"
     );
     assert!(
-        hour_line(&out, "Group").contains("already 3 missing 0 published 0"),
+        hour_line(&out, "Group").contains("already 300 missing 0 published 0"),
         "{out}"
     );
+    assert_eq!(
+        record_count_on(crate::broker::brokers(), &app.topic).await,
+        1000
+    );
+    let status = tokio::task::block_in_place(|| status_json(config.path()));
+    assert_eq!(status["complete"], true, "{status}");
+    let c2c_state = status["hours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["chat_type"] == "C2C" && h["beijing_hour"] == hour.beijing().as_str())
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(c2c_state["outcome"], "done");
+    assert_eq!(c2c_state["archived"], 1000);
+    assert_eq!(c2c_state["already"], 1000, "the --force run's");
 
     // Its callback, arriving late after all, gets the very id, key and partition.
+    let late = &c2c_messages[7];
     assert_eq!(
-        app.callback(SENT, &as_callback(&c2c_messages[1], SENT))
-            .await
-            .status,
+        app.callback(SENT, &as_callback(late, SENT)).await.status,
         200
     );
-    let all = read_records(&app.topic, 6).await;
+    let all = read_records(&app.topic, 1001).await;
     let twins: Vec<_> = all
         .iter()
-        .filter(|r| r.key.as_deref() == Some(expected[1].as_str()))
+        .filter(|r| r.key.as_deref() == Some(c2c_key(late).as_str()))
         .collect();
     assert_eq!(twins.len(), 2);
+    assert_eq!(
+        twins[0].headers.get("tim-origin").map(String::as_str),
+        Some("history")
+    );
     assert_eq!(twins[0].value["id"], twins[1].value["id"]);
     assert_eq!(twins[0].partition, twins[1].partition);
 
-    // An hour Tencent has not made yet is not done: exit 1, tried again next run.
-    let (later_from, later_to) = (
-        tim_kafka_bridge::reconcile::Hour::starting(hour_start - 3600).utc(),
-        from.clone(),
-    );
+    // An hour Tencent has no file for: past reconcile.ready_after_secs it had no
+    // message (empty, exit 0); the current hour is not finished yet (exit 1).
+    let (_, earlier_from, earlier_to) = hour_range(hour_start - 3600);
+    let (code, out, _) = tokio::task::block_in_place(|| {
+        run_reconcile_with(config.path(), &earlier_from, &earlier_to, &["--json"])
+    });
+    assert_eq!(code, 0, "{out}");
+    let earlier: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(earlier["complete"], true);
+    assert_eq!(earlier["hours"][0]["outcome"], "empty", "{earlier}");
+    let (_, current_from, current_to) = hour_range(hour_start + 3600);
     let (code, out, _) =
-        tokio::task::block_in_place(|| run_reconcile(config.path(), &later_from, &later_to));
+        tokio::task::block_in_place(|| run_reconcile(config.path(), &current_from, &current_to));
     assert_eq!(code, 1, "{out}");
     assert!(
-        hour_line(&out, "C2C").contains("NOT DONE") && out.contains("1004"),
+        hour_line(&out, "C2C").contains("not_ready")
+            && out.contains("1004")
+            && out.contains("NOT DONE"),
         "{out}"
     );
     assert!(
@@ -453,7 +523,110 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
 }
 
 fn err_said_retry(tencent: &StandIn) -> bool {
-    !tencent.busy.load(Ordering::SeqCst) && tencent.calls.lock().unwrap().len() >= 7
+    !tencent.served.busy.load(Ordering::SeqCst) && tencent.served.calls.lock().unwrap().len() >= 7
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_in_the_middle_and_started_again_publishes_nothing_twice() {
+    let SetUp {
+        app,
+        tencent,
+        config,
+        _ca_file: _ca,
+    } = set_up(KEY).await;
+    let hour_start = (now() / 3600 - 1) * 3600;
+    let (hour, from, to) = hour_range(hour_start);
+    let messages: Vec<Value> = (0..600).map(|n| c2c(n, hour_start + n)).collect();
+    let files = messages
+        .chunks(200)
+        .map(|chunk| archive_file("C2C", &hour.beijing(), chunk))
+        .collect();
+    tencent.hold("C2C", &hour.beijing(), files);
+    tencent.hold(
+        "Group",
+        &hour.beijing(),
+        vec![archive_file("Group", &hour.beijing(), &[])],
+    );
+    for message in messages.iter().step_by(6) {
+        assert_eq!(
+            app.callback(SENT, &as_callback(message, SENT)).await.status,
+            200
+        );
+    }
+    read_records(&app.topic, 100).await;
+
+    // The first file is read and its missing events published; the second is not
+    // served yet when the run is killed with SIGKILL.
+    tencent.served.hold_back.store(true, Ordering::SeqCst);
+    let mut first = Command::new(BINARY)
+        .args(["reconcile", "--config"])
+        .arg(config.path())
+        .args(["--from", &from, "--to", &to])
+        .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first_file_missing = 200 - 200 / 6 - 1;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while record_count_on(crate::broker::brokers(), &app.topic).await < 100 + first_file_missing {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first file's events never came"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    tencent.served.hold_back.store(false, Ordering::SeqCst);
+    assert_eq!(
+        record_count_on(crate::broker::brokers(), &app.topic).await,
+        100 + first_file_missing,
+        "killed while the second file was not served yet"
+    );
+
+    let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        hour_line(&out, "C2C").contains(&format!(
+            "archived 600 already {} missing {} published {}",
+            100 + first_file_missing,
+            500 - first_file_missing,
+            500 - first_file_missing
+        )),
+        "{out}"
+    );
+    let records = read_records(&app.topic, 600).await;
+    let mut expected: Vec<String> = messages.iter().map(c2c_key).collect();
+    expected.sort();
+    assert_eq!(keys_of(&records), expected, "each message once");
+    assert_eq!(
+        record_count_on(crate::broker::brokers(), &app.topic).await,
+        600
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_tencent_no_longer_keeps_and_never_reconciled_is_reported_lost_for_good() {
+    let SetUp {
+        app,
+        config,
+        _ca_file: _ca,
+        ..
+    } = set_up(KEY).await;
+    let (_, from, to) = hour_range((now() / 3600 - 8 * 24) * 3600);
+    let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(hour_line(&out, "C2C").contains("LOST"), "{out}");
+    assert!(hour_line(&out, "Group").contains("lost for good"), "{out}");
+    assert!(err.contains("LOST FOR GOOD"), "{err}");
+    let status = tokio::task::block_in_place(|| status_json(config.path()));
+    assert_eq!(status["complete"], false);
+    assert_eq!(status["hours"][0]["outcome"], "lost", "{status}");
+    assert_eq!(
+        record_count_on(crate::broker::brokers(), &app.topic).await,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,21 +638,20 @@ async fn a_file_that_does_not_match_its_checksums_is_fetched_again_then_reported
         config,
         _ca_file: _ca,
     } = set_up(KEY).await;
-    tencent.corrupt.store(true, Ordering::SeqCst);
+    tencent.served.corrupt.store(true, Ordering::SeqCst);
     let hour_start = (now() / 3600 - 1) * 3600;
-    let hour = tim_kafka_bridge::reconcile::Hour::starting(hour_start);
+    let (hour, from, to) = hour_range(hour_start);
     let messages: Vec<Value> = (0..3).map(|n| c2c(n, hour_start + n + 1)).collect();
     tencent.hold(
         "C2C",
         &hour.beijing(),
-        archive_file("C2C", &hour.beijing(), &messages),
+        vec![archive_file("C2C", &hour.beijing(), &messages)],
     );
-    let to = tim_kafka_bridge::reconcile::Hour::starting(hour_start + 3600).utc();
-    let (code, out, err) =
-        tokio::task::block_in_place(|| run_reconcile(config.path(), &hour.utc(), &to));
+    let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
-        hour_line(&out, "C2C").contains("NOT DONE: file 0: GzipSize/GzipMD5 do not match"),
+        hour_line(&out, "C2C").contains("failed")
+            && hour_line(&out, "C2C").contains("file 0: GzipSize/GzipMD5 do not match"),
         "{out}"
     );
     assert!(err.contains("fetching it again"), "{err}");
