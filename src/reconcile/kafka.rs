@@ -49,6 +49,8 @@ fn consumer(kafka: &KafkaConfig) -> anyhow::Result<BaseConsumer> {
         )
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // Records fetched ahead, at most (librdkafka's default is 64 MiB).
+        .set("queued.max.messages.kbytes", "16384")
         .create()
         .context("cannot create a Kafka consumer")
 }
@@ -233,6 +235,9 @@ impl Publisher {
         let producer = crate::kafka::producer_config(kafka)?
             .set("client.id", "tim-kafka-bridge-reconcile")
             .set("message.timeout.ms", timeout.as_millis().to_string())
+            // Events waiting in librdkafka, at most (its default is 1 GiB): past it,
+            // reading the file waits.
+            .set("queue.buffering.max.kbytes", "32768")
             .create_with_context(Deliveries::default())
             .context("cannot create the Kafka producer")?;
         Ok(Self {
