@@ -131,8 +131,8 @@ impl AppRun<'_> {
         Ok(())
     }
 
-    /// Downloads `file`; one that does not match what `get_history` said is fetched once
-    /// more, then reported.
+    /// Downloads `file`; one that does not match what `get_history` said, or cannot be
+    /// read whole, is fetched once more, then reported.
     async fn fetch_verified(&self, file: &ArchiveFile, path: &Path, n: usize) -> Result<(), Stop> {
         let mut tries = 0;
         loop {
@@ -147,8 +147,8 @@ impl AppRun<'_> {
             });
             match verified {
                 Ok(()) => return Ok(()),
-                Err(problem @ archive::FileProblem::Mismatch { .. }) if tries < 2 => {
-                    tracing::warn!(file = n, %problem, "An archive file does not match its checksums; fetching it again.");
+                Err(problem) if tries < 2 => {
+                    tracing::warn!(file = n, %problem, "An archive file does not match its checksums or cannot be read; fetching it again.");
                 }
                 Err(problem) => return Err(Stop::File(n, problem)),
             }

@@ -195,6 +195,12 @@ fn check_rest(app: &App) -> Result<(), SettingsError> {
         if key.expose().is_empty() {
             return Err(SettingsError::new(at("secret_key"), "is empty"));
         }
+        if key.expose().starts_with("replace-with-") {
+            return Err(SettingsError::new(
+                at("secret_key"),
+                "is the example's placeholder: set the app's secret key from the IM console",
+            ));
+        }
     }
     if let Some(url) = &app.rest_url {
         if app.region.is_some() {

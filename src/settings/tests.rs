@@ -229,6 +229,10 @@ fn the_rest_settings_reconcile_needs_are_checked_at_start_naming_each() {
     let refused = |extra: &str| app(extra).unwrap_err().setting;
     assert_eq!(refused("admin = \"administrator\""), "apps[7].secret_key");
     assert_eq!(refused("secret_key = \"k\""), "apps[7].admin");
+    assert_eq!(
+        refused("admin = \"a\"\nsecret_key = \"replace-with-your-app-secret-key\""),
+        "apps[7].secret_key"
+    );
     let both = "admin = \"administrator\"\nsecret_key = \"k\"\n";
     assert_eq!(
         refused(&format!("{both}rest_url = \"http://gateway.example\"")),

@@ -48,6 +48,9 @@ struct Served {
     busy: Arc<AtomicBool>,
     /// Serve files with a byte changed after gzip: their GzipMD5 does not match.
     corrupt: Arc<AtomicBool>,
+    /// Make broken gzip files (cut short) and list them as they are: their checksums
+    /// match, they cannot be read.
+    broken: Arc<AtomicBool>,
     /// Files after the first of an hour are not served while this is set.
     hold_back: Arc<AtomicBool>,
     base: String,
@@ -70,6 +73,7 @@ impl StandIn {
             calls: Arc::default(),
             busy: Arc::new(AtomicBool::new(true)),
             corrupt: Arc::default(),
+            broken: Arc::default(),
             hold_back: Arc::default(),
             base: url.clone(),
         };
@@ -121,7 +125,7 @@ async fn answer(request: Request<hyper::body::Incoming>, served: &Served) -> Byt
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         let file = hours.lock().unwrap()[&(parts[0].to_owned(), parts[1].to_owned())][n].clone();
-        let mut gzipped = gzip(&file);
+        let mut gzipped = made_gzip(&file, served);
         if served.corrupt.load(Ordering::SeqCst) {
             let middle = gzipped.len() / 2;
             gzipped[middle] ^= 0xff;
@@ -179,7 +183,7 @@ async fn answer(request: Request<hyper::body::Incoming>, served: &Served) -> Byt
         .iter()
         .enumerate()
         .map(|(n, file)| {
-            let gzipped = gzip(file);
+            let gzipped = made_gzip(file, served);
             json!({
                 "URL": format!("{base}/files/{chat}-{hour}-{n}"),
                 "ExpireTime": "2030-01-01 00:00:00",
@@ -192,6 +196,15 @@ async fn answer(request: Request<hyper::body::Incoming>, served: &Served) -> Byt
         json!({ "ActionStatus": "OK", "ErrorInfo": "", "ErrorCode": 0, "File": listed })
             .to_string(),
     )
+}
+
+/// The gzip file Tencent made of `text`: whole, or cut short when `broken`.
+fn made_gzip(text: &str, served: &Served) -> Vec<u8> {
+    let mut gzipped = gzip(text);
+    if served.broken.load(Ordering::SeqCst) {
+        gzipped.truncate(gzipped.len() * 3 / 5);
+    }
+    gzipped
 }
 
 fn gzip(text: &str) -> Vec<u8> {
@@ -658,6 +671,39 @@ async fn a_file_that_does_not_match_its_checksums_is_fetched_again_then_reported
     assert_eq!(
         record_count_on(crate::broker::brokers(), &app.topic).await,
         0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_gzip_file_whose_checksums_match_is_fetched_again_then_reported_and_nothing_published(
+) {
+    let SetUp {
+        app,
+        tencent,
+        config,
+        _ca_file: _ca,
+    } = set_up(KEY).await;
+    tencent.served.broken.store(true, Ordering::SeqCst);
+    let hour_start = (now() / 3600 - 1) * 3600;
+    let (hour, from, to) = hour_range(hour_start);
+    let messages: Vec<Value> = (0..200).map(|n| c2c(n, hour_start + n + 1)).collect();
+    tencent.hold(
+        "C2C",
+        &hour.beijing(),
+        vec![archive_file("C2C", &hour.beijing(), &messages)],
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| run_reconcile(config.path(), &from, &to));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let line = hour_line(&out, "C2C");
+    assert!(
+        line.contains("failed") && line.contains("file 0: cannot read the file"),
+        "{out}"
+    );
+    assert!(err.contains("fetching it again"), "{err}");
+    assert_eq!(
+        record_count_on(crate::broker::brokers(), &app.topic).await,
+        0,
+        "nothing of a file that cannot be read whole is published"
     );
 }
 
