@@ -101,6 +101,7 @@ fn context() -> Context<'static> {
         client_ip: Some("10.0.0.1"),
         platform: Some("iOS"),
         received_at: SystemTime::now(),
+        origin: None,
     }
 }
 

@@ -15,6 +15,7 @@ fn ctx(command: &'static str) -> Context<'static> {
         client_ip: None,
         platform: None,
         received_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        origin: None,
     }
 }
 

@@ -24,6 +24,8 @@ pub struct Context<'a> {
     pub client_ip: Option<&'a str>,
     pub platform: Option<&'a str>,
     pub received_at: SystemTime,
+    /// None for a callback.
+    pub origin: Option<Origin>,
 }
 
 /// An event ready for Kafka.
@@ -126,6 +128,7 @@ fn event<D: Serialize>(
         subject: key.clone(),
         datacontenttype: "application/json".into(),
         dataschema: DATA_SCHEMA.into(),
+        timorigin: ctx.origin,
         data,
     };
     Normalized {

@@ -18,6 +18,7 @@ fn ctx(command: &'static str) -> Context<'static> {
         client_ip: Some("10.0.0.1"),
         platform: Some("iOS"),
         received_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        origin: None,
     }
 }
 

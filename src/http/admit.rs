@@ -100,6 +100,7 @@ pub fn admit(
         client_ip: query.client_ip.as_deref(),
         platform: query.platform.as_deref(),
         received_at,
+        origin: None,
     };
     let events = event::normalize(&ctx, callback, body).map_err(CallbackError::BadRequest)?;
     Ok(Admitted {

@@ -101,6 +101,7 @@ pub fn normalize(
         client_ip: None,
         platform: None,
         received_at: now,
+        origin: Some(event::Origin::History),
     };
     Ok((family, event::normalize(&ctx, callback, &body)?))
 }
@@ -138,6 +139,7 @@ mod tests {
                 client_ip: Some("1.2.3.4"),
                 platform: Some("iOS"),
                 received_at: now,
+                origin: None,
             };
             event::normalize(&ctx, callback, seed.as_bytes())
                 .unwrap()
@@ -151,6 +153,12 @@ mod tests {
         assert_eq!(by_archive.id, by_callback.id);
         assert_eq!(by_archive.key, by_callback.key);
         assert_eq!(by_archive.key.as_deref(), Some("48374_2837546_1557481126"));
+        let decoded = tim_event::decode(&by_archive.payload).unwrap();
+        assert_eq!(decoded.timorigin, Some(tim_event::Origin::History));
+        assert_eq!(
+            tim_event::decode(&by_callback.payload).unwrap().timorigin,
+            None
+        );
     }
 
     #[test]

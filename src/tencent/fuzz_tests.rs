@@ -59,6 +59,7 @@ fn process(command: &'static str, body: &[u8], publish_before_callbacks: bool) {
             client_ip: None,
             platform: None,
             received_at: SystemTime::now(),
+            origin: None,
         };
         if let Ok(events) = normalize(&ctx, callback, body) {
             for event in events {

@@ -137,6 +137,7 @@ mod tests {
                         client_ip: None,
                         platform: None,
                         received_at: std::time::SystemTime::now(),
+                        origin: None,
                     };
                     crate::event::normalize(&ctx, c, body.as_bytes()).map(|_| ())
                 })

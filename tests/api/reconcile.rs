@@ -506,6 +506,11 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
         twins[0].headers.get("tim-origin").map(String::as_str),
         Some("history")
     );
+    assert_eq!(twins[0].value["timorigin"], "history");
+    assert!(
+        twins[1].value.get("timorigin").is_none(),
+        "made from its callback"
+    );
     assert_eq!(twins[0].value["id"], twins[1].value["id"]);
     assert_eq!(twins[0].partition, twins[1].partition);
 

@@ -70,7 +70,21 @@ pub struct Envelope<D> {
     pub subject: Option<String>,
     pub datacontenttype: String,
     pub dataschema: String,
+    /// A CloudEvents extension attribute: where the event was made from when not from
+    /// a callback. Absent on an event made from Tencent's callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timorigin: Option<Origin>,
     pub data: D,
+}
+
+/// What an event was made from, when not from a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Tencent's hourly message archive, by `tim-kafka-bridge reconcile`: the
+    /// callback never reached the bridge; fields the archive lacks are absent.
+    History,
 }
 
 /// `tim.c2c.message.sent`, and with `operator` `tim.c2c.message.modified`; also
@@ -259,6 +273,7 @@ pub fn decode(payload: &[u8]) -> Result<Envelope<Data>, serde_json::Error> {
         subject: raw.subject,
         datacontenttype: raw.datacontenttype,
         dataschema: raw.dataschema,
+        timorigin: raw.timorigin,
         data,
     })
 }
