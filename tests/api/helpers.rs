@@ -455,6 +455,30 @@ pub async fn record_count(topic: &str) -> i64 {
     record_count_on(brokers(), topic).await
 }
 
+/// The records of `topic` on `brokers`, 0 when the topic does not exist there.
+pub async fn record_count_if_any(brokers: &str, topic: &str) -> i64 {
+    let (b, t) = (brokers.to_owned(), topic.to_owned());
+    let exists = tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .create()
+            .expect("a consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(&t), Duration::from_secs(10))
+            .expect("the cluster's metadata");
+        metadata.topics().iter().any(|found| {
+            found.name() == t && found.error().is_none() && !found.partitions().is_empty()
+        })
+    })
+    .await
+    .unwrap();
+    if exists {
+        record_count_on(brokers, topic).await
+    } else {
+        0
+    }
+}
+
 pub async fn record_count_on(brokers: &str, topic: &str) -> i64 {
     let (brokers, topic) = (brokers.to_owned(), topic.to_owned());
     tokio::task::spawn_blocking(move || {

@@ -171,8 +171,9 @@ async fn a_cluster_that_answers_only_after_start_is_refused_then_and_gets_nothin
         report.left_in_spool, 4,
         "the spooled and the new callback wait"
     );
+    // The bridge may stop before its background topic creation reached the cluster.
     assert_eq!(
-        record_count_on(&other.bootstrap(), &topic).await,
+        record_count_if_any(&other.bootstrap(), &topic).await,
         0,
         "nothing reached the other cluster"
     );
