@@ -28,6 +28,7 @@ pub mod outbound;
 pub mod ownership;
 pub mod quota;
 pub mod reconcile;
+pub mod telemetry;
 pub mod relay;
 pub mod replay;
 pub mod rest;

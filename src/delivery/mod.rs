@@ -22,6 +22,8 @@ pub struct Record {
     pub sdk_app_id: u64,
     /// When the callback was accepted, unix milliseconds.
     pub accepted_at_ms: u64,
+    /// The producer span's context, when tracing is on: written as `traceparent`.
+    pub trace: Option<crate::telemetry::RecordTrace>,
 }
 
 pub fn now_ms() -> u64 {

@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod apps;
+mod traces;
 mod config;
 mod env;
 mod kafka_security;
 mod network;
 mod validate;
 
+pub use traces::{Sampler, TracingSettings};
 pub use apps::{printable, App, DEV_TOKEN, MIN_TOKEN_BYTES};
 pub use config::{
     Admission, BufferConfig, Config, DedupConfig, HttpConfig, KafkaConfig, TopicName,
@@ -168,6 +170,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     #[serde(default)]
     pub reconcile: ReconcileSettings,
+    #[serde(default)]
+    pub tracing: TracingSettings,
 }
 
 /// `reconcile`'s own settings (its Kafka and apps are the bridge's).
