@@ -9,14 +9,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod apps;
-mod traces;
 mod config;
 mod env;
 mod kafka_security;
 mod network;
+mod traces;
 mod validate;
 
-pub use traces::{Sampler, TracingSettings};
 pub use apps::{printable, App, DEV_TOKEN, MIN_TOKEN_BYTES};
 pub use config::{
     Admission, BufferConfig, Config, DedupConfig, HttpConfig, KafkaConfig, TopicName,
@@ -24,6 +23,7 @@ pub use config::{
 pub use env::{millis_at_least, Overlay};
 pub use kafka_security::{KafkaSecurity, Mechanism, Protocol};
 pub use network::{client_address, parse_networks, Limits, Network, Tls};
+pub use traces::{Sampler, TracingSettings};
 
 /// A secret that never prints itself.
 #[derive(Clone, Deserialize, PartialEq, Eq)]

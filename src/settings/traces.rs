@@ -89,7 +89,10 @@ impl TracingSettings {
         }
         if let Some(arg) = var("OTEL_TRACES_SAMPLER_ARG") {
             self.sampler_arg = arg.trim().parse().map_err(|_| {
-                SettingsError::new("OTEL_TRACES_SAMPLER_ARG", format!("`{arg}` is not a number from 0 to 1"))
+                SettingsError::new(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    format!("`{arg}` is not a number from 0 to 1"),
+                )
             })?;
         }
         Ok(())
@@ -101,7 +104,10 @@ impl TracingSettings {
             return Ok(None);
         };
         let uri: hyper::Uri = endpoint.parse().map_err(|e| {
-            SettingsError::new("tracing.endpoint", format!("`{endpoint}` is not a URL: {e}"))
+            SettingsError::new(
+                "tracing.endpoint",
+                format!("`{endpoint}` is not a URL: {e}"),
+            )
         })?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(SettingsError::new(
@@ -116,7 +122,10 @@ impl TracingSettings {
             ));
         }
         if !(0.0..=1.0).contains(&self.sampler_arg) {
-            return Err(SettingsError::new("tracing.sampler_arg", "must be from 0 to 1"));
+            return Err(SettingsError::new(
+                "tracing.sampler_arg",
+                "must be from 0 to 1",
+            ));
         }
         if self.queue_spans == 0 {
             return Err(SettingsError::new("tracing.queue_spans", "must be above 0"));
@@ -155,11 +164,21 @@ mod tests {
             ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
         ];
         settings
-            .apply_env(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+            .apply_env(|name| {
+                env.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
             .unwrap();
         let (url, sampler) = settings.checked().unwrap().unwrap();
         assert_eq!(url, "http://127.0.0.1:4318/v1/traces");
-        assert_eq!(sampler, Sampler { parent_based: false, ratio: 0.25 });
+        assert_eq!(
+            sampler,
+            Sampler {
+                parent_based: false,
+                ratio: 0.25
+            }
+        );
     }
 
     #[test]
@@ -177,11 +196,19 @@ mod tests {
 
     #[test]
     fn parent_based_follows_the_parent_and_a_ratio_samples_its_share() {
-        let sampler = Sampler { parent_based: true, ratio: 0.1 };
+        let sampler = Sampler {
+            parent_based: true,
+            ratio: 0.1,
+        };
         assert!(sampler.sampled(Some(true), 0));
         assert!(!sampler.sampled(Some(false), 0));
         let sampled = (0..10_000u128)
-            .filter(|n| sampler.sampled(None, n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)))
+            .filter(|n| {
+                sampler.sampled(
+                    None,
+                    n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835),
+                )
+            })
             .count();
         assert!((800..1200).contains(&sampled), "{sampled} of 10,000");
     }

@@ -31,7 +31,10 @@ impl TraceContext {
         if version == "ff" || (version == "00" && parts.next().is_some()) {
             return None;
         }
-        let lower_hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let lower_hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         if ![version, trace, span, flags].iter().all(|s| lower_hex(s)) {
             return None;
         }
@@ -105,6 +108,9 @@ mod tests {
         ] {
             assert_eq!(TraceContext::parse(bad), None, "{bad}");
         }
-        assert!(TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more").is_some());
+        assert!(TraceContext::parse(
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more"
+        )
+        .is_some());
     }
 }

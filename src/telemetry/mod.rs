@@ -16,7 +16,9 @@ mod export;
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use prometheus_client::metrics::counter::Counter;
@@ -60,7 +62,10 @@ impl Telemetry {
 
     /// The callback's own span context: under the caller's `traceparent` when it sent
     /// a valid one, else a new trace, sampled as the sampler says.
-    pub fn server_context(&self, traceparent: Option<&str>) -> (TraceContext, Option<TraceContext>) {
+    pub fn server_context(
+        &self,
+        traceparent: Option<&str>,
+    ) -> (TraceContext, Option<TraceContext>) {
         match traceparent.and_then(TraceContext::parse) {
             Some(parent) => {
                 let mut own = parent.child();
