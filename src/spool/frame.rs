@@ -228,8 +228,8 @@ fn decode_record(r: &mut Reader<'_>, traced: bool) -> Option<Spooled> {
         let span_id = r.u64()?;
         let parent_span_id = r.u64()?;
         let sampled = r.take(1)?[0] == 1;
-        Some(crate::telemetry::RecordTrace {
-            context: crate::telemetry::TraceContext {
+        Some(crate::delivery::trace::RecordTrace {
+            context: crate::delivery::trace::TraceContext {
                 trace_id,
                 span_id,
                 sampled,
@@ -324,8 +324,8 @@ mod tests {
     #[test]
     fn a_records_trace_context_reads_back_and_untraced_records_beside_it_keep_none() {
         let traced = Record {
-            trace: Some(crate::telemetry::RecordTrace {
-                context: crate::telemetry::TraceContext {
+            trace: Some(crate::delivery::trace::RecordTrace {
+                context: crate::delivery::trace::TraceContext {
                     trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
                     span_id: 0x00f067aa0ba902b7,
                     sampled: true,

@@ -10,7 +10,6 @@
 //! after the callback was answered: a child that outlives its parent. With tracing off
 //! (no endpoint) none of this exists.
 
-mod context;
 mod export;
 
 use std::borrow::Cow;
@@ -24,7 +23,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
-pub use context::{RecordTrace, TraceContext};
+pub use crate::delivery::trace::{RecordTrace, TraceContext};
 
 use crate::delivery::Record;
 use crate::settings::{Sampler, SettingsError, TracingSettings};
@@ -85,8 +84,8 @@ impl Telemetry {
             return;
         }
         let data = SpanData {
-            span_context: otel_context(span.context, span.parent_remote),
-            parent_span_id: span.parent.map_or(SpanId::INVALID, |p| SpanId::from(p)),
+            span_context: otel_context(span.context),
+            parent_span_id: span.parent.map_or(SpanId::INVALID, SpanId::from),
             parent_span_is_remote: span.parent_remote,
             span_kind: span.kind,
             name: span.name,
@@ -148,8 +147,7 @@ pub struct Finished {
     pub status: Status,
 }
 
-fn otel_context(context: TraceContext, remote: bool) -> SpanContext {
-    let _ = remote;
+fn otel_context(context: TraceContext) -> SpanContext {
     SpanContext::new(
         TraceId::from(context.trace_id),
         SpanId::from(context.span_id),

@@ -142,6 +142,35 @@ async fn a_callback_is_one_trace_from_its_request_to_kafkas_confirmation_and_its
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     let records = read_records(&app.topic, 2).await;
+    // `replay` names each event's trace.
+    let replayed = Command::new(env!("CARGO_BIN_EXE_tim-kafka-bridge"))
+        .args([
+            "replay",
+            "--brokers",
+            crate::broker::brokers(),
+            "--topic",
+            &app.topic,
+            "--quiet",
+        ])
+        .env_remove("TIM_BRIDGE_KAFKA_BROKERS")
+        .output()
+        .unwrap();
+    let replayed: Vec<Value> = String::from_utf8(replayed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replayed.len(), 2);
+    for line in &replayed {
+        let record = records
+            .iter()
+            .find(|r| r.offset == line["offset"] && r.partition == line["partition"])
+            .unwrap();
+        assert_eq!(
+            line["trace_id"],
+            record.headers["traceparent"].split('-').nth(1).unwrap()
+        );
+    }
     for record in &records {
         let traceparent = &record.headers["traceparent"];
         let parts: Vec<&str> = traceparent.split('-').collect();
@@ -194,5 +223,77 @@ async fn a_callback_is_one_trace_from_its_request_to_kafkas_confirmation_and_its
             ends(producer) >= ends(server),
             "the producer span ends at Kafka's confirmation, after the answer"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sampling_off_no_span_reaches_jaeger_and_records_still_carry_an_unsampled_traceparent()
+{
+    let jaeger = tokio::task::block_in_place(Jaeger::start);
+    let endpoint = jaeger.otlp.clone();
+    let app = spawn_app_with(move |s| {
+        s.tracing.endpoint = Some(endpoint);
+        s.tracing.sampler = "parentbased_always_off".into();
+    })
+    .await;
+    let answer = tokio::task::block_in_place(|| post_callback(&app, &sent_body("unsampled"), None));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let record = read_records(&app.topic, 1).await.remove(0);
+    let traceparent = &record.headers["traceparent"];
+    assert!(traceparent.ends_with("-00"), "not sampled: {traceparent}");
+    // A sampled one through the same bridge reaches Jaeger: the unsampled one had
+    // every chance to, and did not.
+    let callers = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let answer = tokio::task::block_in_place(|| {
+        post_callback(&app, &sent_body("sampled-by-its-caller"), Some(callers))
+    });
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    tokio::task::block_in_place(|| jaeger.trace("0af7651916cd43dd8448eb211c80319c", 2));
+    let trace_id = traceparent.split('-').nth(1).unwrap();
+    let found = Command::new("curl")
+        .args(["-s", &format!("{}/api/traces/{trace_id}", jaeger.query)])
+        .output()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&found.stdout).unwrap();
+    assert!(
+        answer["data"].as_array().is_none_or(|d| d.is_empty()),
+        "no span of the unsampled trace: {answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jaeger_killed_callbacks_are_all_delivered_and_the_dropped_spans_are_counted() {
+    let jaeger = tokio::task::block_in_place(Jaeger::start);
+    let endpoint = jaeger.otlp.clone();
+    let app = spawn_app_with(move |s| s.tracing.endpoint = Some(endpoint)).await;
+    drop(jaeger);
+    for n in 0..50 {
+        let answer = app
+            .callback(SENT, &sent_body(&format!("backend-gone-{n}")))
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    let records = read_records(&app.topic, 50).await;
+    assert_eq!(records.len(), 50);
+    assert!(records
+        .iter()
+        .all(|r| r.headers.contains_key("traceparent")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, metrics) = app.get("/metrics").await;
+        let dropped: f64 = metrics
+            .lines()
+            .find(|l| l.starts_with("tim_bridge_trace_spans_dropped_total "))
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if dropped >= 100.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "50 server and 50 producer spans dropped and counted, not {dropped}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
