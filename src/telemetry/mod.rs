@@ -105,6 +105,9 @@ impl Telemetry {
 
     /// The producer span of `record`, ended now that Kafka confirmed it.
     pub fn delivered(&self, record: &Record, trace: RecordTrace, partition: i32, offset: i64) {
+        if !trace.context.sampled {
+            return;
+        }
         let mut attributes = vec![
             KeyValue::new("messaging.system", "kafka"),
             KeyValue::new("messaging.operation.type", "send"),
