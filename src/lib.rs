@@ -35,4 +35,5 @@ pub mod route;
 pub mod settings;
 pub mod spool;
 pub mod startup;
+pub mod telemetry;
 pub mod tencent;

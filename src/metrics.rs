@@ -54,6 +54,8 @@ pub struct Metrics {
     pub callbacks: Family<CallbackLabels, Counter>,
     pub callback_duration: Histogram,
     pub keyed_by_conversation: Counter,
+    /// Finished spans dropped: the export queue was full, or the backend did not take them.
+    pub trace_spans_dropped: Counter,
     pub events_produced: Family<TopicLabels, Counter>,
     pub delivery_failures: Family<TopicLabels, Counter>,
     pub events_dead_lettered: Family<DeadLabels, Counter>,
@@ -109,6 +111,7 @@ impl Default for Metrics {
             callbacks: Family::default(),
             callback_duration: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             keyed_by_conversation: Counter::default(),
+            trace_spans_dropped: Counter::default(),
             events_produced: Family::default(),
             delivery_failures: Family::default(),
             events_dead_lettered: Family::default(),
@@ -162,6 +165,11 @@ impl Default for Metrics {
             "tim_bridge_events_keyed_by_conversation",
             "Sent-message callbacks without MsgKey, keyed by their conversation instead",
             m.keyed_by_conversation.clone(),
+        );
+        registry.register(
+            "tim_bridge_trace_spans_dropped",
+            "Finished spans dropped: the export queue was full, or the trace backend did not take them",
+            m.trace_spans_dropped.clone(),
         );
         registry.register(
             "tim_bridge_events_produced",

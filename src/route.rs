@@ -100,6 +100,7 @@ impl Routes {
                 command: admitted.command.clone(),
                 sdk_app_id: admitted.sdk_app_id,
                 accepted_at_ms,
+                trace: None,
             })
             .collect()
     }

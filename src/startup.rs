@@ -49,8 +49,11 @@ impl Application {
             buffer,
             kafka,
             shutdown_timeout,
+            tracing: traces,
         } = config;
         let metrics = Arc::new(Metrics::default());
+        let telemetry =
+            crate::telemetry::Telemetry::start(&traces, metrics.trace_spans_dropped.clone())?;
         let refused = Arc::new(Mutex::new(None));
         let stop_monitor = CancellationToken::new();
         let routes = Routes::new(&kafka);
@@ -63,6 +66,9 @@ impl Application {
         metrics.unsigned_apps.set(unsigned as i64);
         // First, so that a bad producer property stops start-up before topics are created.
         let forwarder = start_forwarder(&kafka, &buffer.spool_dir, &metrics)?;
+        if let Some(telemetry) = &telemetry {
+            forwarder.trace_with(Arc::clone(telemetry));
+        }
         if kafka.create_topics {
             if let Err(error) = kafka::create_topics(&kafka, routes.topics()).await {
                 tracing::error!(error = %error, "Could not create the topics; trying again in the background, and readiness says what is missing.");
@@ -178,6 +184,7 @@ impl Application {
                 routes,
                 readiness,
                 metrics,
+                telemetry,
             }),
             stop_monitor,
             forwarder,

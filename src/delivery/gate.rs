@@ -102,6 +102,7 @@ mod tests {
             command: "C2C.CallbackAfterSendMsg".into(),
             sdk_app_id: 1,
             accepted_at_ms: 0,
+            trace: None,
         }
     }
 

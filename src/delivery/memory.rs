@@ -142,6 +142,7 @@ mod tests {
             command: "C2C.CallbackAfterSendMsg".into(),
             sdk_app_id: 1,
             accepted_at_ms: now_ms(),
+            trace: None,
         }
     }
 

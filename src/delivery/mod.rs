@@ -5,6 +5,7 @@
 
 pub mod gate;
 pub mod memory;
+pub mod trace;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,8 @@ pub struct Record {
     pub sdk_app_id: u64,
     /// When the callback was accepted, unix milliseconds.
     pub accepted_at_ms: u64,
+    /// The producer span's context, when tracing is on: written as `traceparent`.
+    pub trace: Option<trace::RecordTrace>,
 }
 
 pub fn now_ms() -> u64 {

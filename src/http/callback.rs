@@ -59,6 +59,7 @@ pub async fn handle(
         req,
         query.unwrap_or_else(|| Ok(CallbackQuery::default())),
         state,
+        caller.trace,
     )
     .await
 }
@@ -67,6 +68,7 @@ async fn process(
     req: Request<Incoming>,
     query: Result<CallbackQuery, Invalid>,
     state: &Arc<State>,
+    trace: Option<crate::telemetry::TraceContext>,
 ) -> Result<Handled, CallbackError> {
     if req.method() != Method::POST {
         return Err(CallbackError::MethodNotAllowed("POST"));
@@ -144,7 +146,15 @@ async fn process(
     if admitted.events.iter().any(|e| e.keyed_by_conversation) {
         state.metrics.keyed_by_conversation.inc();
     }
-    let records = state.routes.route(admitted);
+    let mut records = state.routes.route(admitted);
+    if let Some(server) = trace {
+        for record in &mut records {
+            record.trace = Some(crate::telemetry::RecordTrace {
+                context: server.child(),
+                parent_span_id: server.span_id,
+            });
+        }
+    }
     let accepted = state.buffer.accept(records).await;
     if let Err(rejected) = accepted {
         // Not taken: Tencent's retry of this request, or these events, must get in.

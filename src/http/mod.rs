@@ -10,7 +10,7 @@ mod tls;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -45,6 +45,8 @@ pub struct State {
     pub routes: Routes,
     pub readiness: Arc<Readiness>,
     pub metrics: Arc<Metrics>,
+    /// Traces, when `[tracing]` has an endpoint.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
     /// One rejection line per reason per interval; `tim_bridge_callbacks_total` counts each.
     pub rejection_lines: crate::quota::LineQuota,
 }
@@ -67,6 +69,7 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
                 peer: Some(peer),
                 app: None,
                 command: "none",
+                trace: None,
             };
             match source_allowed(&req, state, peer) {
                 Err(error) => emit(state, &caller, Err(error)),
@@ -179,6 +182,15 @@ async fn answer_callback(
     caller: &mut Caller,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
+    let traced = state.telemetry.as_ref().map(|telemetry| {
+        let header = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok());
+        let (own, parent) = telemetry.server_context(header);
+        caller.trace = Some(own);
+        (telemetry, own, parent, SystemTime::now())
+    });
     let outcome = callback::handle(req, state, caller).await;
     // Under load, the worker then handles every other ready connection before it
     // writes this answer, so answers leave in bursts rather than one wake-up of the
@@ -190,7 +202,55 @@ async fn answer_callback(
         .metrics
         .callback_duration
         .observe(started.elapsed().as_secs_f64());
+    if let Some((telemetry, own, parent, start)) = traced {
+        telemetry.finish(server_span(
+            state,
+            caller,
+            own,
+            parent,
+            start,
+            response.status(),
+        ));
+    }
     response
+}
+
+/// The callback's server span: the request and its answer, never its body or query.
+fn server_span(
+    state: &State,
+    caller: &Caller,
+    own: crate::telemetry::TraceContext,
+    parent: Option<crate::telemetry::TraceContext>,
+    start: SystemTime,
+    status: hyper::StatusCode,
+) -> crate::telemetry::Finished {
+    use opentelemetry::trace::{SpanKind, Status};
+    use opentelemetry::KeyValue;
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", "POST"),
+        KeyValue::new("url.path", state.http.callback_path.clone()),
+        KeyValue::new("http.route", state.http.callback_path.clone()),
+        KeyValue::new("http.response.status_code", status.as_u16() as i64),
+        KeyValue::new("tim.command", caller.command),
+    ];
+    if let Some(app) = caller.app {
+        attributes.push(KeyValue::new("tim.sdkappid", app as i64));
+    }
+    crate::telemetry::Finished {
+        name: format!("POST {}", state.http.callback_path).into(),
+        kind: SpanKind::Server,
+        context: own,
+        parent: parent.map(|p| p.span_id),
+        parent_remote: parent.is_some(),
+        start,
+        end: SystemTime::now(),
+        attributes,
+        status: if status.is_server_error() {
+            Status::error(status.to_string())
+        } else {
+            Status::Unset
+        },
+    }
 }
 
 /// The allowlist, when there is one: the peer, or the client a trusted proxy names.
@@ -229,6 +289,9 @@ pub struct Caller {
     app: Option<u64>,
     /// The command's metric label (`none` before the query is read).
     command: &'static str,
+    /// The callback's server span, when tracing is on: its events' producer spans are
+    /// its children.
+    trace: Option<crate::telemetry::TraceContext>,
 }
 
 fn reject(state: &State, command: &'static str, error: CallbackError) -> Response<Full<Bytes>> {
@@ -236,6 +299,7 @@ fn reject(state: &State, command: &'static str, error: CallbackError) -> Respons
         peer: None,
         app: None,
         command,
+        trace: None,
     };
     emit(state, &caller, Err(error))
 }

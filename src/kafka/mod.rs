@@ -269,6 +269,7 @@ mod tests {
                 command: "C2C.CallbackAfterSendMsg".into(),
                 sdk_app_id: 1,
                 accepted_at_ms: crate::delivery::now_ms(),
+                trace: None,
             };
             forwarder.dispatch(record, Box::new(|_, _| {}));
         }

@@ -91,13 +91,16 @@ pub(super) fn poll(
         let too_early = not_before.is_some_and(|t| timestamp.is_some_and(|ts| ts < t));
         let line = (!too_early && filter.admits(&event)).then(|| {
             admitted += 1;
-            let meta = serde_json::json!({
+            let mut meta = serde_json::json!({
                 "topic": m.topic(),
                 "partition": m.partition(),
                 "offset": m.offset(),
                 "timestamp": timestamp,
                 "key": m.key().map(String::from_utf8_lossy),
             });
+            if let Some(trace) = trace_of(&m) {
+                meta["trace_id"] = format!("{:032x}", trace.trace_id).into();
+            }
             (meta, event)
         });
         let item = Item {
@@ -177,4 +180,15 @@ pub(super) fn spawn_progress(
             started.elapsed().as_secs_f64()
         );
     })
+}
+
+/// The trace a record's `traceparent` header names, when it has a valid one.
+fn trace_of(m: &rdkafka::message::BorrowedMessage<'_>) -> Option<crate::telemetry::TraceContext> {
+    use rdkafka::message::Headers;
+    let headers = m.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == "traceparent")
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+        .and_then(crate::telemetry::TraceContext::parse)
 }

@@ -26,6 +26,8 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// Bound on draining connections and on Kafka's last confirmations at shutdown.
     pub shutdown_timeout: Duration,
+    /// Checked by `validate`; off unless it has an endpoint.
+    pub tracing: super::TracingSettings,
 }
 
 /// What the server needs: the path, the limits, who may call.
@@ -155,6 +157,7 @@ impl TryFrom<Settings> for Config {
             buffer,
             kafka,
             shutdown_timeout: ms(s.shutdown_timeout_ms),
+            tracing: s.tracing,
         })
     }
 }

@@ -189,6 +189,6 @@ impl Settings {
                     .map_err(|reason| SettingsError::new(name, reason.to_string()))?;
             }
         }
-        Ok(())
+        self.tracing.apply_env(var)
     }
 }

@@ -13,6 +13,7 @@ mod config;
 mod env;
 mod kafka_security;
 mod network;
+mod traces;
 mod validate;
 
 pub use apps::{printable, App, DEV_TOKEN, MIN_TOKEN_BYTES};
@@ -22,6 +23,7 @@ pub use config::{
 pub use env::{millis_at_least, Overlay};
 pub use kafka_security::{KafkaSecurity, Mechanism, Protocol};
 pub use network::{client_address, parse_networks, Limits, Network, Tls};
+pub use traces::{Sampler, TracingSettings};
 
 /// A secret that never prints itself.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -168,6 +170,8 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     #[serde(default)]
     pub reconcile: ReconcileSettings,
+    #[serde(default)]
+    pub tracing: TracingSettings,
 }
 
 /// `reconcile`'s own settings (its Kafka and apps are the bridge's).

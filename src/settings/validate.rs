@@ -32,6 +32,7 @@ impl Settings {
             }
         }
         self.kafka.security.validate()?;
+        self.tracing.checked()?;
         if self.dedup_max_bytes < 1 << 20 {
             return Err(SettingsError::new(
                 "dedup_max_bytes",

@@ -227,6 +227,7 @@ mod tests {
             command: "C2C.CallbackAfterSendMsg".into(),
             sdk_app_id: 1400000000,
             accepted_at_ms: 1,
+            trace: None,
         }
     }
 

@@ -6,6 +6,8 @@
 use crate::delivery::Record;
 
 pub const MAGIC: u32 = 0x5449_4d31; // "TIM1"
+/// A record carrying its producer span's context after the payload (tracing on).
+pub const MAGIC_TRACED: u32 = 0x5449_4d32; // "TIM2"
 pub const HEADER: usize = 12;
 /// Far above the largest body a callback can carry; a longer length is corruption.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -39,7 +41,12 @@ pub fn encode_dead(seq: u64, record: &Record, reason: &str, dead_at_ms: u64, out
 
 fn encode_with(seq: u64, record: &Record, out: &mut Vec<u8>, trailer: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
-    out.extend_from_slice(&MAGIC.to_le_bytes());
+    let magic = if record.trace.is_some() {
+        MAGIC_TRACED
+    } else {
+        MAGIC
+    };
+    out.extend_from_slice(&magic.to_le_bytes());
     out.extend_from_slice(&[0; 8]);
     let body = out.len();
     out.extend_from_slice(&seq.to_le_bytes());
@@ -52,6 +59,12 @@ fn encode_with(seq: u64, record: &Record, out: &mut Vec<u8>, trailer: impl FnOnc
         None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
     }
     put_bytes(out, &record.payload);
+    if let Some(trace) = &record.trace {
+        out.extend_from_slice(&trace.context.trace_id.to_le_bytes());
+        out.extend_from_slice(&trace.context.span_id.to_le_bytes());
+        out.extend_from_slice(&trace.parent_span_id.to_le_bytes());
+        out.push(trace.context.sampled as u8);
+    }
     trailer(out);
     let len = (out.len() - body) as u32;
     let crc = crc32fast::hash(&out[body..]);
@@ -89,7 +102,10 @@ pub fn scan_dead(buf: &[u8]) -> Frames<DeadLetter> {
     scan_with(buf, decode_dead)
 }
 
-fn scan_with<T>(buf: &[u8], decode: fn(&[u8]) -> Option<T>) -> Frames<T> {
+/// Decodes a frame's body; the flag says whether it carries a trace context.
+type Decode<T> = fn(&[u8], bool) -> Option<T>;
+
+fn scan_with<T>(buf: &[u8], decode: Decode<T>) -> Frames<T> {
     let mut scan = Frames {
         records: Vec::new(),
         corrupt: 0,
@@ -138,13 +154,15 @@ enum Read<T> {
     Damaged,
 }
 
-fn read_at<T>(buf: &[u8], pos: usize, decode: fn(&[u8]) -> Option<T>) -> Read<T> {
+fn read_at<T>(buf: &[u8], pos: usize, decode: Decode<T>) -> Read<T> {
     let Some(header) = buf.get(pos..pos + HEADER) else {
         return Read::Incomplete;
     };
-    if u32_at(header, 0) != MAGIC {
-        return Read::Damaged;
-    }
+    let traced = match u32_at(header, 0) {
+        MAGIC => false,
+        MAGIC_TRACED => true,
+        _ => return Read::Damaged,
+    };
     let len = u32_at(header, 4) as usize;
     if len > MAX_BODY {
         return Read::Damaged;
@@ -155,16 +173,16 @@ fn read_at<T>(buf: &[u8], pos: usize, decode: fn(&[u8]) -> Option<T>) -> Read<T>
     if crc32fast::hash(body) != u32_at(header, 8) {
         return Read::Damaged;
     }
-    match decode(body) {
+    match decode(body, traced) {
         Some(spooled) => Read::Record(spooled, pos + HEADER + len),
         None => Read::Damaged,
     }
 }
 
-fn next_intact<T>(buf: &[u8], from: usize, decode: fn(&[u8]) -> Option<T>) -> Option<usize> {
-    let magic = MAGIC.to_le_bytes();
+fn next_intact<T>(buf: &[u8], from: usize, decode: Decode<T>) -> Option<usize> {
+    let magics = [MAGIC.to_le_bytes(), MAGIC_TRACED.to_le_bytes()];
     (from..buf.len().saturating_sub(HEADER - 1))
-        .filter(|&p| buf[p..p + 4] == magic)
+        .filter(|&p| magics.iter().any(|m| buf[p..p + 4] == *m))
         .find(|&p| matches!(read_at(buf, p, decode), Read::Record(..)))
 }
 
@@ -172,15 +190,15 @@ fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(buf[at..at + 4].try_into().expect("four bytes"))
 }
 
-fn decode(body: &[u8]) -> Option<Spooled> {
+fn decode(body: &[u8], traced: bool) -> Option<Spooled> {
     let mut r = Reader { buf: body, pos: 0 };
-    let spooled = decode_record(&mut r)?;
+    let spooled = decode_record(&mut r, traced)?;
     (r.pos == body.len()).then_some(spooled)
 }
 
-fn decode_dead(body: &[u8]) -> Option<DeadLetter> {
+fn decode_dead(body: &[u8], traced: bool) -> Option<DeadLetter> {
     let mut r = Reader { buf: body, pos: 0 };
-    let Spooled { seq, record } = decode_record(&mut r)?;
+    let Spooled { seq, record } = decode_record(&mut r, traced)?;
     let reason = String::from_utf8(r.bytes()?.to_vec()).ok()?;
     let dead_at_ms = r.u64()?;
     (r.pos == body.len()).then_some(DeadLetter {
@@ -191,7 +209,7 @@ fn decode_dead(body: &[u8]) -> Option<DeadLetter> {
     })
 }
 
-fn decode_record(r: &mut Reader<'_>) -> Option<Spooled> {
+fn decode_record(r: &mut Reader<'_>, traced: bool) -> Option<Spooled> {
     let seq = r.u64()?;
     let accepted_at_ms = r.u64()?;
     let sdk_app_id = r.u64()?;
@@ -205,6 +223,22 @@ fn decode_record(r: &mut Reader<'_>) -> Option<Spooled> {
         _ => Some(String::from_utf8(r.bytes()?.to_vec()).ok()?),
     };
     let payload = r.bytes()?.to_vec();
+    let trace = if traced {
+        let trace_id = u128::from_le_bytes(r.take(16)?.try_into().ok()?);
+        let span_id = r.u64()?;
+        let parent_span_id = r.u64()?;
+        let sampled = r.take(1)?[0] == 1;
+        Some(crate::delivery::trace::RecordTrace {
+            context: crate::delivery::trace::TraceContext {
+                trace_id,
+                span_id,
+                sampled,
+            },
+            parent_span_id,
+        })
+    } else {
+        None
+    };
     Some(Spooled {
         seq,
         record: Record {
@@ -214,6 +248,7 @@ fn decode_record(r: &mut Reader<'_>) -> Option<Spooled> {
             command,
             sdk_app_id,
             accepted_at_ms,
+            trace,
         },
     })
 }
@@ -255,6 +290,7 @@ mod tests {
             command: "C2C.CallbackAfterSendMsg".into(),
             sdk_app_id: 1400000000,
             accepted_at_ms: 1_700_000_000_000,
+            trace: None,
         }
     }
 
@@ -283,6 +319,39 @@ mod tests {
         assert_eq!(scan.records[2].seq, 2);
         assert_eq!(scan.records[0].record.payload, record("a").payload);
         assert_eq!((scan.corrupt, scan.valid_end), (0, buf.len()));
+    }
+
+    #[test]
+    fn a_records_trace_context_reads_back_and_untraced_records_beside_it_keep_none() {
+        let traced = Record {
+            trace: Some(crate::delivery::trace::RecordTrace {
+                context: crate::delivery::trace::TraceContext {
+                    trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
+                    span_id: 0x00f067aa0ba902b7,
+                    sampled: true,
+                },
+                parent_span_id: 7,
+            }),
+            ..record("t")
+        };
+        let mut buf = Vec::new();
+        encode(0, &record("a"), &mut buf);
+        encode(1, &traced, &mut buf);
+        let scan = scan(&buf);
+        assert_eq!((scan.records.len(), scan.corrupt), (2, 0));
+        assert_eq!(scan.records[0].record, record("a"));
+        assert_eq!(scan.records[1].record, traced);
+        let mut dead = Vec::new();
+        encode_dead(2, &traced, "message_too_large", 42, &mut dead);
+        assert_eq!(scan_dead(&dead).records[0].record, traced);
+        // A damaged traced record is skipped like any other, and the scan goes on.
+        let mut damaged = Vec::new();
+        encode(0, &traced, &mut damaged);
+        damaged[HEADER + 2] ^= 0xff;
+        encode(1, &traced, &mut damaged);
+        let scan = super::scan(&damaged);
+        assert_eq!((scan.records.len(), scan.corrupt), (1, 1));
+        assert_eq!(scan.records[0].seq, 1);
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub(super) fn record(key: &str, payload_bytes: usize) -> Record {
         command: "C2C.CallbackAfterSendMsg".into(),
         sdk_app_id: 1400000000,
         accepted_at_ms: now_ms(),
+        trace: None,
     }
 }
 

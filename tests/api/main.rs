@@ -34,3 +34,4 @@ mod spool_cluster;
 mod spool_edges;
 mod spool_tool;
 mod tls_support;
+mod traces;

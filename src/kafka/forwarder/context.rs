@@ -10,6 +10,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
+use rdkafka::Message as _;
 
 use super::tracking::InFlight;
 use super::Shared;
@@ -122,7 +123,19 @@ impl ProducerContext for Deliveries {
         let generation = in_flight.generation;
         let of_topic = self.shared.stalls.outstanding(&in_flight.record.topic);
         match result {
-            Ok(_) => self.shared.confirmed(*in_flight),
+            Ok(message) => {
+                if let (Some(telemetry), Some(trace)) =
+                    (self.shared.telemetry.get(), in_flight.record.trace)
+                {
+                    telemetry.delivered(
+                        &in_flight.record,
+                        trace,
+                        message.partition(),
+                        message.offset(),
+                    );
+                }
+                self.shared.confirmed(*in_flight)
+            }
             Err((error, _)) => self.shared.failed(in_flight, error.clone()),
         }
         // After the record is finished, held or stalled, so that a replacement or a

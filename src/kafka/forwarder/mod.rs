@@ -73,6 +73,8 @@ struct Shared {
     producer_id: AtomicBool,
     /// librdkafka's counters as last seen, for ours that outlive a producer.
     totals: super::statistics::Totals,
+    /// Ends each traced record's producer span when Kafka confirms it.
+    telemetry: std::sync::OnceLock<Arc<crate::telemetry::Telemetry>>,
 }
 
 impl Forwarder {
@@ -98,6 +100,7 @@ impl Forwarder {
             fatal: Notify::new(),
             producer_id: AtomicBool::new(false),
             totals: Default::default(),
+            telemetry: std::sync::OnceLock::new(),
         });
         let producer = config.create_with_context(Deliveries {
             shared: Arc::clone(&shared),
@@ -133,6 +136,11 @@ impl Forwarder {
 
     /// Enqueues `record` in librdkafka now, and calls `done` once its fate is known.
     /// Callable from any thread.
+    /// Traced records get their producer span ended by `telemetry` from now on.
+    pub fn trace_with(&self, telemetry: Arc<crate::telemetry::Telemetry>) {
+        let _ = self.shared.telemetry.set(telemetry);
+    }
+
     pub fn dispatch(&self, record: Record, done: Done) {
         self.send(self.shared.tracking.dispatched(record, done));
     }
@@ -228,7 +236,14 @@ impl Shared {
         let of_topic = self.stalls.outstanding(&in_flight.record.topic);
         of_topic.fetch_add(1, Ordering::SeqCst);
         let record = Arc::clone(&in_flight.record);
-        let headers = super::record_headers(&record.command, record.sdk_app_id);
+        let mut headers = super::record_headers(&record.command, record.sdk_app_id);
+        let traceparent = record.trace.map(|t| t.context.traceparent());
+        if let Some(traceparent) = &traceparent {
+            headers = headers.insert(rdkafka::message::Header {
+                key: "traceparent",
+                value: Some(traceparent.as_str()),
+            });
+        }
         let mut kafka_record = BaseRecord::with_opaque_to(&record.topic, in_flight)
             .payload(&record.payload)
             .headers(headers);

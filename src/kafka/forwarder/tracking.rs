@@ -165,6 +165,7 @@ pub(super) mod tests {
             command: "C2C.CallbackAfterSendMsg".to_owned(),
             sdk_app_id: 1,
             accepted_at_ms: now_ms(),
+            trace: None,
         }
     }
 

@@ -1,0 +1,116 @@
+//! W3C Trace Context: the `traceparent` header (w3.org/TR/trace-context/#traceparent-header),
+//! parsed from a callback and written on every record.
+
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+
+/// One span's place in a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: u128,
+    pub span_id: u64,
+    pub sampled: bool,
+}
+
+/// A producer span's context as a record carries it (through the spool too): its own,
+/// and its parent's span id (the callback's server span).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordTrace {
+    pub context: TraceContext,
+    pub parent_span_id: u64,
+}
+
+impl TraceContext {
+    /// `00-<32 hex>-<16 hex>-<2 hex>`; a later version's header is read by its first
+    /// four fields, as the recommendation says. None for anything else.
+    pub fn parse(header: &str) -> Option<Self> {
+        let mut parts = header.trim().split('-');
+        let version = parts.next().filter(|v| v.len() == 2)?;
+        let trace = parts.next().filter(|t| t.len() == 32)?;
+        let span = parts.next().filter(|s| s.len() == 16)?;
+        let flags = parts.next().filter(|f| f.len() == 2)?;
+        if version == "ff" || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        let lower_hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        if ![version, trace, span, flags].iter().all(|s| lower_hex(s)) {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok().filter(|&t| t != 0)?;
+        let span_id = u64::from_str_radix(span, 16).ok().filter(|&s| s != 0)?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        Some(Self {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+        })
+    }
+
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id, self.span_id, self.sampled as u8
+        )
+    }
+
+    /// A new trace's first span.
+    pub fn root(sampled: impl FnOnce(u128) -> bool) -> Self {
+        let trace_id = u128::from_be_bytes(RandomIdGenerator::default().new_trace_id().to_bytes());
+        Self {
+            trace_id,
+            span_id: new_span_id(),
+            sampled: sampled(trace_id),
+        }
+    }
+
+    /// A span of the same trace below this one.
+    pub fn child(&self) -> Self {
+        Self {
+            span_id: new_span_id(),
+            ..*self
+        }
+    }
+}
+
+fn new_span_id() -> u64 {
+    u64::from_be_bytes(RandomIdGenerator::default().new_span_id().to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_specifications_example_reads_and_writes_back_the_same() {
+        let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let context = TraceContext::parse(header).unwrap();
+        assert_eq!(context.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(context.span_id, 0x00f067aa0ba902b7);
+        assert!(context.sampled);
+        assert_eq!(context.traceparent(), header);
+        let child = context.child();
+        assert_eq!(child.trace_id, context.trace_id);
+        assert_ne!(child.span_id, context.span_id);
+    }
+
+    #[test]
+    fn invalid_headers_start_a_new_trace_instead() {
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceContext::parse(bad), None, "{bad}");
+        }
+        assert!(TraceContext::parse(
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more"
+        )
+        .is_some());
+    }
+}
