@@ -105,6 +105,13 @@ impl AppRun<'_> {
             })?;
             counts.archived += found.messages;
             counts.unreadable += found.unreadable.len() as u64;
+            for line in &found.unreadable {
+                if counts.unreadable_lines.len() < 20 {
+                    counts
+                        .unreadable_lines
+                        .push(format!("file {n} line {line}"));
+                }
+            }
             for line in found.unreadable.iter().take(10) {
                 tracing::warn!(
                     hour = %hour.utc(),

@@ -55,6 +55,9 @@ pub struct Counts {
     pub missing: u64,
     pub published: u64,
     pub unreadable: u64,
+    /// Where the first unreadable lines are, `file <n> line <m>` (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_lines: Vec<String>,
     /// Messages the normalizer refused, by reason.
     pub refused: BTreeMap<String, u64>,
 }

@@ -480,6 +480,15 @@ async fn reconcile_publishes_exactly_the_archived_messages_missing_from_the_topi
     );
     let status = tokio::task::block_in_place(|| status_json(config.path()));
     assert_eq!(status["complete"], true, "{status}");
+    let hours = status["hours"].as_array().unwrap();
+    assert_eq!(
+        hours
+            .iter()
+            .find(|h| h["chat_type"] == "C2C")
+            .map(|h| h["unreadable_lines"].clone()),
+        Some(serde_json::json!(["file 0 line 3"])),
+        "the broken line is named by file and line: {status}"
+    );
     let c2c_state = status["hours"]
         .as_array()
         .unwrap()
