@@ -17,6 +17,18 @@ pub use tim_event::*;
 use crate::tencent::element::TencentElement;
 use crate::tencent::{AfterMsgWithdraw, AfterSendMsg, Callback, Invalid};
 
+/// The CloudEvents `id` of a record's value, read without building the rest.
+pub fn id_of(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<IdOnly>(payload)
+        .ok()
+        .map(|e| e.id.into_owned())
+}
+
 /// What the HTTP side knows about a callback besides its body.
 pub struct Context<'a> {
     pub sdk_app_id: u64,

@@ -12,7 +12,6 @@ use rdkafka::message::{BorrowedMessage, Header, Message};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde::Deserialize;
 
 use crate::event::Normalized;
 use crate::settings::KafkaConfig;
@@ -33,12 +32,6 @@ impl Ids {
     pub fn insert(&mut self, id: &str) -> bool {
         self.0.insert(Self::digest(id))
     }
-}
-
-#[derive(Deserialize)]
-struct IdOnly<'a> {
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
 }
 
 fn consumer(kafka: &KafkaConfig) -> anyhow::Result<BaseConsumer> {
@@ -102,11 +95,8 @@ pub fn ids_between(
     }
     let mut ids = Ids::default();
     read_ranges(&consumer, ranges, |message| {
-        if let Some(id) = message
-            .payload()
-            .and_then(|p| serde_json::from_slice::<IdOnly>(p).ok())
-        {
-            ids.insert(&id.id);
+        if let Some(id) = message.payload().and_then(crate::event::id_of) {
+            ids.insert(&id);
         }
     })?;
     Ok(ids)

@@ -151,11 +151,6 @@ impl ConsumerContext for RelayContext {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct IdOnly {
-    id: String,
-}
-
 struct Done {
     tp: Tp,
     generation: u64,
@@ -303,12 +298,7 @@ impl Runner {
                 .map(str::to_owned);
             (parsed.as_ref().is_some_and(|v| self.filter.admits(v)), id)
         } else {
-            (
-                true,
-                serde_json::from_slice::<IdOnly>(&payload)
-                    .ok()
-                    .map(|e| e.id),
-            )
+            (true, crate::event::id_of(&payload))
         };
         let mut state = self.shared.lock();
         if !state.partitions.contains_key(&tp) {

@@ -120,7 +120,7 @@ impl Telemetry {
         if let Some(key) = &record.key {
             attributes.push(KeyValue::new("messaging.kafka.message.key", key.clone()));
         }
-        if let Some(id) = event_id(&record.payload) {
+        if let Some(id) = crate::event::id_of(&record.payload) {
             attributes.push(KeyValue::new("cloudevents.event_id", id));
         }
         self.finish(Finished {
@@ -162,13 +162,4 @@ fn otel_context(context: TraceContext) -> SpanContext {
         false,
         TraceState::default(),
     )
-}
-
-/// The CloudEvents `id` of a record's payload, read without parsing the rest.
-fn event_id(payload: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct IdOnly {
-        id: String,
-    }
-    serde_json::from_slice::<IdOnly>(payload).ok().map(|e| e.id)
 }

@@ -18,14 +18,6 @@ struct Jaeger {
     query: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Jaeger {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
