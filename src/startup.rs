@@ -52,8 +52,11 @@ impl Application {
             tracing: traces,
         } = config;
         let metrics = Arc::new(Metrics::default());
-        let telemetry =
-            crate::telemetry::Telemetry::start(&traces, metrics.trace_spans_dropped.clone())?;
+        let telemetry = crate::telemetry::Telemetry::start(
+            &traces,
+            metrics.trace_spans_dropped.clone(),
+            "tim_bridge_trace_spans_dropped_total",
+        )?;
         let refused = Arc::new(Mutex::new(None));
         let stop_monitor = CancellationToken::new();
         let routes = Routes::new(&kafka);

@@ -9,6 +9,8 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request};
+use opentelemetry::trace::Status;
+use opentelemetry::KeyValue;
 
 use super::admit::admit;
 use super::error::CallbackError;
@@ -100,7 +102,18 @@ async fn process(
             .to_bytes();
     let now = SystemTime::now();
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut admitted = admit(&state.admission, query, &body, now_secs, now)?;
+    // A sampled callback's steps are its server span's children.
+    let traced = state.telemetry.as_deref().zip(trace.filter(|t| t.sampled));
+    let admitted = admit(&state.admission, query, &body, now_secs, now);
+    if let Some((telemetry, server)) = traced {
+        let (events, status) = match &admitted {
+            Ok(a) => (a.events.len() as i64, Status::Unset),
+            Err(e) => (0, Status::error(e.label())),
+        };
+        let attributes = vec![KeyValue::new("tim.events", events)];
+        telemetry.step("admit", server, now, attributes, status);
+    }
+    let mut admitted = admitted?;
     let replay_key = admitted.replay_key;
     let mut handled = Handled {
         first_key: None,
@@ -155,7 +168,20 @@ async fn process(
             });
         }
     }
+    let appending = traced.map(|_| SystemTime::now());
     let accepted = state.buffer.accept(records).await;
+    if let (Some((telemetry, server)), Some(appending)) = (traced, appending) {
+        let status = match accepted {
+            Ok(()) => Status::Unset,
+            Err(rejected) => Status::error(CallbackError::Unavailable(rejected).label()),
+        };
+        let name = if state.buffer.is_durable() {
+            "spool append"
+        } else {
+            "queue"
+        };
+        telemetry.step(name, server, appending, Vec::new(), status);
+    }
     if let Err(rejected) = accepted {
         // Not taken: Tencent's retry of this request, or these events, must get in.
         if let Some(k) = replay_key {

@@ -246,6 +246,8 @@ fn server_span(
         start,
         end: SystemTime::now(),
         attributes,
+        events: Vec::new(),
+        links: Vec::new(),
         status: if status.is_server_error() {
             Status::error(status.to_string())
         } else {

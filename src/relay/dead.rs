@@ -157,7 +157,7 @@ pub async fn redeliver(
                     .collect(),
                 read_at: Instant::now(),
             };
-            if let Fate::Failed { last, attempts } = deliverer.deliver(&event, false).await {
+            if let Fate::Failed { last, attempts } = deliverer.deliver(&event, false, None).await {
                 return Err(RelayError::StillRefused {
                     id: event.id,
                     partition,

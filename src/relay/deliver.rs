@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use super::metrics::SubscriptionMetrics;
 use super::settings::Subscription;
 use super::sign::signature;
+use super::trace::Traced;
 
 /// An event to deliver, as read from Kafka.
 #[derive(Debug, Clone)]
@@ -93,8 +94,9 @@ impl Deliverer {
     }
 
     /// Delivers until a 2xx, or until `retry_for` has passed (`forever`: never give up
-    /// on a retryable failure), or at once on a 4xx with `give_up_on_4xx`.
-    pub async fn deliver(&self, event: &Event, forever: bool) -> Fate {
+    /// on a retryable failure), or at once on a 4xx with `give_up_on_4xx`. Each attempt
+    /// is a client span of `traced` when the relay traces.
+    pub async fn deliver(&self, event: &Event, forever: bool, traced: Option<&Traced>) -> Fate {
         let s = &self.subscription;
         let started = Instant::now();
         let mut attempts = 0u32;
@@ -104,7 +106,7 @@ impl Deliverer {
             let outcome = {
                 let _permit = self.in_flight.acquire().await.expect("never closed");
                 let _gauge = self.metrics.in_flight();
-                self.attempt(event).await
+                self.attempt(event, traced, attempts).await
             };
             self.metrics.attempt();
             let (last, after) = match outcome {
@@ -131,8 +133,9 @@ impl Deliverer {
         }
     }
 
-    async fn attempt(&self, event: &Event) -> Attempt {
+    async fn attempt(&self, event: &Event, traced: Option<&Traced>, nth: u32) -> Attempt {
         let s = &self.subscription;
+        let span = traced.map(|t| (t, t.attempt(), SystemTime::now()));
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -151,6 +154,16 @@ impl Deliverer {
         for (name, value) in &s.headers {
             request = request.header(name, value);
         }
+        // The receiver's own spans join the trace: under this attempt's span, or under
+        // the producer span when the relay does not trace.
+        match span {
+            Some((_, own, _)) => request = request.header("traceparent", own.traceparent()),
+            None => {
+                if let Some(parent) = super::trace::record_context(event) {
+                    request = request.header("traceparent", parent.traceparent());
+                }
+            }
+        }
         let request = match request.body(Full::new(event.payload.clone())) {
             Ok(r) => r,
             Err(e) => {
@@ -168,6 +181,14 @@ impl Deliverer {
             Ok::<_, hyper_util::client::legacy::Error>((status, retry_after))
         })
         .await;
+        if let Some((traced, own, start)) = span {
+            let answer = match &answered {
+                Ok(Ok((status, _))) => Ok(status.as_u16()),
+                Ok(Err(_)) => Err("request failed"),
+                Err(_) => Err("timeout"),
+            };
+            traced.attempt_ended(s, own, start, nth, answer);
+        }
         match answered {
             Err(_) => Attempt::Retry {
                 last: format!("no answer in {} ms", s.timeout.as_millis()),

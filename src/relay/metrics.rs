@@ -35,6 +35,7 @@ pub struct RelayMetrics {
     pub in_flight: Family<SubscriptionLabels, Gauge>,
     pub lag: Family<PartitionLabels, Gauge>,
     pub joined: Family<SubscriptionLabels, Gauge>,
+    pub trace_spans_dropped: Counter,
 }
 
 /// One subscription's series, looked up once when it starts, not per event.
@@ -108,6 +109,7 @@ impl Default for RelayMetrics {
             in_flight: Family::default(),
             lag: Family::default(),
             joined: Family::default(),
+            trace_spans_dropped: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -145,6 +147,11 @@ impl Default for RelayMetrics {
             "tim_relay_group_joined",
             "1 while the subscription's consumer group has given this instance its assignment",
             m.joined.clone(),
+        );
+        registry.register(
+            "tim_relay_trace_spans_dropped",
+            "Spans not exported: the queue to the trace backend was full, or the backend did not take them",
+            m.trace_spans_dropped.clone(),
         );
         RelayMetrics { registry, ..m }
     }

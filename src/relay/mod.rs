@@ -10,6 +10,7 @@ mod metrics;
 pub mod settings;
 mod sign;
 mod subscription;
+mod trace;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -98,6 +99,11 @@ async fn serve(config: RelayConfig) -> Result<(), RelayError> {
     let producer = needs_producer
         .then(|| dead::producer(&config))
         .transpose()?;
+    let telemetry = crate::telemetry::Telemetry::start(
+        &config.tracing,
+        metrics.trace_spans_dropped.clone(),
+        "tim_relay_trace_spans_dropped_total",
+    )?;
     let mut runners = Vec::new();
     for subscription in config.subscriptions.clone() {
         runners.push(Runner::new(
@@ -105,6 +111,7 @@ async fn serve(config: RelayConfig) -> Result<(), RelayError> {
             subscription,
             Arc::clone(&metrics),
             producer.clone(),
+            telemetry.clone(),
         )?);
     }
     let joined: Vec<(String, Arc<AtomicBool>)> = config

@@ -9,7 +9,9 @@ use std::time::Duration;
 use hyper::Uri;
 use serde::Deserialize;
 
-use crate::settings::{millis_at_least, KafkaSettings, Overlay, Secret, SettingsError};
+use crate::settings::{
+    millis_at_least, KafkaSettings, Overlay, Secret, SettingsError, TracingSettings,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +28,10 @@ pub struct RelayFile {
     pub shutdown_timeout_ms: u64,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionFile>,
+    /// OpenTelemetry traces, as the bridge's `[tracing]` (and the same `OTEL_*`
+    /// variables): a consumer span per event and a client span per HTTP attempt.
+    #[serde(default)]
+    pub tracing: TracingSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +120,8 @@ pub struct RelayConfig {
     pub consumer: BTreeMap<String, String>,
     pub shutdown_timeout: Duration,
     pub subscriptions: Vec<Subscription>,
+    /// Checked: `tracing.checked()` cannot fail.
+    pub tracing: TracingSettings,
 }
 
 impl RelayFile {
@@ -140,6 +148,8 @@ impl RelayFile {
         }
         self.kafka.apply_connection_env(&env)?;
         self.kafka.security.validate()?;
+        self.tracing.apply_env(|name| env.var(name))?;
+        self.tracing.checked()?;
         let brokers = self
             .kafka
             .brokers
@@ -175,6 +185,7 @@ impl RelayFile {
             consumer: self.consumer,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             subscriptions,
+            tracing: self.tracing,
         })
     }
 }

@@ -140,3 +140,35 @@ fn the_example_files_in_deploy_are_valid_but_their_placeholder_secret() {
     let file = RelayFile::from_toml(&embedded).unwrap();
     assert_eq!(file.subscriptions[0].name, "search-indexer");
 }
+
+#[test]
+fn tracing_is_off_by_default_and_set_by_the_file_or_the_standard_otel_variables() {
+    assert_eq!(check(GOOD).unwrap().tracing.endpoint, None);
+    let file = GOOD.replace(
+        "[kafka]",
+        "[tracing]\nendpoint = \"http://jaeger:4318\"\n[kafka]",
+    );
+    let config = check(&file).unwrap();
+    assert_eq!(
+        config.tracing.endpoint.as_deref(),
+        Some("http://jaeger:4318")
+    );
+    let from_env = RelayFile::from_toml(GOOD)
+        .unwrap()
+        .check(|name| match name {
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318".into()),
+            "OTEL_SERVICE_NAME" => Some("relay".into()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        from_env.tracing.endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
+    assert_eq!(from_env.tracing.service_name, "relay");
+    let grpc = RelayFile::from_toml(&file)
+        .unwrap()
+        .check(|name| (name == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "grpc".into()))
+        .unwrap_err();
+    assert_eq!(grpc.setting, "tracing.protocol", "{grpc}");
+}

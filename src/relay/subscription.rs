@@ -26,7 +26,9 @@ use super::dead::DeadLetters;
 use super::deliver::{headers_of, Deliverer, Event, Fate};
 use super::metrics::{RelayMetrics, SubscriptionMetrics};
 use super::settings::{RelayConfig, Subscription};
+use super::trace::Traced;
 use crate::replay::Filter;
+use crate::telemetry::Telemetry;
 
 /// Events read but not finished, at most: beyond it the relay stops reading.
 const MAX_PENDING: usize = 20_000;
@@ -167,6 +169,7 @@ pub struct Runner {
     filter: Filter,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
+    telemetry: Option<Arc<Telemetry>>,
 }
 
 impl Runner {
@@ -175,6 +178,7 @@ impl Runner {
         subscription: Subscription,
         metrics: Arc<RelayMetrics>,
         producer: Option<FutureProducer>,
+        telemetry: Option<Arc<Telemetry>>,
     ) -> Result<Self, RelayError> {
         let subscription = Arc::new(subscription);
         let shared = Arc::new(Shared {
@@ -235,6 +239,7 @@ impl Runner {
             dead,
             done_tx,
             done_rx,
+            telemetry,
         })
     }
 
@@ -385,22 +390,32 @@ impl Runner {
         let dead = self.dead.clone();
         let done = self.done_tx.clone();
         let metrics = self.shared.sub.clone();
+        let telemetry = self.telemetry.clone();
         tokio::spawn(async move {
             let name = deliverer.subscription.name.clone();
             let offset = event.offset;
-            match deliverer.deliver(&event, dead.is_none()).await {
-                Fate::Delivered => {}
+            let traced = telemetry.map(|t| Traced::start(&t, &event));
+            let fate = deliverer
+                .deliver(&event, dead.is_none(), traced.as_ref())
+                .await;
+            let failed = match &fate {
+                Fate::Delivered => None,
                 Fate::Failed { last, attempts } => match &dead {
                     Some(dead) => {
-                        dead.send(&name, &event, &last, attempts).await;
+                        dead.send(&name, &event, last, *attempts).await;
                         metrics.dead_lettered();
                         tracing::warn!(subscription = %name, id = %event.id, last = %last, attempts, "An event was dead-lettered.");
+                        Some(("dead-lettered", last.as_str()))
                     }
                     None => {
                         metrics.gave_up();
                         tracing::warn!(subscription = %name, id = %event.id, last = %last, attempts, "The receiver refused an event; it was given up (no dead_letter_topic).");
+                        Some(("given up", last.as_str()))
                     }
                 },
+            };
+            if let Some(traced) = traced {
+                traced.end(&deliverer.subscription, &event, failed);
             }
             let _ = done.send(Done {
                 tp,

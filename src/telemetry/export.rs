@@ -57,7 +57,12 @@ pub fn exporter(url: &str, service_name: &str) -> Result<SpanExporter, String> {
     Ok(exporter)
 }
 
-pub async fn run(mut spans: mpsc::Receiver<SpanData>, exporter: SpanExporter, dropped: Counter) {
+pub async fn run(
+    mut spans: mpsc::Receiver<SpanData>,
+    exporter: SpanExporter,
+    dropped: Counter,
+    metric: &'static str,
+) {
     let mut warned_at: Option<std::time::Instant> = None;
     while let Some(first) = spans.recv().await {
         let mut batch = vec![first];
@@ -73,7 +78,7 @@ pub async fn run(mut spans: mpsc::Receiver<SpanData>, exporter: SpanExporter, dr
             dropped.inc_by(count);
             if warned_at.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
                 warned_at = Some(std::time::Instant::now());
-                tracing::warn!(%error, spans = count, "The trace backend did not take a batch of spans; dropped (counted in tim_bridge_trace_spans_dropped_total).");
+                tracing::warn!(%error, spans = count, metric, "The trace backend did not take a batch of spans; dropped and counted.");
             }
         }
     }

@@ -33,7 +33,19 @@ pub struct BridgeProcess {
 
 impl BridgeProcess {
     pub fn start(port: u16, spool: &Path, topic: &str, brokers: &str) -> Self {
+        Self::start_with(port, spool, topic, brokers, &[])
+    }
+
+    /// As `start`, with more variables in its environment.
+    pub fn start_with(
+        port: u16,
+        spool: &Path,
+        topic: &str,
+        brokers: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(BINARY);
+        command.envs(env.iter().copied());
         for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("TIM_BRIDGE_")) {
             command.env_remove(name);
         }

@@ -22,24 +22,24 @@ use crate::helpers::*;
 const BINARY: &str = env!("CARGO_BIN_EXE_tim-kafka-bridge");
 
 #[derive(Debug, Clone)]
-struct Received {
-    headers: HashMap<String, String>,
+pub(super) struct Received {
+    pub(super) headers: HashMap<String, String>,
     body: Bytes,
-    event: Value,
+    pub(super) event: Value,
     at: Instant,
-    status: u16,
+    pub(super) status: u16,
 }
 
 /// How a receiver answers a request: status, `Retry-After`, delay before answering.
 type Behaviour = dyn Fn(&Value, usize) -> (u16, Option<u64>, Duration) + Send + Sync;
 
-struct Receiver {
-    url: String,
+pub(super) struct Receiver {
+    pub(super) url: String,
     log: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start(
+    pub(super) async fn start(
         behaviour: impl Fn(&Value, usize) -> (u16, Option<u64>, Duration) + Send + Sync + 'static,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -120,12 +120,12 @@ impl Receiver {
             .collect()
     }
 
-    fn all(&self) -> Vec<Received> {
+    pub(super) fn all(&self) -> Vec<Received> {
         self.log.lock().unwrap().clone()
     }
 
     /// Waits until `count` distinct events were answered 2xx.
-    async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
+    pub(super) async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
         let deadline = Instant::now() + within;
         loop {
             let delivered = self.delivered();

@@ -289,3 +289,191 @@ async fn with_jaeger_killed_callbacks_are_all_delivered_and_the_dropped_spans_ar
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_continues_the_trace_with_a_consumer_span_and_a_span_per_attempt_to_the_subscriber(
+) {
+    use crate::relay::{subscription, Receiver, Relay};
+    let jaeger = tokio::task::block_in_place(Jaeger::start);
+    let endpoint = jaeger.otlp.clone();
+    let app = spawn_app_with(move |s| s.tracing.endpoint = Some(endpoint)).await;
+    // The first attempt is refused, the second taken: two client spans.
+    let receiver = Receiver::start(|_, nth| {
+        if nth == 0 {
+            (503, Some(0), Duration::ZERO)
+        } else {
+            (204, None, Duration::ZERO)
+        }
+    })
+    .await;
+    let relay = Relay::start(&format!(
+        "[tracing]\nendpoint = \"{}\"\nservice_name = \"tim-relay\"\n{}",
+        jaeger.otlp,
+        subscription("traced", &app.topic, &receiver.url, "")
+    ))
+    .await;
+
+    let answer = tokio::task::block_in_place(|| post_callback(&app, &sent_body("relayed"), None));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let record = read_records(&app.topic, 1).await.remove(0);
+    receiver.wait_for(1, Duration::from_secs(30)).await;
+    let traceparent = &record.headers["traceparent"];
+    let trace_id = traceparent.split('-').nth(1).unwrap();
+    let spans = tokio::task::block_in_place(|| jaeger.trace(trace_id, 7));
+
+    let id = |s: &Value| s["spanID"].as_str().unwrap().to_owned();
+    let parent_of = |s: &Value| {
+        s["references"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["refType"] == "CHILD_OF")
+            .map(|r| r["spanID"].as_str().unwrap().to_owned())
+    };
+    let server = span_named(&spans, "POST /callback");
+    let producer = span_named(&spans, "send ");
+    for step in ["admit", "spool append"] {
+        assert_eq!(
+            parent_of(span_named(&spans, step)),
+            Some(id(server)),
+            "{step}"
+        );
+    }
+    let consumer = span_named(&spans, "process ");
+    // Its parent is the producer span, and it links it too, as the messaging
+    // conventions ask; Jaeger shows the two as one FOLLOWS_FROM reference.
+    let references = consumer["references"].as_array().unwrap();
+    assert_eq!(references.len(), 1, "{consumer}");
+    assert_eq!(
+        references[0]["spanID"], producer["spanID"],
+        "the consumer span follows the producer span: {consumer}"
+    );
+    assert_eq!(tag(consumer, "messaging.operation.type"), "process");
+    assert_eq!(
+        tag(consumer, "messaging.destination.name"),
+        app.topic.as_str()
+    );
+    assert_eq!(tag(consumer, "messaging.kafka.message.key"), "relayed");
+    assert_eq!(tag(consumer, "cloudevents.event_id"), &record.value["id"]);
+    assert_eq!(tag(consumer, "tim.subscription"), "traced");
+
+    let mut attempts: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["operationName"] == "POST")
+        .collect();
+    attempts.sort_by_key(|s| s["startTime"].as_u64());
+    assert_eq!(attempts.len(), 2, "one client span per attempt");
+    for attempt in &attempts {
+        assert_eq!(parent_of(attempt), Some(id(consumer)));
+        assert_eq!(tag(attempt, "http.request.method"), "POST");
+    }
+    assert_eq!(tag(attempts[0], "http.response.status_code"), 503);
+    assert_eq!(tag(attempts[0], "error"), true);
+    assert_eq!(tag(attempts[1], "http.response.status_code"), 204);
+    assert_eq!(tag(attempts[1], "http.request.resend_count"), 1);
+
+    // Each webhook request carried its own attempt's context: the receiver's spans
+    // would join this trace under it.
+    let received = receiver.all();
+    assert_eq!(received.len(), 2);
+    for (request, attempt) in received.iter().zip(&attempts) {
+        assert_eq!(
+            request.headers["traceparent"],
+            format!("00-{trace_id}-{}-01", id(attempt))
+        );
+    }
+    let processes: std::collections::HashSet<_> = spans
+        .iter()
+        .map(|s| s["processID"].as_str().unwrap())
+        .collect();
+    assert_eq!(processes.len(), 2, "the bridge's and the relay's spans");
+    drop(relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_kafka_refuses_for_good_ends_its_producer_span_as_an_error_naming_the_dead_letter()
+{
+    use crate::refusals::{create_topic_with_limit, incompressible};
+    let jaeger = tokio::task::block_in_place(Jaeger::start);
+    let topic = unique_topic("tim.limited");
+    create_topic_with_limit(&topic, "2048").await;
+    let endpoint = jaeger.otlp.clone();
+    let app = spawn_app_with(move |s| {
+        s.tracing.endpoint = Some(endpoint);
+        s.kafka.create_topics = false;
+        s.kafka.topic = topic.clone();
+    })
+    .await;
+    let callers = "00-5bf92f3577b34da6a3ce929d0e0e4737-00f067aa0ba902b8-01";
+    let big = text_message("too-big", &incompressible(8 * 1024));
+    let answer = tokio::task::block_in_place(|| post_callback(&app, &big, Some(callers)));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let spans = tokio::task::block_in_place(|| jaeger.trace("5bf92f3577b34da6a3ce929d0e0e4737", 4));
+    let producer = span_named(&spans, "send ");
+    assert_eq!(tag(producer, "error"), true);
+    assert_eq!(
+        tag(producer, "otel.status_description").as_str().unwrap(),
+        "refused for good by Kafka: message_too_large"
+    );
+    let logs = producer["logs"].as_array().unwrap();
+    assert!(
+        logs.iter().any(|l| l["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["key"] == "event" && f["value"] == "dead-lettered")),
+        "a dead-lettered event: {producer}"
+    );
+    // Nothing of it is on the topic; a small one after it is.
+    assert_eq!(app.callback(SENT, &sent_body("small")).await.status, 200);
+    let records = read_records(&app.topic, 1).await;
+    assert_eq!(records[0].key.as_deref(), Some("small"));
+    assert_eq!(record_count(&app.topic).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_killed_before_kafka_confirmed_ends_the_producer_span_after_its_restart() {
+    use crate::durability::BridgeProcess;
+    let jaeger = tokio::task::block_in_place(Jaeger::start);
+    let spool = tempfile::tempdir().unwrap().keep().join("spool");
+    let topic = unique_topic("tim.traced.restart");
+    crate::refusals::create_topic_with_limit(&topic, "1048588").await;
+    let port = free_port();
+    let otel = [("OTEL_EXPORTER_OTLP_ENDPOINT", jaeger.otlp.as_str())];
+    // No Kafka at all: the event waits in the spool.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let mut bridge = BridgeProcess::start_with(port, &spool, &topic, &nowhere, &otel);
+    let app = TestApp::at(&format!("http://127.0.0.1:{port}"));
+    let callers = "00-6bf92f3577b34da6a3ce929d0e0e4738-00f067aa0ba902b9-01";
+    let answer =
+        tokio::task::block_in_place(|| post_callback(&app, &sent_body("killed"), Some(callers)));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let trace_id = "6bf92f3577b34da6a3ce929d0e0e4738";
+    // The server span and its steps are exported; the producer span cannot end yet.
+    let before = tokio::task::block_in_place(|| jaeger.trace(trace_id, 3));
+    assert!(before
+        .iter()
+        .all(|s| !s["operationName"].as_str().unwrap().starts_with("send ")));
+    bridge.kill_9();
+
+    let restarted =
+        BridgeProcess::start_with(port, &spool, &topic, crate::broker::brokers(), &otel);
+    let record = read_records(&topic, 1).await.remove(0);
+    let traceparent = &record.headers["traceparent"];
+    assert!(
+        traceparent.starts_with(&format!("00-{trace_id}-")),
+        "{traceparent}"
+    );
+    let spans = tokio::task::block_in_place(|| jaeger.trace(trace_id, 4));
+    let server = span_named(&spans, "POST /callback");
+    let producer = span_named(&spans, "send ");
+    assert_eq!(producer["spanID"], traceparent.split('-').nth(2).unwrap());
+    assert_eq!(producer["references"][0]["spanID"], server["spanID"]);
+    assert_eq!(tag(producer, "messaging.destination.name"), topic.as_str());
+    let start = |s: &Value| s["startTime"].as_i64().unwrap();
+    assert!(
+        (start(producer) - start(server)).abs() < 50_000,
+        "the producer span starts when the first bridge took the event: {producer}"
+    );
+    drop(restarted);
+}

@@ -119,7 +119,7 @@ impl Deliveries {
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = Box<InFlight>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, in_flight: Box<InFlight>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, mut in_flight: Box<InFlight>) {
         let generation = in_flight.generation;
         let of_topic = self.shared.stalls.outstanding(&in_flight.record.topic);
         match result {
@@ -130,8 +130,8 @@ impl ProducerContext for Deliveries {
                     telemetry.delivered(
                         &in_flight.record,
                         trace,
-                        message.partition(),
-                        message.offset(),
+                        (message.partition(), message.offset()),
+                        std::mem::take(&mut in_flight.notes),
                     );
                 }
                 self.shared.confirmed(*in_flight)

@@ -183,6 +183,7 @@ mod tests {
             done: noting(&Arc::default()),
             attempt: 0,
             order,
+            notes: Vec::new(),
         })
     }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use opentelemetry::KeyValue;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -50,6 +51,12 @@ impl Shared {
         ) {
             self.held.replacing.store(true, Ordering::SeqCst);
             self.fatal.notify_one();
+            crate::telemetry::note(
+                in_flight.record.trace,
+                &mut in_flight.notes,
+                "producer replaced",
+                vec![KeyValue::new("error.type", error.to_string())],
+            );
         }
         in_flight = match self.held.hold_while_paused(in_flight) {
             Some(in_flight) => in_flight,
@@ -59,6 +66,15 @@ impl Shared {
             return self.refused_for_good(*in_flight, error);
         }
         in_flight.attempt += 1;
+        crate::telemetry::note(
+            in_flight.record.trace,
+            &mut in_flight.notes,
+            "retry",
+            vec![
+                KeyValue::new("tim.attempt", in_flight.attempt as i64),
+                KeyValue::new("error.type", error.to_string()),
+            ],
+        );
         let record = &in_flight.record;
         self.tracking.count(&record.topic, |c| &c.failures);
         let refused = unauthorized(&error);
@@ -103,10 +119,16 @@ impl Shared {
 
     /// Kafka refused the record for good: it is kept in the dead-letter log, which logs
     /// and counts it.
-    fn refused_for_good(&self, in_flight: InFlight, error: KafkaError) {
+    fn refused_for_good(&self, mut in_flight: InFlight, error: KafkaError) {
         let record = &in_flight.record;
         match self.dead_letters.keep(record, refusal(&error), &error) {
-            Ok(_) => self.tracking.finish_as(in_flight, Outcome::DeadLettered),
+            Ok(_) => {
+                if let (Some(telemetry), Some(trace)) = (self.telemetry.get(), record.trace) {
+                    let notes = std::mem::take(&mut in_flight.notes);
+                    telemetry.refused(&in_flight.record, trace, notes, refusal(&error));
+                }
+                self.tracking.finish_as(in_flight, Outcome::DeadLettered)
+            }
             Err(dead_error) => {
                 let key = record.key.as_deref().unwrap_or("");
                 tracing::debug!(topic = %record.topic, msg_key = key, "The refused event's key.");

@@ -22,6 +22,8 @@ pub struct InFlight {
     pub(super) attempt: u32,
     /// Dispatch order, kept when records are sent again (a stall, a producer's replacement).
     pub(super) order: u64,
+    /// What happened to a sampled record on its way, for its producer span.
+    pub(super) notes: Vec<opentelemetry::trace::Event>,
 }
 
 pub(super) struct Tracking {
@@ -71,6 +73,7 @@ impl Tracking {
             attempt: 0,
             order: self.next_order.fetch_add(1, Ordering::Relaxed),
             generation: 0,
+            notes: Vec::new(),
         })
     }
 
