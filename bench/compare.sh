@@ -3,7 +3,8 @@
 # so that drift on a shared machine falls on both alike: before and after a change.
 #   bench/compare.sh BEFORE_BINARY AFTER_BINARY
 #   ROUNDS=3 DURATION=10 CONNECTIONS="64 256 1024" ACKS="memory durable" bench/compare.sh ...
-# Prints one line per run, then the median requests/s and p99 of each build per case,
+# Prints one line per run, then the median requests/s, p99 and the bridge's own CPU per
+# request (user + system, from /proc) of each build per case,
 # and the ratio after/before; the HTTP ceiling (bench/http_ceiling.rs) is measured in
 # the same run for the ratios the README reports.
 set -euo pipefail
@@ -52,10 +53,16 @@ run_bridge() { # binary ack connections -> one line
     "$1" serve --config "$WORK/bridge.toml" >"$WORK/bridge.log" 2>&1 &
   local pid=$!
   until curl -sf http://127.0.0.1:18081/readyz >/dev/null 2>&1; do sleep 0.2; done
+  local before_ticks; before_ticks="$(cpu_ticks "$pid")"
   local result; result="$(load http://127.0.0.1:18081 "$3")"
+  local after_ticks; after_ticks="$(cpu_ticks "$pid")"
   kill -TERM "$pid"; wait "$pid" || true
-  echo "$result"
+  # The bridge's own CPU (user + system) per request: steadier than requests/s when
+  # other work shares the machine.
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["cpu_us"]=round((int(sys.argv[3])-int(sys.argv[2]))*1e6/int(sys.argv[4])/max(r["requests"],1),2); print(json.dumps(r))' \
+    "$result" "$before_ticks" "$after_ticks" "$(getconf CLK_TCK)"
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 cat >"$WORK/bridge.toml" <<TOML
 request_time_skew_secs = 86400
@@ -88,12 +95,14 @@ for line in open(sys.argv[1]):
     which, ack, c, result = words
     runs.setdefault((ack, c), {}).setdefault(which, []).append(json.loads(result))
 print(f"\nbroker: {sys.argv[2]}; medians of the rounds; ratio = after / before")
-print("| ack | connections | before req/s | after req/s | ratio | before p99 ms | after p99 ms | after / HTTP ceiling |")
-print("|---|---|---|---|---|---|---|---|")
+print("| ack | connections | before req/s | after req/s | ratio | before p99 ms | after p99 ms | after / HTTP ceiling | before CPU µs/req | after CPU µs/req | CPU ratio |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for (ack, c), by in sorted(runs.items(), key=lambda kv: (kv[0][0], int(kv[0][1]))):
     med = lambda w, k: statistics.median(r[k] for r in by[w])
     before, after = med("before", "rps"), med("after", "rps")
     top = ceiling.get(c, {}).get("rps", 0)
     non200 = sum(r["non200"] for w in by for r in by[w])
-    print(f"| {ack} | {c} | {before:.0f} | {after:.0f} | {after / before:.2f} | {med('before', 'p99_ms'):.2f} | {med('after', 'p99_ms'):.2f} | {after / top if top else 0:.2f} |" + (f" ({non200} non-200)" if non200 else ""))
+    cpu = lambda w: statistics.median(r.get("cpu_us", 0) for r in by[w])
+    cpu_ratio = cpu("after") / cpu("before") if cpu("before") else 0
+    print(f"| {ack} | {c} | {before:.0f} | {after:.0f} | {after / before:.2f} | {med('before', 'p99_ms'):.2f} | {med('after', 'p99_ms'):.2f} | {after / top if top else 0:.2f} | {cpu('before'):.2f} | {cpu('after'):.2f} | {cpu_ratio:.3f} |" + (f" ({non200} non-200)" if non200 else ""))
 PY

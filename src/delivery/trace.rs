@@ -12,11 +12,23 @@ pub struct TraceContext {
 }
 
 /// A producer span's context as a record carries it (through the spool too): its own,
-/// and its parent's span id (the callback's server span).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// its parent's span id (the callback's server span), and the caller's `tracestate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordTrace {
     pub context: TraceContext,
     pub parent_span_id: u64,
+    pub state: Option<std::sync::Arc<str>>,
+}
+
+/// A caller's `tracestate` worth passing on (w3.org/TR/trace-context/#tracestate-header):
+/// printable ASCII, at most 512 characters (the length the specification asks vendors
+/// to propagate at least); None for anything else, or an empty one.
+pub fn trace_state(header: &str) -> Option<std::sync::Arc<str>> {
+    let header = header.trim();
+    let fine = !header.is_empty()
+        && header.len() <= 512
+        && header.bytes().all(|b| (0x20..0x7f).contains(&b));
+    fine.then(|| header.into())
 }
 
 impl TraceContext {
@@ -49,10 +61,25 @@ impl TraceContext {
     }
 
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id, self.span_id, self.sampled as u8
-        )
+        let header = self.traceparent_bytes();
+        String::from_utf8_lossy(&header).into_owned()
+    }
+
+    /// The header as written on every record: on the stack, without `format!` (it is
+    /// paid per record, sampled or not).
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        for (i, byte) in self.trace_id.to_be_bytes().iter().enumerate() {
+            out[3 + 2 * i] = HEX[(byte >> 4) as usize];
+            out[4 + 2 * i] = HEX[(byte & 15) as usize];
+        }
+        for (i, byte) in self.span_id.to_be_bytes().iter().enumerate() {
+            out[36 + 2 * i] = HEX[(byte >> 4) as usize];
+            out[37 + 2 * i] = HEX[(byte & 15) as usize];
+        }
+        out[54] = b'0' + self.sampled as u8;
+        out
     }
 
     /// A new trace's first span.
@@ -90,9 +117,30 @@ mod tests {
         assert_eq!(context.span_id, 0x00f067aa0ba902b7);
         assert!(context.sampled);
         assert_eq!(context.traceparent(), header);
+        let unsampled = TraceContext {
+            sampled: false,
+            trace_id: 1,
+            span_id: u64::MAX,
+        };
+        assert_eq!(
+            unsampled.traceparent(),
+            format!("00-{:032x}-{:016x}-00", 1, u64::MAX)
+        );
         let child = context.child();
         assert_eq!(child.trace_id, context.trace_id);
         assert_ne!(child.span_id, context.span_id);
+    }
+
+    #[test]
+    fn a_tracestate_is_passed_on_when_printable_and_at_most_512_characters() {
+        assert_eq!(
+            trace_state(" rojo=00f067aa0ba902b7,congo=t61rcWkgMzE ").as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+        for bad in ["", "  ", "a=\u{7}", &"a".repeat(513)] {
+            assert_eq!(trace_state(bad), None, "{bad}");
+        }
+        assert!(trace_state(&format!("a={}", "b".repeat(510))).is_some());
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub async fn handle(
         req,
         query.unwrap_or_else(|| Ok(CallbackQuery::default())),
         state,
-        caller.trace,
+        caller.trace.map(|own| (own, caller.trace_state.clone())),
     )
     .await
 }
@@ -70,8 +70,9 @@ async fn process(
     req: Request<Incoming>,
     query: Result<CallbackQuery, Invalid>,
     state: &Arc<State>,
-    trace: Option<crate::telemetry::TraceContext>,
+    traced_by: Option<(crate::telemetry::TraceContext, Option<Arc<str>>)>,
 ) -> Result<Handled, CallbackError> {
+    let trace = traced_by.as_ref().map(|(own, _)| *own);
     if req.method() != Method::POST {
         return Err(CallbackError::MethodNotAllowed("POST"));
     }
@@ -160,11 +161,12 @@ async fn process(
         state.metrics.keyed_by_conversation.inc();
     }
     let mut records = state.routes.route(admitted);
-    if let Some(server) = trace {
+    if let Some((server, state)) = traced_by {
         for record in &mut records {
             record.trace = Some(crate::telemetry::RecordTrace {
                 context: server.child(),
                 parent_span_id: server.span_id,
+                state: state.clone(),
             });
         }
     }

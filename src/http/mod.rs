@@ -70,6 +70,7 @@ async fn route(req: Request<Incoming>, state: &Arc<State>, peer: IpAddr) -> Resp
                 app: None,
                 command: "none",
                 trace: None,
+                trace_state: None,
             };
             match source_allowed(&req, state, peer) {
                 Err(error) => emit(state, &caller, Err(error)),
@@ -189,6 +190,14 @@ async fn answer_callback(
             .and_then(|v| v.to_str().ok());
         let (own, parent) = telemetry.server_context(header);
         caller.trace = Some(own);
+        // A caller's tracestate goes with its valid traceparent, or not at all.
+        if parent.is_some() {
+            caller.trace_state = req
+                .headers()
+                .get("tracestate")
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::delivery::trace::trace_state);
+        }
         (telemetry, own, parent, SystemTime::now())
     });
     let outcome = callback::handle(req, state, caller).await;
@@ -295,6 +304,8 @@ pub struct Caller {
     /// The callback's server span, when tracing is on: its events' producer spans are
     /// its children.
     trace: Option<crate::telemetry::TraceContext>,
+    /// The caller's `tracestate`, written on each record beside `traceparent`.
+    trace_state: Option<std::sync::Arc<str>>,
 }
 
 fn reject(state: &State, command: &'static str, error: CallbackError) -> Response<Full<Bytes>> {
@@ -303,6 +314,7 @@ fn reject(state: &State, command: &'static str, error: CallbackError) -> Respons
         app: None,
         command,
         trace: None,
+        trace_state: None,
     };
     emit(state, &caller, Err(error))
 }

@@ -164,6 +164,9 @@ impl Deliverer {
                 }
             }
         }
+        if let Some(state) = super::trace::record_state(event) {
+            request = request.header("tracestate", state);
+        }
         let request = match request.body(Full::new(event.payload.clone())) {
             Ok(r) => r,
             Err(e) => {

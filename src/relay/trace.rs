@@ -32,6 +32,16 @@ pub fn record_context(event: &Event) -> Option<TraceContext> {
         .and_then(TraceContext::parse)
 }
 
+/// The `tracestate` a record carries beside a valid `traceparent`, passed on as it is.
+pub fn record_state(event: &Event) -> Option<&str> {
+    record_context(event)?;
+    event
+        .headers
+        .iter()
+        .find(|(name, _)| name == "tracestate")
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+}
+
 impl Traced {
     /// The consumer span of `event`, started now: under its producer span, or the
     /// first span of a new trace when the record carries none.

@@ -8,6 +8,8 @@ use crate::delivery::Record;
 pub const MAGIC: u32 = 0x5449_4d31; // "TIM1"
 /// A record carrying its producer span's context after the payload (tracing on).
 pub const MAGIC_TRACED: u32 = 0x5449_4d32; // "TIM2"
+/// As `TIM2`, then the caller's `tracestate` (length-prefixed).
+pub const MAGIC_TRACE_STATE: u32 = 0x5449_4d33; // "TIM3"
 pub const HEADER: usize = 12;
 /// Far above the largest body a callback can carry; a longer length is corruption.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -41,10 +43,10 @@ pub fn encode_dead(seq: u64, record: &Record, reason: &str, dead_at_ms: u64, out
 
 fn encode_with(seq: u64, record: &Record, out: &mut Vec<u8>, trailer: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
-    let magic = if record.trace.is_some() {
-        MAGIC_TRACED
-    } else {
-        MAGIC
+    let magic = match &record.trace {
+        None => MAGIC,
+        Some(trace) if trace.state.is_none() => MAGIC_TRACED,
+        Some(_) => MAGIC_TRACE_STATE,
     };
     out.extend_from_slice(&magic.to_le_bytes());
     out.extend_from_slice(&[0; 8]);
@@ -64,6 +66,9 @@ fn encode_with(seq: u64, record: &Record, out: &mut Vec<u8>, trailer: impl FnOnc
         out.extend_from_slice(&trace.context.span_id.to_le_bytes());
         out.extend_from_slice(&trace.parent_span_id.to_le_bytes());
         out.push(trace.context.sampled as u8);
+        if let Some(state) = &trace.state {
+            put_bytes(out, state.as_bytes());
+        }
     }
     trailer(out);
     let len = (out.len() - body) as u32;
@@ -102,8 +107,16 @@ pub fn scan_dead(buf: &[u8]) -> Frames<DeadLetter> {
     scan_with(buf, decode_dead)
 }
 
-/// Decodes a frame's body; the flag says whether it carries a trace context.
-type Decode<T> = fn(&[u8], bool) -> Option<T>;
+/// What a frame carries after its payload, as its magic says.
+#[derive(Clone, Copy, PartialEq)]
+enum Carries {
+    Nothing,
+    Trace,
+    TraceAndState,
+}
+
+/// Decodes a frame's body.
+type Decode<T> = fn(&[u8], Carries) -> Option<T>;
 
 fn scan_with<T>(buf: &[u8], decode: Decode<T>) -> Frames<T> {
     let mut scan = Frames {
@@ -159,8 +172,9 @@ fn read_at<T>(buf: &[u8], pos: usize, decode: Decode<T>) -> Read<T> {
         return Read::Incomplete;
     };
     let traced = match u32_at(header, 0) {
-        MAGIC => false,
-        MAGIC_TRACED => true,
+        MAGIC => Carries::Nothing,
+        MAGIC_TRACED => Carries::Trace,
+        MAGIC_TRACE_STATE => Carries::TraceAndState,
         _ => return Read::Damaged,
     };
     let len = u32_at(header, 4) as usize;
@@ -180,7 +194,7 @@ fn read_at<T>(buf: &[u8], pos: usize, decode: Decode<T>) -> Read<T> {
 }
 
 fn next_intact<T>(buf: &[u8], from: usize, decode: Decode<T>) -> Option<usize> {
-    let magics = [MAGIC.to_le_bytes(), MAGIC_TRACED.to_le_bytes()];
+    let magics = [MAGIC, MAGIC_TRACED, MAGIC_TRACE_STATE].map(u32::to_le_bytes);
     (from..buf.len().saturating_sub(HEADER - 1))
         .filter(|&p| magics.iter().any(|m| buf[p..p + 4] == *m))
         .find(|&p| matches!(read_at(buf, p, decode), Read::Record(..)))
@@ -190,13 +204,13 @@ fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(buf[at..at + 4].try_into().expect("four bytes"))
 }
 
-fn decode(body: &[u8], traced: bool) -> Option<Spooled> {
+fn decode(body: &[u8], traced: Carries) -> Option<Spooled> {
     let mut r = Reader { buf: body, pos: 0 };
     let spooled = decode_record(&mut r, traced)?;
     (r.pos == body.len()).then_some(spooled)
 }
 
-fn decode_dead(body: &[u8], traced: bool) -> Option<DeadLetter> {
+fn decode_dead(body: &[u8], traced: Carries) -> Option<DeadLetter> {
     let mut r = Reader { buf: body, pos: 0 };
     let Spooled { seq, record } = decode_record(&mut r, traced)?;
     let reason = String::from_utf8(r.bytes()?.to_vec()).ok()?;
@@ -209,7 +223,7 @@ fn decode_dead(body: &[u8], traced: bool) -> Option<DeadLetter> {
     })
 }
 
-fn decode_record(r: &mut Reader<'_>, traced: bool) -> Option<Spooled> {
+fn decode_record(r: &mut Reader<'_>, traced: Carries) -> Option<Spooled> {
     let seq = r.u64()?;
     let accepted_at_ms = r.u64()?;
     let sdk_app_id = r.u64()?;
@@ -223,11 +237,15 @@ fn decode_record(r: &mut Reader<'_>, traced: bool) -> Option<Spooled> {
         _ => Some(String::from_utf8(r.bytes()?.to_vec()).ok()?),
     };
     let payload = r.bytes()?.to_vec();
-    let trace = if traced {
+    let trace = if traced != Carries::Nothing {
         let trace_id = u128::from_le_bytes(r.take(16)?.try_into().ok()?);
         let span_id = r.u64()?;
         let parent_span_id = r.u64()?;
         let sampled = r.take(1)?[0] == 1;
+        let state = match traced {
+            Carries::TraceAndState => Some(std::str::from_utf8(r.bytes()?).ok()?.into()),
+            _ => None,
+        };
         Some(crate::delivery::trace::RecordTrace {
             context: crate::delivery::trace::TraceContext {
                 trace_id,
@@ -235,6 +253,7 @@ fn decode_record(r: &mut Reader<'_>, traced: bool) -> Option<Spooled> {
                 sampled,
             },
             parent_span_id,
+            state,
         })
     } else {
         None
@@ -331,19 +350,30 @@ mod tests {
                     sampled: true,
                 },
                 parent_span_id: 7,
+                state: None,
             }),
             ..record("t")
         };
+        let mut with_state = traced.clone();
+        if let Some(trace) = &mut with_state.trace {
+            trace.state = Some("rojo=00f067aa0ba902b7".into());
+        }
         let mut buf = Vec::new();
         encode(0, &record("a"), &mut buf);
         encode(1, &traced, &mut buf);
+        encode(2, &with_state, &mut buf);
+        assert_eq!(buf[..4], MAGIC.to_le_bytes());
         let scan = scan(&buf);
-        assert_eq!((scan.records.len(), scan.corrupt), (2, 0));
+        assert_eq!((scan.records.len(), scan.corrupt), (3, 0));
         assert_eq!(scan.records[0].record, record("a"));
         assert_eq!(scan.records[1].record, traced);
+        assert_eq!(scan.records[2].record, with_state);
         let mut dead = Vec::new();
-        encode_dead(2, &traced, "message_too_large", 42, &mut dead);
-        assert_eq!(scan_dead(&dead).records[0].record, traced);
+        encode_dead(3, &traced, "message_too_large", 42, &mut dead);
+        encode_dead(4, &with_state, "message_too_large", 42, &mut dead);
+        let dead = scan_dead(&dead);
+        assert_eq!(dead.records[0].record, traced);
+        assert_eq!(dead.records[1].record, with_state);
         // A damaged traced record is skipped like any other, and the scan goes on.
         let mut damaged = Vec::new();
         encode(0, &traced, &mut damaged);

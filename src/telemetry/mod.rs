@@ -146,7 +146,7 @@ impl Telemetry {
     pub fn delivered(
         &self,
         record: &Record,
-        trace: RecordTrace,
+        trace: &RecordTrace,
         (partition, offset): (i32, i64),
         notes: Vec<Event>,
     ) {
@@ -169,7 +169,7 @@ impl Telemetry {
 
     /// The producer span of a record Kafka refused for good, ended as an error: the
     /// record went to the dead-letter log.
-    pub fn refused(&self, record: &Record, trace: RecordTrace, mut notes: Vec<Event>, why: &str) {
+    pub fn refused(&self, record: &Record, trace: &RecordTrace, mut notes: Vec<Event>, why: &str) {
         if !trace.context.sampled {
             return;
         }
@@ -193,7 +193,7 @@ impl Telemetry {
 /// A note of what happened to a sampled record on its way, for its producer span:
 /// none (and no allocation) for a record that is not sampled.
 pub fn note(
-    trace: Option<RecordTrace>,
+    trace: Option<&RecordTrace>,
     notes: &mut Vec<Event>,
     name: &'static str,
     attributes: Vec<KeyValue>,
@@ -225,7 +225,7 @@ fn producer_attributes(record: &Record) -> Vec<KeyValue> {
 
 fn producer_span(
     record: &Record,
-    trace: RecordTrace,
+    trace: &RecordTrace,
     attributes: Vec<KeyValue>,
     events: Vec<Event>,
     status: Status,

@@ -85,10 +85,20 @@ impl BridgeProcess {
         self.child.wait().unwrap();
     }
 
-    fn terminate(mut self) {
+    pub fn terminate(mut self) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait().unwrap();
+    }
+}
+
+/// A bridge a test left running (it failed, or had no more use for it) is killed.
+impl Drop for BridgeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -80,15 +80,18 @@ impl Drop for Jaeger {
 
 /// A signed callback sent with `traceparent` when given.
 fn post_callback(app: &TestApp, body: &str, traceparent: Option<&str>) -> String {
+    let header = traceparent.map(|t| format!("traceparent: {t}\r\n"));
+    post_with_headers(app, body, &header.unwrap_or_default())
+}
+
+/// A signed callback with `headers` (whole lines, each ending in CRLF).
+fn post_with_headers(app: &TestApp, body: &str, trace_header: &str) -> String {
     use std::io::{Read, Write};
     let address = app.address.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let trace_header = traceparent
-        .map(|t| format!("traceparent: {t}\r\n"))
-        .unwrap_or_default();
     write!(
         stream,
         "POST /callback?{} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{trace_header}content-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -129,8 +132,14 @@ async fn a_callback_is_one_trace_from_its_request_to_kafkas_confirmation_and_its
     let answer = tokio::task::block_in_place(|| post_callback(&app, &sent_body("traced-1"), None));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let callers = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let answer =
-        tokio::task::block_in_place(|| post_callback(&app, &sent_body("traced-2"), Some(callers)));
+    let state = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    let answer = tokio::task::block_in_place(|| {
+        post_with_headers(
+            &app,
+            &sent_body("traced-2"),
+            &format!("traceparent: {callers}\r\ntracestate: {state}\r\n"),
+        )
+    });
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     let records = read_records(&app.topic, 2).await;
@@ -177,6 +186,9 @@ async fn a_callback_is_one_trace_from_its_request_to_kafkas_confirmation_and_its
                 trace_id, "4bf92f3577b34da6a3ce929d0e0e4736",
                 "the caller's trace"
             );
+            assert_eq!(record.headers["tracestate"], state, "and its tracestate");
+        } else {
+            assert!(!record.headers.contains_key("tracestate"));
         }
         let spans = tokio::task::block_in_place(|| jaeger.trace(trace_id, 2));
         let server = span_named(&spans, "POST /callback");
@@ -313,7 +325,10 @@ async fn the_relay_continues_the_trace_with_a_consumer_span_and_a_span_per_attem
     ))
     .await;
 
-    let answer = tokio::task::block_in_place(|| post_callback(&app, &sent_body("relayed"), None));
+    let headers = "traceparent: 00-7bf92f3577b34da6a3ce929d0e0e4739-00f067aa0ba902ba-01\r\n\
+                   tracestate: rojo=00f067aa0ba902ba\r\n";
+    let answer =
+        tokio::task::block_in_place(|| post_with_headers(&app, &sent_body("relayed"), headers));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let record = read_records(&app.topic, 1).await.remove(0);
     receiver.wait_for(1, Duration::from_secs(30)).await;
@@ -381,6 +396,7 @@ async fn the_relay_continues_the_trace_with_a_consumer_span_and_a_span_per_attem
             request.headers["traceparent"],
             format!("00-{trace_id}-{}-01", id(attempt))
         );
+        assert_eq!(request.headers["tracestate"], "rojo=00f067aa0ba902ba");
     }
     let processes: std::collections::HashSet<_> = spans
         .iter()
@@ -475,5 +491,5 @@ async fn a_bridge_killed_before_kafka_confirmed_ends_the_producer_span_after_its
         (start(producer) - start(server)).abs() < 50_000,
         "the producer span starts when the first bridge took the event: {producer}"
     );
-    drop(restarted);
+    restarted.terminate();
 }

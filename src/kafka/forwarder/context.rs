@@ -125,7 +125,7 @@ impl ProducerContext for Deliveries {
         match result {
             Ok(message) => {
                 if let (Some(telemetry), Some(trace)) =
-                    (self.shared.telemetry.get(), in_flight.record.trace)
+                    (self.shared.telemetry.get(), &in_flight.record.trace)
                 {
                     telemetry.delivered(
                         &in_flight.record,

@@ -237,11 +237,17 @@ impl Shared {
         of_topic.fetch_add(1, Ordering::SeqCst);
         let record = Arc::clone(&in_flight.record);
         let mut headers = super::record_headers(&record.command, record.sdk_app_id);
-        let traceparent = record.trace.map(|t| t.context.traceparent());
+        let traceparent = record.trace.as_ref().map(|t| t.context.traceparent_bytes());
         if let Some(traceparent) = &traceparent {
             headers = headers.insert(rdkafka::message::Header {
                 key: "traceparent",
-                value: Some(traceparent.as_str()),
+                value: Some(&traceparent[..]),
+            });
+        }
+        if let Some(state) = record.trace.as_ref().and_then(|t| t.state.as_deref()) {
+            headers = headers.insert(rdkafka::message::Header {
+                key: "tracestate",
+                value: Some(state),
             });
         }
         let mut kafka_record = BaseRecord::with_opaque_to(&record.topic, in_flight)

@@ -52,7 +52,7 @@ impl Shared {
             self.held.replacing.store(true, Ordering::SeqCst);
             self.fatal.notify_one();
             crate::telemetry::note(
-                in_flight.record.trace,
+                in_flight.record.trace.as_ref(),
                 &mut in_flight.notes,
                 "producer replaced",
                 vec![KeyValue::new("error.type", error.to_string())],
@@ -67,7 +67,7 @@ impl Shared {
         }
         in_flight.attempt += 1;
         crate::telemetry::note(
-            in_flight.record.trace,
+            in_flight.record.trace.as_ref(),
             &mut in_flight.notes,
             "retry",
             vec![
@@ -123,9 +123,9 @@ impl Shared {
         let record = &in_flight.record;
         match self.dead_letters.keep(record, refusal(&error), &error) {
             Ok(_) => {
-                if let (Some(telemetry), Some(trace)) = (self.telemetry.get(), record.trace) {
+                if let (Some(telemetry), Some(trace)) = (self.telemetry.get(), &record.trace) {
                     let notes = std::mem::take(&mut in_flight.notes);
-                    telemetry.refused(&in_flight.record, trace, notes, refusal(&error));
+                    telemetry.refused(record, trace, notes, refusal(&error));
                 }
                 self.tracking.finish_as(in_flight, Outcome::DeadLettered)
             }
