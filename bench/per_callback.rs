@@ -94,6 +94,33 @@ fn per_callback(c: &mut Criterion) {
     }
 }
 
+/// What tracing adds to a callback it does not sample (99 in 100 at 1 %): the trace
+/// id and the sampler's decision, the record's span id, and its `traceparent` header.
+fn unsampled_trace(c: &mut Criterion) {
+    use rdkafka::message::Header;
+    use tim_kafka_bridge::delivery::trace::TraceContext;
+    let sampler = tim_kafka_bridge::settings::Sampler {
+        parent_based: true,
+        ratio: 0.01,
+    };
+    let headers =
+        || tim_kafka_bridge::kafka::record_headers("C2C.CallbackAfterSendMsg", 1400000000);
+    c.bench_function("record headers, tracing off", |b| {
+        b.iter(|| black_box(headers()))
+    });
+    c.bench_function("record headers, tracing on and not sampled", |b| {
+        b.iter(|| {
+            let server = TraceContext::root(|id| sampler.sampled(None, id));
+            let record = server.child();
+            let traceparent = record.traceparent_bytes();
+            black_box(headers().insert(Header {
+                key: "traceparent",
+                value: Some(&traceparent[..]),
+            }))
+        })
+    });
+}
+
 fn context() -> Context<'static> {
     Context {
         sdk_app_id: 1400000000,
@@ -105,5 +132,5 @@ fn context() -> Context<'static> {
     }
 }
 
-criterion_group!(benches, per_callback);
+criterion_group!(benches, per_callback, unsampled_trace);
 criterion_main!(benches);

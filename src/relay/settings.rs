@@ -410,6 +410,17 @@ impl RelayConfig {
             })
             .collect::<Vec<_>>();
         root.insert("subscriptions".into(), Value::Array(subscriptions));
+        if let Ok(Value::Table(mut tracing)) = Value::try_from(&self.tracing) {
+            if let Some(Value::String(endpoint)) = tracing.get("endpoint").cloned() {
+                // Only a URL with user info holds a secret.
+                let url = endpoint.parse::<hyper::Uri>().ok();
+                if let Some(url) = url.filter(|_| endpoint.contains('@')) {
+                    let shown = crate::outbound::redacted_url(&url);
+                    tracing.insert("endpoint".into(), shown.into());
+                }
+            }
+            root.insert("tracing".into(), Value::Table(tracing));
+        }
         let body = toml::to_string(&root).unwrap_or_else(|e| format!("# cannot print: {e}\n"));
         format!("{groups}{body}")
     }

@@ -153,6 +153,19 @@ fn tracing_is_off_by_default_and_set_by_the_file_or_the_standard_otel_variables(
         config.tracing.endpoint.as_deref(),
         Some("http://jaeger:4318")
     );
+    let described = config.describe();
+    assert!(
+        described.contains("[tracing]\nendpoint = \"http://jaeger:4318\""),
+        "{described}"
+    );
+    assert_eq!(
+        RelayFile::from_toml(&described)
+            .unwrap()
+            .tracing
+            .service_name,
+        config.tracing.service_name,
+        "check-config prints a file the relay reads back"
+    );
     let from_env = RelayFile::from_toml(GOOD)
         .unwrap()
         .check(|name| match name {
