@@ -24,21 +24,20 @@ pub struct Traced {
 
 /// The `traceparent` a record carries, if it is valid.
 pub fn record_context(event: &Event) -> Option<TraceContext> {
-    event
-        .headers
-        .iter()
-        .find(|(name, _)| name == "traceparent")
-        .and_then(|(_, value)| std::str::from_utf8(value).ok())
-        .and_then(TraceContext::parse)
+    header(event, "traceparent").and_then(TraceContext::parse)
 }
 
 /// The `tracestate` a record carries beside a valid `traceparent`, passed on as it is.
 pub fn record_state(event: &Event) -> Option<&str> {
     record_context(event)?;
+    header(event, "tracestate")
+}
+
+fn header<'a>(event: &'a Event, name: &str) -> Option<&'a str> {
     event
         .headers
         .iter()
-        .find(|(name, _)| name == "tracestate")
+        .find(|(key, _)| key == name)
         .and_then(|(_, value)| std::str::from_utf8(value).ok())
 }
 

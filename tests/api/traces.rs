@@ -324,6 +324,9 @@ async fn the_relay_continues_the_trace_with_a_consumer_span_and_a_span_per_attem
         subscription("traced", &app.topic, &receiver.url, "")
     ))
     .await;
+    // A relay that does not trace passes the record's context on as it is.
+    let plain_receiver = Receiver::start(|_, _| (204, None, Duration::ZERO)).await;
+    let plain = Relay::start(&subscription("plain", &app.topic, &plain_receiver.url, "")).await;
 
     let headers = "traceparent: 00-7bf92f3577b34da6a3ce929d0e0e4739-00f067aa0ba902ba-01\r\n\
                    tracestate: rojo=00f067aa0ba902ba\r\n";
@@ -398,12 +401,20 @@ async fn the_relay_continues_the_trace_with_a_consumer_span_and_a_span_per_attem
         );
         assert_eq!(request.headers["tracestate"], "rojo=00f067aa0ba902ba");
     }
+    let passed_on = plain_receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(passed_on[0].headers["traceparent"], *traceparent);
+    assert_eq!(passed_on[0].headers["tracestate"], "rojo=00f067aa0ba902ba");
+    assert_eq!(passed_on[0].event, record.value);
     let processes: std::collections::HashSet<_> = spans
         .iter()
         .map(|s| s["processID"].as_str().unwrap())
         .collect();
-    assert_eq!(processes.len(), 2, "the bridge's and the relay's spans");
-    drop(relay);
+    assert_eq!(
+        processes.len(),
+        2,
+        "the bridge's and the traced relay's spans, none of the other relay's"
+    );
+    drop((relay, plain));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
