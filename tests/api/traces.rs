@@ -19,26 +19,36 @@ struct Jaeger {
 }
 
 impl Jaeger {
+    /// On free loopback ports. A port `free_port` named can be taken by a parallel
+    /// test before Jaeger binds it: then Jaeger starts again on new ones.
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (otlp_port, query_port) = (free_port(), free_port());
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/jaeger");
-        let output = Command::new(script)
-            .args(["up", "--dir"])
-            .arg(dir.path())
-            .args(["--otlp-port", &otlp_port.to_string()])
-            .args(["--query-port", &query_port.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "scripts/jaeger up failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Self {
-            otlp: String::from_utf8(output.stdout).unwrap().trim().to_owned(),
-            query: format!("http://127.0.0.1:{query_port}"),
-            dir,
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let dir = tempfile::tempdir().unwrap();
+            let (otlp_port, query_port) = (free_port(), free_port());
+            let output = Command::new(&script)
+                .args(["up", "--dir"])
+                .arg(dir.path())
+                .args(["--otlp-port", &otlp_port.to_string()])
+                .args(["--query-port", &query_port.to_string()])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if !output.status.success() && stderr.contains("address already in use") && attempts < 5
+            {
+                continue;
+            }
+            assert!(
+                output.status.success(),
+                "scripts/jaeger up failed: {stderr}"
+            );
+            return Self {
+                otlp: String::from_utf8(output.stdout).unwrap().trim().to_owned(),
+                query: format!("http://127.0.0.1:{query_port}"),
+                dir,
+            };
         }
     }
 
